@@ -1,0 +1,447 @@
+//! The YAML configuration, validated once at the edge.
+//!
+//! Raw serde types mirror the file; [`Config::from_yaml`] turns them into
+//! types that cannot hold a bad value ([`ReportName`], [`ReportPath`], URLs,
+//! intervals). Every problem is reported at once, each naming the key, the
+//! value and the fix.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use reqwest::Url;
+use serde::Deserialize;
+
+use crate::export::BucketChoice;
+use crate::report::catalog::LEVEL_DIMENSIONS;
+use crate::report::{Granularity, ReportPath};
+
+/// Adobe's production DCR host.
+pub const DEFAULT_DCR_URL: &str = "https://api.auth.adobe.com";
+/// Adobe's production CMU base.
+pub const DEFAULT_CMU_URL: &str = "https://mgmt.auth.adobe.com/cmu/v2";
+/// Environment variable that may hold the software statement itself.
+pub const STATEMENT_ENV: &str = "CMU_SOFTWARE_STATEMENT";
+/// Adobe's default `limit`; we ask for more so hourly drill-downs fit.
+pub const DEFAULT_LIMIT: u32 = 10_000;
+
+/// A configuration that passed validation.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub adobe: AdobeConfig,
+    /// Where credentials and tokens are persisted.
+    pub state_dir: PathBuf,
+    pub reports: Vec<ReportConfig>,
+}
+
+/// How to reach and authenticate with Adobe.
+#[derive(Debug, Clone)]
+pub struct AdobeConfig {
+    pub dcr_url: Url,
+    pub cmu_url: Url,
+    pub software_statement: StatementSource,
+    /// Time zone of CMU time buckets (undocumented by Adobe; UTC by default).
+    pub time_zone: TimeZone,
+}
+
+/// Where the software statement comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatementSource {
+    File(PathBuf),
+    /// The `CMU_SOFTWARE_STATEMENT` environment variable.
+    Env,
+}
+
+/// One configured report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportConfig {
+    pub name: ReportName,
+    pub path: ReportPath,
+    /// Time between polls.
+    pub interval: Duration,
+    /// Whether the newest complete or the still-filling bucket is exported.
+    pub bucket: BucketChoice,
+    /// Row limit sent to Adobe.
+    pub limit: u32,
+}
+
+/// A report name: `[a-z0-9_]+`, unique in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReportName(String);
+
+impl ReportName {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(format!(
+                "`{text}` is not a report name: use lowercase letters, digits and underscores, e.g. `hourly_by_mvpd`"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ReportName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Every problem found in a configuration, one per line.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", problems.join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl ConfigError {
+    fn one(problem: String) -> Self {
+        Self {
+            problems: vec![problem],
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    adobe: RawAdobe,
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    reports: Vec<RawReport>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdobe {
+    dcr_url: Option<String>,
+    cmu_url: Option<String>,
+    software_statement_file: Option<PathBuf>,
+    time_zone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    name: String,
+    path: String,
+    interval: Option<String>,
+    bucket: Option<String>,
+    limit: Option<u32>,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::one(format!(
+                "cannot read config file {}: {e}: check the path given to --config.file",
+                path.display()
+            ))
+        })?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Validates configuration text; `origin` names it in messages.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        if text.trim().is_empty() {
+            return Err(ConfigError::one(format!(
+                "{origin} is empty: it needs at least `reports:` with one report (see the README's configuration reference)"
+            )));
+        }
+        let raw: RawConfig = serde_saphyr::from_str(text)
+            .map_err(|e| ConfigError::one(format!("{origin} is not a valid configuration: {e}")))?;
+        let mut problems = Vec::new();
+        let adobe = validate_adobe(raw.adobe, &mut problems);
+        let state_dir = raw.state_dir.unwrap_or_else(|| {
+            problems.push("state_dir: missing: name a writable directory for credentials, e.g. `state_dir: /var/lib/cmu-exporter`".into());
+            PathBuf::new()
+        });
+        if raw.reports.is_empty() {
+            problems.push("reports: empty: configure at least one report, e.g. `- {name: daily, path: tenant/year/month/day}`".into());
+        }
+        let mut names = HashSet::new();
+        let reports: Vec<ReportConfig> = raw
+            .reports
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| validate_report(i, r, &mut names, &mut problems))
+            .collect();
+        if problems.is_empty() {
+            Ok(Self {
+                adobe: adobe.expect("no problems means adobe is set"),
+                state_dir,
+                reports,
+            })
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// A readable account of what this configuration will do.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        let statement = match &self.adobe.software_statement {
+            StatementSource::File(p) => format!("file {}", p.display()),
+            StatementSource::Env => format!("environment variable {STATEMENT_ENV}"),
+        };
+        out.push_str(&format!("DCR server:        {}\n", self.adobe.dcr_url));
+        out.push_str(&format!("CMU base:          {}\n", self.adobe.cmu_url));
+        out.push_str(&format!("software statement: {statement}\n"));
+        out.push_str(&format!(
+            "bucket time zone:  {}\n",
+            self.adobe.time_zone.iana_name().unwrap_or("fixed offset")
+        ));
+        out.push_str(&format!(
+            "state directory:   {}\n",
+            self.state_dir.display()
+        ));
+        out.push_str(&format!("{} report(s):\n", self.reports.len()));
+        for r in &self.reports {
+            out.push_str(&format!(
+                "  {}: /{} ({} buckets, {} bucket exported), every {}, limit {}\n",
+                r.name,
+                r.path,
+                r.path.granularity().as_str(),
+                match r.bucket {
+                    BucketChoice::Complete => "newest complete",
+                    BucketChoice::Partial => "current partial",
+                },
+                humantime::format_duration(r.interval),
+                r.limit
+            ));
+        }
+        out
+    }
+}
+
+fn validate_url(
+    key: &str,
+    value: Option<String>,
+    default: &str,
+    problems: &mut Vec<String>,
+) -> Option<Url> {
+    let text = value.unwrap_or_else(|| default.to_owned());
+    match Url::parse(&text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+        _ => {
+            problems.push(format!(
+                "{key}: `{text}` is not an http(s) URL: write it in full, e.g. `{default}`"
+            ));
+            None
+        }
+    }
+}
+
+fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConfig> {
+    let dcr_url = validate_url("adobe.dcr_url", raw.dcr_url, DEFAULT_DCR_URL, problems);
+    let cmu_url = validate_url("adobe.cmu_url", raw.cmu_url, DEFAULT_CMU_URL, problems);
+    let software_statement = match raw.software_statement_file {
+        Some(p) if p.as_os_str().is_empty() => {
+            problems.push("adobe.software_statement_file: empty: name the file downloaded from the TVE Dashboard".into());
+            None
+        }
+        Some(p) => Some(StatementSource::File(p)),
+        None if std::env::var_os(STATEMENT_ENV).is_some() => Some(StatementSource::Env),
+        None => {
+            problems.push(format!(
+                "adobe.software_statement_file: missing: name the software statement file downloaded from the TVE Dashboard, or set {STATEMENT_ENV}"
+            ));
+            None
+        }
+    };
+    let time_zone = match raw.time_zone.as_deref() {
+        None | Some("UTC") => Some(TimeZone::UTC),
+        Some(name) => match TimeZone::get(name) {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                problems.push(format!(
+                    "adobe.time_zone: `{name}` is not a known time zone: use an IANA name such as `UTC` or `America/Los_Angeles`"
+                ));
+                None
+            }
+        },
+    };
+    Some(AdobeConfig {
+        dcr_url: dcr_url?,
+        cmu_url: cmu_url?,
+        software_statement: software_statement?,
+        time_zone: time_zone?,
+    })
+}
+
+/// How often Adobe recomputes a report (reference §7): polling faster only burns requests.
+pub fn default_interval(path: &ReportPath) -> Duration {
+    const HOUR: u64 = 3600;
+    if LEVEL_DIMENSIONS.iter().any(|d| path.contains(d)) {
+        return Duration::from_secs(24 * HOUR);
+    }
+    Duration::from_secs(match path.granularity() {
+        Granularity::Year | Granularity::Month => 48 * HOUR,
+        Granularity::Day => 3 * HOUR,
+        Granularity::Hour | Granularity::Total => HOUR,
+        Granularity::Minute => 60,
+    })
+}
+
+fn validate_report(
+    i: usize,
+    raw: RawReport,
+    names: &mut HashSet<String>,
+    problems: &mut Vec<String>,
+) -> Option<ReportConfig> {
+    let key = |field: &str| format!("reports[{i}].{field}");
+    let before = problems.len();
+    let name = ReportName::parse(&raw.name)
+        .map_err(|e| problems.push(format!("{}: {e}", key("name"))))
+        .ok();
+    if !names.insert(raw.name.clone()) {
+        problems.push(format!(
+            "{}: `{}` is used by an earlier report: give each report its own name",
+            key("name"),
+            raw.name
+        ));
+    }
+    let path = ReportPath::parse(&raw.path)
+        .map_err(|e| problems.push(format!("{}: `{}`: {e}", key("path"), raw.path)))
+        .ok();
+    if path.as_ref().is_some_and(ReportPath::is_root) {
+        problems.push(format!(
+            "{}: empty: name the dimensions to group by, e.g. `tenant/year/month/day`",
+            key("path")
+        ));
+    }
+    let interval = match raw.interval.as_deref() {
+        None => None,
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(d) if d >= Duration::from_secs(1) => Some(d),
+            Ok(_) => {
+                problems.push(format!(
+                    "{}: `{text}` is shorter than 1s: poll at most once a second",
+                    key("interval")
+                ));
+                None
+            }
+            Err(e) => {
+                problems.push(format!(
+                    "{}: `{text}` is not a duration ({e}): write e.g. `1h`, `30m` or `3h 30m`",
+                    key("interval")
+                ));
+                None
+            }
+        },
+    };
+    let bucket = match raw.bucket.as_deref() {
+        None | Some("complete") => BucketChoice::Complete,
+        Some("partial") => BucketChoice::Partial,
+        Some(other) => {
+            problems.push(format!(
+                "{}: `{other}` is not a bucket choice: write `complete` (default) or `partial`",
+                key("bucket")
+            ));
+            BucketChoice::Complete
+        }
+    };
+    let limit = raw.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 {
+        problems.push(format!(
+            "{}: 0 rows would return nothing: remove the key or set e.g. `limit: 10000`",
+            key("limit")
+        ));
+    }
+    if problems.len() > before {
+        return None;
+    }
+    let path = path?;
+    Some(ReportConfig {
+        name: name?,
+        interval: interval.unwrap_or_else(|| default_interval(&path)),
+        path,
+        bucket,
+        limit,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "
+adobe:
+  software_statement_file: /etc/cmu-exporter/software-statement.jwt
+state_dir: /var/lib/cmu-exporter
+reports:
+  - name: hourly_by_mvpd
+    path: tenant/year/month/day/hour/mvpd
+  - name: monthly_levels
+    path: year/month/concurrency-level/tenant
+  - name: daily
+    path: /tenant/year/month/day/
+    interval: 30m
+    bucket: partial
+";
+
+    #[test]
+    fn good_config_gets_defaults_from_the_recompute_schedule() {
+        let c = Config::from_yaml(GOOD, "test").unwrap();
+        assert_eq!(c.adobe.dcr_url.as_str(), "https://api.auth.adobe.com/");
+        assert_eq!(c.adobe.cmu_url.as_str(), DEFAULT_CMU_URL);
+        assert_eq!(c.reports[0].interval, Duration::from_secs(3600));
+        assert_eq!(c.reports[1].interval, Duration::from_secs(86400));
+        assert_eq!(c.reports[2].interval, Duration::from_secs(1800));
+        assert_eq!(c.reports[2].path.to_string(), "tenant/year/month/day");
+        assert_eq!(c.reports[2].bucket, BucketChoice::Partial);
+    }
+
+    #[test]
+    fn every_problem_names_key_value_and_fix() {
+        let bad = "
+adobe:
+  cmu_url: mgmt.auth.adobe.com
+  software_statement_file: /x.jwt
+  time_zone: Mars/Olympus
+reports:
+  - name: Hourly
+    path: tenant/year/day
+    interval: 5 parsecs
+  - name: ok
+    path: tenant/year
+  - name: ok
+    path: tenant/year
+";
+        let err = Config::from_yaml(bad, "test").unwrap_err();
+        let text = err.to_string();
+        for needle in [
+            "adobe.cmu_url: `mgmt.auth.adobe.com` is not an http(s) URL",
+            "adobe.time_zone: `Mars/Olympus`",
+            "state_dir: missing",
+            "reports[0].name: `Hourly` is not a report name",
+            "reports[0].path: `tenant/year/day`: time dimensions",
+            "reports[0].interval: `5 parsecs` is not a duration",
+            "reports[2].name: `ok` is used by an earlier report",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_empty_files_are_explained() {
+        let err = Config::from_yaml("state_dir: /x\nreprots: []\n", "f.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `reprots`"), "{err}");
+        let err = Config::from_yaml("  \n", "f.yaml").unwrap_err().to_string();
+        assert!(err.contains("f.yaml is empty"), "{err}");
+    }
+}

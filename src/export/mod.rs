@@ -1,0 +1,60 @@
+//! From parsed reports to the bytes `/metrics` serves.
+//!
+//! Each poll builds a fresh [`ReportSnapshot`] and [`ExportStore::publish`]es
+//! it; the store re-assembles the [`Exposition`] and swaps it in. A scrape
+//! only clones an `Arc`, so it never waits for, or calls, Adobe.
+
+pub mod exposition;
+pub mod snapshot;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+pub use exposition::Exposition;
+pub use snapshot::{BucketChoice, Family, ReportSnapshot, SnapshotSpec, build_snapshot};
+
+/// The last good snapshot of every report and their assembled exposition.
+#[derive(Debug, Default)]
+pub struct ExportStore {
+    snapshots: Mutex<BTreeMap<String, Arc<ReportSnapshot>>>,
+    current: RwLock<Arc<Exposition>>,
+}
+
+impl ExportStore {
+    /// Replaces the snapshot of `report` and re-assembles the exposition.
+    pub fn publish(&self, report: &str, snapshot: Arc<ReportSnapshot>) {
+        let mut snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        snapshots.insert(report.to_owned(), snapshot);
+        self.swap(&snapshots);
+    }
+
+    /// Drops the series of `report` (expired or no longer configured).
+    pub fn remove(&self, report: &str) {
+        let mut snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        if snapshots.remove(report).is_some() {
+            self.swap(&snapshots);
+        }
+    }
+
+    fn swap(&self, snapshots: &BTreeMap<String, Arc<ReportSnapshot>>) {
+        let exposition = Arc::new(Exposition::assemble(snapshots.values().map(Arc::as_ref)));
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = exposition;
+    }
+
+    /// The exposition to serve now.
+    pub fn current(&self) -> Arc<Exposition> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The last good snapshot of `report`, if any.
+    pub fn snapshot(&self, report: &str) -> Option<Arc<ReportSnapshot>> {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(report)
+            .cloned()
+    }
+}

@@ -1,0 +1,398 @@
+//! Turns one parsed report into a snapshot of encoded series.
+//!
+//! The snapshot builder is a [`RowSink`]: rows stream in from the parser,
+//! only the rows of the bucket to export are kept (label text in one arena,
+//! values in one vector), duplicates are dropped, and at the end every metric
+//! family is encoded once into exposition text. `/metrics` later serves these
+//! bytes without touching them again.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::hash::{BuildHasher, RandomState};
+use std::io::Write;
+use std::ops::Range;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::names::{
+    REPORT_LABEL, escape_help, escape_label_value, label_name, metric_family, write_value,
+};
+use crate::report::{
+    Bucket, Columns, ParseError, Parsed, ReportPath, Row, RowSink, catalog, parse_report,
+};
+
+/// Which time bucket of a report becomes the exported value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BucketChoice {
+    /// The newest bucket that has ended: its values no longer change.
+    #[default]
+    Complete,
+    /// The newest bucket, even while it is still filling up.
+    Partial,
+}
+
+/// How to build a snapshot of one report.
+#[derive(Debug, Clone)]
+pub struct SnapshotSpec {
+    /// Configured report name (value of the `report` label).
+    pub report: String,
+    /// The configured path; `None` for a saved file (taken from its `self` link).
+    pub path: Option<ReportPath>,
+    pub choice: BucketChoice,
+    /// Current time, to tell complete buckets from the one still filling.
+    pub now: Timestamp,
+    /// Time zone of the report's buckets.
+    pub time_zone: TimeZone,
+}
+
+/// One metric family's share of a report: exposition lines without HELP/TYPE.
+#[derive(Debug, Clone)]
+pub struct Family {
+    pub name: String,
+    pub help: String,
+    /// Sample lines, each ending in `\n`.
+    pub body: Vec<u8>,
+}
+
+/// Everything one successful poll of a report contributes to `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub struct ReportSnapshot {
+    /// Families sorted by name.
+    pub families: Vec<Family>,
+    /// Number of CMU series (samples) in `families`, info metrics excluded.
+    pub series: usize,
+    /// The bucket shown, if the report has time dimensions and any row qualified.
+    pub bucket: Option<Bucket>,
+    /// Start of the shown bucket as a Unix timestamp.
+    pub bucket_start: Option<Timestamp>,
+    /// Rows in the document.
+    pub rows: usize,
+    /// Rows dropped because an identical label set was already kept.
+    pub duplicates: usize,
+    /// Links of the document, for discovery and the landing page.
+    pub links: crate::report::Links,
+}
+
+/// Parses `json` and builds the snapshot described by `spec`.
+pub fn build_snapshot(json: &[u8], spec: &SnapshotSpec) -> Result<ReportSnapshot, ParseError> {
+    let now_civil = spec.now.to_zoned(spec.time_zone.clone()).datetime();
+    let mut builder = Builder::new(spec, now_civil);
+    let parsed = parse_report(json, spec.path.as_ref(), &mut builder)?;
+    Ok(builder.finish(spec, parsed))
+}
+
+/// A kept row: its label text in the arena and its values.
+struct Kept {
+    labels: Range<usize>,
+    values: Range<usize>,
+}
+
+struct Builder {
+    now: jiff::civil::DateTime,
+    choice: BucketChoice,
+    /// `report="name"` encoded once.
+    report_label: Vec<u8>,
+    /// Dimension indexes sorted by label name, with the encoded `,name="`.
+    label_order: Vec<(usize, Vec<u8>)>,
+    columns_version: u32,
+    best: Option<Option<Bucket>>,
+    arena: Vec<u8>,
+    /// (metric index, value) pairs of kept rows.
+    values: Vec<(u32, f64)>,
+    kept: Vec<Kept>,
+    /// Label-text hash -> kept row indexes, to drop duplicate series exactly.
+    seen: HashMap<u64, Vec<u32>>,
+    hasher: RandomState,
+    duplicates: usize,
+}
+
+impl Builder {
+    fn new(spec: &SnapshotSpec, now: jiff::civil::DateTime) -> Self {
+        let mut report_label = Vec::new();
+        report_label.extend_from_slice(REPORT_LABEL.as_bytes());
+        report_label.extend_from_slice(b"=\"");
+        escape_label_value(&spec.report, &mut report_label);
+        report_label.push(b'"');
+        Self {
+            now,
+            choice: spec.choice,
+            report_label,
+            label_order: Vec::new(),
+            columns_version: u32::MAX,
+            best: None,
+            arena: Vec::new(),
+            values: Vec::new(),
+            kept: Vec::new(),
+            seen: HashMap::new(),
+            hasher: RandomState::new(),
+            duplicates: 0,
+        }
+    }
+
+    fn eligible(&self, bucket: Option<Bucket>) -> bool {
+        match (self.choice, bucket) {
+            (_, None) | (BucketChoice::Partial, _) => true,
+            (BucketChoice::Complete, Some(b)) => b.end().is_some_and(|end| end <= self.now),
+        }
+    }
+
+    fn reset(&mut self, bucket: Option<Bucket>) {
+        self.best = Some(bucket);
+        self.arena.clear();
+        self.values.clear();
+        self.kept.clear();
+        self.seen.clear();
+        self.duplicates = 0;
+    }
+
+    fn finish(self, spec: &SnapshotSpec, parsed: Parsed) -> ReportSnapshot {
+        let metrics = &parsed.columns.metrics;
+        let mut order: Vec<usize> = (0..metrics.len()).collect();
+        let names: Vec<String> = metrics.iter().map(|m| metric_family(m)).collect();
+        order.sort_by(|a, b| names[*a].cmp(&names[*b]));
+        let mut families = Vec::with_capacity(order.len());
+        let mut series = 0;
+        for m in order {
+            let mut body = Vec::new();
+            for row in &self.kept {
+                let found = self.values[row.values.clone()]
+                    .iter()
+                    .find(|(i, _)| *i as usize == m);
+                if let Some((_, value)) = found {
+                    body.extend_from_slice(names[m].as_bytes());
+                    body.push(b'{');
+                    body.extend_from_slice(&self.arena[row.labels.clone()]);
+                    body.extend_from_slice(b"} ");
+                    write_value(*value, &mut body);
+                    body.push(b'\n');
+                    series += 1;
+                }
+            }
+            if !body.is_empty() {
+                families.push(Family {
+                    name: names[m].clone(),
+                    help: help_text(&metrics[m]),
+                    body,
+                });
+            }
+        }
+        let bucket = self.best.flatten();
+        let bucket_start = bucket
+            .and_then(|b| b.start.to_zoned(spec.time_zone.clone()).ok())
+            .map(|z| z.timestamp());
+        let info = info_families(spec, &parsed, bucket, bucket_start);
+        families.extend(info);
+        families.sort_by(|a, b| a.name.cmp(&b.name));
+        ReportSnapshot {
+            families,
+            series,
+            bucket,
+            bucket_start,
+            rows: parsed.rows,
+            duplicates: self.duplicates,
+            links: parsed.links,
+        }
+    }
+}
+
+impl RowSink for Builder {
+    fn row(&mut self, columns: &Columns, row: &Row<'_>) -> Result<(), String> {
+        if !self.eligible(row.bucket) {
+            return Ok(());
+        }
+        match self.best {
+            Some(best) if row.bucket < best => return Ok(()),
+            Some(best) if row.bucket == best => {}
+            _ => self.reset(row.bucket),
+        }
+        if self.columns_version != columns.version {
+            let mut order: Vec<(usize, Vec<u8>)> = columns
+                .dimensions
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (i, format!(",{}=\"", label_name(d)).into_bytes()))
+                .collect();
+            order.sort_by(|a, b| a.1.cmp(&b.1));
+            self.label_order = order;
+            self.columns_version = columns.version;
+        }
+        let start = self.arena.len();
+        self.arena.extend_from_slice(&self.report_label);
+        for (dim, prefix) in &self.label_order {
+            let value = &row.dimensions[*dim];
+            if value.is_empty() {
+                continue; // An empty label value is the same as no label.
+            }
+            self.arena.extend_from_slice(prefix);
+            escape_label_value(value, &mut self.arena);
+            self.arena.push(b'"');
+        }
+        let labels = start..self.arena.len();
+        let hash = self.hasher.hash_one(&self.arena[labels.clone()]);
+        let index = self.kept.len() as u32;
+        match self.seen.entry(hash) {
+            Entry::Occupied(mut e) => {
+                let text = &self.arena[labels.clone()];
+                if e.get()
+                    .iter()
+                    .any(|k| &self.arena[self.kept[*k as usize].labels.clone()] == text)
+                {
+                    self.arena.truncate(start);
+                    self.duplicates += 1;
+                    return Ok(());
+                }
+                e.get_mut().push(index);
+            }
+            Entry::Vacant(e) => {
+                e.insert(vec![index]);
+            }
+        }
+        let first = self.values.len();
+        for (m, value) in row.metrics.iter().enumerate() {
+            if let Some(v) = value {
+                self.values.push((m as u32, *v));
+            }
+        }
+        self.kept.push(Kept {
+            labels,
+            values: first..self.values.len(),
+        });
+        Ok(())
+    }
+}
+
+/// HELP text of a CMU metric family.
+fn help_text(metric: &str) -> String {
+    let what = catalog::meaning(metric).unwrap_or_else(|| {
+        format!("CMU metric \"{metric}\", not documented by Adobe, exported as served")
+    });
+    format!(
+        "{what}, in the report's shown time bucket (cmu_report_bucket_start_timestamp_seconds). \
+         Cached: values are from the last successful poll of the CMU API, not fetched at scrape time."
+    )
+}
+
+/// `cmu_report_info` and `cmu_report_bucket_start_timestamp_seconds` for this report.
+fn info_families(
+    spec: &SnapshotSpec,
+    parsed: &Parsed,
+    bucket: Option<Bucket>,
+    bucket_start: Option<Timestamp>,
+) -> Vec<Family> {
+    let path = spec.path.clone().or_else(|| {
+        parsed
+            .links
+            .self_link
+            .as_ref()
+            .and_then(|l| crate::report::path_of_href(&l.href))
+    });
+    let granularity = bucket
+        .map(|b| b.granularity)
+        .or(path.as_ref().map(|p| p.granularity()));
+    let mut labels = Vec::new();
+    escape_label_value(&spec.report, &mut labels);
+    let report = String::from_utf8_lossy(&labels).into_owned();
+    let mut body = Vec::new();
+    let mut path_text = Vec::new();
+    escape_label_value(
+        &path.map(|p| p.to_string()).unwrap_or_default(),
+        &mut path_text,
+    );
+    let _ = writeln!(
+        body,
+        "cmu_report_info{{report=\"{report}\",path=\"{}\",granularity=\"{}\"}} 1",
+        String::from_utf8_lossy(&path_text),
+        granularity.map_or("unknown", |g| g.as_str()),
+    );
+    let mut families = vec![Family {
+        name: "cmu_report_info".into(),
+        help: "Configured CMU report: its path and time granularity. Always 1.".into(),
+        body,
+    }];
+    if let Some(start) = bucket_start {
+        let mut body = Vec::new();
+        let _ = write!(
+            body,
+            "cmu_report_bucket_start_timestamp_seconds{{report=\"{report}\"}} "
+        );
+        write_value(start.as_second() as f64, &mut body);
+        body.push(b'\n');
+        families.push(Family {
+            name: "cmu_report_bucket_start_timestamp_seconds".into(),
+            help: "Start of the time bucket whose values the report's series show, as a Unix timestamp.".into(),
+            body,
+        });
+    }
+    families
+}
+
+/// Appends a family's `# HELP` and `# TYPE gauge` lines.
+pub fn write_family_header(name: &str, help: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"# HELP ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    escape_help(help, out);
+    out.extend_from_slice(b"\n# TYPE ");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b" gauge\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(choice: BucketChoice) -> SnapshotSpec {
+        SnapshotSpec {
+            report: "daily".into(),
+            path: Some(ReportPath::parse("year/month/day/tenant").unwrap()),
+            choice,
+            now: "2023-11-28T12:00:00Z".parse().unwrap(),
+            time_zone: TimeZone::UTC,
+        }
+    }
+
+    const DOC: &str = r#"{"report": [
+        {"year": "2023", "month": "11", "day": "26", "tenant": "A", "active-users": "5"},
+        {"year": "2023", "month": "11", "day": "27", "tenant": "A", "active-users": "6"},
+        {"year": "2023", "month": "11", "day": "27", "tenant": "B", "active-users": "7", "bstreams-30": "1"},
+        {"year": "2023", "month": "11", "day": "27", "tenant": "B", "active-users": "99"},
+        {"year": "2023", "month": "11", "day": "28", "tenant": "A", "active-users": "1"}
+    ]}"#;
+
+    fn body(snapshot: &ReportSnapshot, family: &str) -> String {
+        let f = snapshot.families.iter().find(|f| f.name == family).unwrap();
+        String::from_utf8(f.body.clone()).unwrap()
+    }
+
+    #[test]
+    fn newest_complete_bucket_is_shown_and_duplicates_dropped() {
+        let s = build_snapshot(DOC.as_bytes(), &spec(BucketChoice::Complete)).unwrap();
+        assert_eq!(
+            body(&s, "cmu_active_users"),
+            "cmu_active_users{report=\"daily\",tenant=\"A\"} 6\ncmu_active_users{report=\"daily\",tenant=\"B\"} 7\n"
+        );
+        assert_eq!(
+            body(&s, "cmu_bstreams_30"),
+            "cmu_bstreams_30{report=\"daily\",tenant=\"B\"} 1\n"
+        );
+        assert_eq!(s.series, 3);
+        assert_eq!(s.duplicates, 1);
+        assert_eq!(s.bucket_start.unwrap().to_string(), "2023-11-27T00:00:00Z");
+        assert_eq!(
+            body(&s, "cmu_report_info"),
+            "cmu_report_info{report=\"daily\",path=\"year/month/day/tenant\",granularity=\"day\"} 1\n"
+        );
+    }
+
+    #[test]
+    fn partial_choice_shows_the_bucket_still_filling() {
+        let s = build_snapshot(DOC.as_bytes(), &spec(BucketChoice::Partial)).unwrap();
+        assert_eq!(
+            body(&s, "cmu_active_users"),
+            "cmu_active_users{report=\"daily\",tenant=\"A\"} 1\n"
+        );
+        assert_eq!(s.bucket.unwrap().start.to_string(), "2023-11-28T00:00:00");
+    }
+}

@@ -1,0 +1,5 @@
+pub mod clock;
+pub mod config;
+pub mod export;
+pub mod names;
+pub mod report;
