@@ -1,5 +1,16 @@
+pub mod app;
+pub mod cli;
 pub mod clock;
+pub mod cmu;
 pub mod config;
+pub mod credentials;
 pub mod export;
+pub mod http;
 pub mod names;
+pub mod poller;
 pub mod report;
+pub mod server;
+pub mod shutdown;
+pub mod simulator;
+pub mod status;
+pub mod telemetry;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `cmu-exporter` binary: everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    cmu_exporter::cli::main()
+}

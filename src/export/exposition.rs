@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use flate2::Compression;
-use flate2::write::GzEncoder;
+use flate2::write::DeflateEncoder;
 
 use super::snapshot::{ReportSnapshot, write_family_header};
 
@@ -20,11 +20,22 @@ use super::snapshot::{ReportSnapshot, write_family_header};
 pub struct Exposition {
     /// Plain text, ready to serve.
     pub text: Bytes,
-    /// Gzip of `text`, made on first demand and kept until the next poll.
-    gzip: OnceLock<Bytes>,
+    /// Compressed `text`, made on first demand and kept until the next poll.
+    compressed: OnceLock<Compressed>,
     /// CMU series in `text` (info metrics excluded).
     pub series: usize,
 }
+
+/// A gzip member left open: header plus deflate blocks of `text`, ending on
+/// a sync flush so more blocks can follow, and the CRC of what it holds.
+#[derive(Debug)]
+struct Compressed {
+    head: Bytes,
+    crc: flate2::Crc,
+}
+
+/// gzip header: magic, deflate, no flags, no mtime, no extra flags, OS unknown.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
 impl Exposition {
     /// Groups the snapshots' families by name and encodes them.
@@ -51,21 +62,86 @@ impl Exposition {
         }
         Self {
             text: Bytes::from(text),
-            gzip: OnceLock::new(),
+            compressed: OnceLock::new(),
             series,
         }
     }
 
-    /// The gzip-compressed text, compressed at most once.
-    pub fn gzip(&self) -> Bytes {
-        self.gzip
-            .get_or_init(|| {
-                let mut encoder =
-                    GzEncoder::new(Vec::with_capacity(self.text.len() / 8), Compression::fast());
-                // Writing to a Vec cannot fail.
-                let _ = encoder.write_all(&self.text);
-                Bytes::from(encoder.finish().unwrap_or_default())
-            })
-            .clone()
+    /// One gzip member holding `text` followed by `tail`, as two chunks to
+    /// send in order. `text` is compressed once per poll; only `tail` (the
+    /// self-metrics, a few kilobytes) is compressed per scrape.
+    pub fn gzip_with(&self, tail: &[u8]) -> [Bytes; 2] {
+        let compressed = self.compressed.get_or_init(|| {
+            let mut encoder = DeflateEncoder::new(GZIP_HEADER.to_vec(), Compression::fast());
+            // Writing to a Vec cannot fail; flush() ends on a byte-aligned sync point.
+            let _ = encoder.write_all(&self.text);
+            let _ = encoder.flush();
+            let head = std::mem::take(encoder.get_mut());
+            let mut crc = flate2::Crc::new();
+            crc.update(&self.text);
+            Compressed {
+                head: Bytes::from(head),
+                crc,
+            }
+        });
+        let mut encoder =
+            DeflateEncoder::new(Vec::with_capacity(tail.len() / 4 + 64), Compression::fast());
+        let _ = encoder.write_all(tail);
+        let mut rest = encoder.finish().unwrap_or_default();
+        let mut crc = flate2::Crc::new();
+        crc.update(tail);
+        let mut total = flate2::Crc::new();
+        total.combine(&compressed.crc);
+        total.combine(&crc);
+        rest.extend_from_slice(&total.sum().to_le_bytes());
+        rest.extend_from_slice(&total.amount().to_le_bytes());
+        [compressed.head.clone(), Bytes::from(rest)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+    use crate::export::Family;
+
+    fn snapshot(report: &str, value: u32) -> ReportSnapshot {
+        let body = format!("cmu_active_users{{report=\"{report}\"}} {value}\n").into_bytes();
+        let family = Family {
+            name: "cmu_active_users".into(),
+            help: "Users.".into(),
+            body,
+        };
+        ReportSnapshot {
+            families: vec![family],
+            series: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn families_of_several_reports_share_one_header() {
+        let (a, b) = (snapshot("a", 1), snapshot("b", 2));
+        let text = Exposition::assemble([&a, &b]).text;
+        assert_eq!(
+            std::str::from_utf8(&text).unwrap(),
+            "# HELP cmu_active_users Users.\n# TYPE cmu_active_users gauge\n\
+             cmu_active_users{report=\"a\"} 1\ncmu_active_users{report=\"b\"} 2\n"
+        );
+    }
+
+    #[test]
+    fn gzip_member_decodes_to_text_and_tail() {
+        let a = snapshot("a", 1);
+        let exposition = Exposition::assemble([&a]);
+        for tail in [&b"# self metrics\nx 1\n"[..], b""] {
+            let gz: Vec<u8> = exposition.gzip_with(tail).concat();
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(&gz[..])
+                .read_to_end(&mut plain)
+                .unwrap();
+            assert_eq!(plain, [&exposition.text[..], tail].concat());
+        }
     }
 }

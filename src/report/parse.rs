@@ -519,11 +519,10 @@ impl<'de> Visitor<'de> for TextSeed<'_> {
 mod tests {
     use super::*;
 
+    type Seen = (Option<String>, Vec<String>, Vec<Option<f64>>);
+
     #[derive(Default)]
-    struct Collect(
-        Vec<(Option<String>, Vec<String>, Vec<Option<f64>>)>,
-        Columns,
-    );
+    struct Collect(Vec<Seen>, Columns);
     impl RowSink for Collect {
         fn row(&mut self, columns: &Columns, row: &Row<'_>) -> Result<(), String> {
             self.1 = columns.clone();

@@ -8,7 +8,9 @@ use crate::names::{TIME_DIMENSIONS, is_time_dimension};
 ///
 /// Slashes are normalised (Adobe's own examples carry a trailing slash), each
 /// segment is a lowercase dimension name, no dimension repeats, and the time
-/// dimensions form one run in calendar order starting at `year`.
+/// dimensions appear in calendar order starting at `year`, none skipped
+/// (other dimensions may stand between them: Adobe's tree has
+/// `tenant/year/month/day/mvpd/hour`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReportPath {
     segments: Vec<String>,
@@ -24,7 +26,7 @@ pub enum PathError {
     #[error("dimension `{0}` appears twice: a report groups by each dimension once")]
     Repeated(String),
     #[error(
-        "time dimensions must be one run in the order year/month/day/hour/minute starting at year (found `{0}`): e.g. `tenant/year/month/day/hour/mvpd`"
+        "time dimensions must come in the order year/month/day/hour/minute, starting at year, none skipped (found `{0}` out of place): e.g. `tenant/year/month/day/hour/mvpd`"
     )]
     TimeOrder(String),
 }
@@ -49,15 +51,9 @@ impl ReportPath {
                 return Err(PathError::Repeated(seg.clone()));
             }
         }
-        let time: Vec<(usize, &String)> = segments
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| is_time_dimension(s))
-            .collect();
-        for (k, (pos, name)) in time.iter().enumerate() {
-            let contiguous = k == 0 || *pos == time[k - 1].0 + 1;
-            if name.as_str() != TIME_DIMENSIONS[k] || !contiguous {
-                return Err(PathError::TimeOrder((*name).clone()));
+        for (k, name) in segments.iter().filter(|s| is_time_dimension(s)).enumerate() {
+            if name.as_str() != TIME_DIMENSIONS[k] {
+                return Err(PathError::TimeOrder(name.clone()));
             }
         }
         Ok(Self { segments })
@@ -244,9 +240,11 @@ mod tests {
             Err(PathError::TimeOrder(_))
         ));
         assert!(matches!(
-            ReportPath::parse("year/mvpd/month"),
+            ReportPath::parse("month/year"),
             Err(PathError::TimeOrder(_))
         ));
+        let split = ReportPath::parse("tenant/year/month/day/mvpd/hour").unwrap();
+        assert_eq!(split.granularity(), Granularity::Hour);
         assert!(matches!(
             ReportPath::parse("mvpd/mvpd"),
             Err(PathError::Repeated(_))

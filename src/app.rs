@@ -1,0 +1,161 @@
+//! Wires the parts into a running exporter: the same code serves the
+//! `cmu-exporter` service, the `demo` mode and the integration tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::clock::Clock;
+use crate::cmu::CmuClient;
+use crate::config::Config;
+use crate::credentials::{
+    Credentials, CredentialsError, DcrClient, SoftwareStatement, StateStore, StoreError,
+};
+use crate::export::ExportStore;
+use crate::poller::{self, PollContext};
+use crate::server::{AppState, router};
+use crate::shutdown::Shutdown;
+use crate::status::StatusBoard;
+use crate::telemetry::Telemetry;
+
+/// Timeout of one request to Adobe.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Concurrent CMU requests across all reports.
+pub const MAX_CONCURRENT_REQUESTS: usize = 2;
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Addresses to serve on (port 0 for an ephemeral one).
+    pub listen: Vec<SocketAddr>,
+    pub clock: Clock,
+}
+
+/// Why the exporter did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("cannot set up the HTTP client: {0}")]
+    Http(String),
+    #[error("cannot listen on {addr}: {reason}: pick a free address with --web.listen-address")]
+    Listen { addr: SocketAddr, reason: String },
+}
+
+/// A running exporter.
+pub struct Running {
+    /// The addresses actually bound.
+    pub addrs: Vec<SocketAddr>,
+    pub store: Arc<ExportStore>,
+    pub board: Arc<StatusBoard>,
+    pub telemetry: Telemetry,
+    pub credentials: Arc<Credentials>,
+    shutdown: Shutdown,
+    tasks: JoinSet<()>,
+}
+
+/// Starts polling and serving. Returns once every address is bound.
+pub async fn start(config: Config, options: Options) -> Result<Running, StartError> {
+    let telemetry = Telemetry::new();
+    let http = crate::http::client(REQUEST_TIMEOUT).map_err(|e| StartError::Http(e.to_string()))?;
+    let store = StateStore::open(&config.state_dir)?;
+    let statement = SoftwareStatement::load(&config.adobe.software_statement);
+    let dcr = DcrClient::new(http.clone(), &config.adobe.dcr_url, telemetry.clone());
+    let credentials = Arc::new(Credentials::open(
+        dcr,
+        store,
+        statement,
+        options.clock.clone(),
+        telemetry.clone(),
+    )?);
+    let export = Arc::new(ExportStore::default());
+    let board = Arc::new(StatusBoard::default());
+    let mut listeners = Vec::new();
+    for addr in &options.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| StartError::Listen {
+                addr: *addr,
+                reason: e.to_string(),
+            })?;
+        listeners.push(listener);
+    }
+    let addrs: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    let shutdown = Shutdown::new();
+    let mut tasks = JoinSet::new();
+    let state = AppState {
+        store: export.clone(),
+        board: board.clone(),
+        telemetry: telemetry.clone(),
+        credentials: credentials.clone(),
+        clock: options.clock.clone(),
+    };
+    for listener in listeners {
+        let app = router(state.clone());
+        let mut signal = shutdown.signal();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { signal.wait().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
+    }
+    let ctx = PollContext {
+        cmu: CmuClient::new(http, config.adobe.cmu_url.clone(), telemetry.clone()),
+        credentials: credentials.clone(),
+        store: export.clone(),
+        board: board.clone(),
+        telemetry: telemetry.clone(),
+        clock: options.clock.clone(),
+        time_zone: config.adobe.time_zone.clone(),
+        permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS)),
+    };
+    for report in config.reports {
+        tasks.spawn(poller::run(report, ctx.clone(), shutdown.signal()));
+    }
+    Ok(Running {
+        addrs,
+        store: export,
+        board,
+        telemetry,
+        credentials,
+        shutdown,
+        tasks,
+    })
+}
+
+impl Running {
+    /// Base URL of the first listener, e.g. `http://127.0.0.1:9063`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addrs[0])
+    }
+
+    /// A handle that stops the exporter when triggered.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Stops every task and waits for them.
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Runs until shutdown is triggered, then waits for the tasks.
+    pub async fn wait(mut self) {
+        let mut signal = self.shutdown.signal();
+        signal.wait().await;
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

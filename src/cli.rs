@@ -1,0 +1,386 @@
+//! The command line: the service and its helper commands.
+
+use std::io::Read;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use jiff::tz::TimeZone;
+
+use crate::app::{self, Options};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::credentials::SoftwareStatement;
+use crate::export::{BucketChoice, Exposition, SnapshotSpec, build_snapshot};
+use crate::report::ReportPath;
+use crate::simulator::{Simulator, SimulatorConfig};
+
+/// Default port: below the exporters' range of Prometheus's port list
+/// (9100-9999, fully allocated) and clear of Prometheus's own 9090-9094.
+pub const DEFAULT_PORT: u16 = 9063;
+
+/// Prometheus exporter for Adobe Pass Concurrency Monitoring Usage reports.
+#[derive(Debug, Parser)]
+#[command(name = "cmu-exporter", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (YAML).
+    #[arg(
+        long = "config.file",
+        env = "CMU_EXPORTER_CONFIG_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    config_file: Option<PathBuf>,
+    /// Address to serve metrics on (repeat for several); `:9063` means every interface.
+    #[arg(
+        long = "web.listen-address",
+        env = "CMU_EXPORTER_WEB_LISTEN_ADDRESS",
+        global = true,
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    listen: Vec<String>,
+    /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
+    #[arg(
+        long = "log.level",
+        env = "CMU_EXPORTER_LOG_LEVEL",
+        global = true,
+        default_value = "info"
+    )]
+    log_level: String,
+    /// Log format: text or json.
+    #[arg(
+        long = "log.format",
+        env = "CMU_EXPORTER_LOG_FORMAT",
+        global = true,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulator and exporter in one process, on a built-in configuration.
+    Demo,
+    /// The Adobe Pass simulator alone, for trying the service by hand.
+    Simulate {
+        /// Address of the simulated DCR and CMU servers.
+        #[arg(
+            long,
+            env = "CMU_EXPORTER_SIMULATE_LISTEN",
+            default_value = "127.0.0.1:9064"
+        )]
+        listen: String,
+        /// Lifetime of issued access tokens.
+        #[arg(
+            long,
+            env = "CMU_EXPORTER_SIMULATE_TOKEN_LIFETIME",
+            default_value = "6h"
+        )]
+        token_lifetime: humantime::Duration,
+    },
+    /// Validates a configuration file and explains what it will do (exit 0 or 1).
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+    /// Prints the Prometheus exposition of one saved CMU JSON report.
+    Render {
+        /// The report (JSON); `-` or nothing for standard input.
+        file: Option<PathBuf>,
+        /// Value of the `report` label.
+        #[arg(long, default_value = "report")]
+        report: String,
+        /// Report path, when the file's `self` link does not name it.
+        #[arg(long)]
+        path: Option<String>,
+        /// Export the newest bucket even if it is still filling.
+        #[arg(long)]
+        partial: bool,
+        /// Time zone of the report's buckets (IANA name).
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+    },
+}
+
+/// Runs the command line; the binary's `main` is only this.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cmu-exporter: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = match cli.command {
+        None => runtime.block_on(serve(cli.config_file, &cli.listen)),
+        Some(Command::Demo) => runtime.block_on(demo(&cli.listen)),
+        Some(Command::Simulate {
+            listen,
+            token_lifetime,
+        }) => runtime.block_on(simulate(&listen, token_lifetime.into())),
+        Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Render {
+            file,
+            report,
+            path,
+            partial,
+            time_zone,
+        }) => render(file, report, path, partial, &time_zone),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("cmu-exporter: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Parses `host:port`, `:port` (every interface) or `[v6]:port`.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_owned()
+    };
+    full.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| format!("--web.listen-address `{text}` is not host:port, e.g. `:{DEFAULT_PORT}` or `127.0.0.1:{DEFAULT_PORT}`"))
+}
+
+fn listen_addresses(given: &[String], default: &str) -> Result<Vec<SocketAddr>, String> {
+    if given.is_empty() {
+        return Ok(vec![parse_listen(default)?]);
+    }
+    given.iter().map(|a| parse_listen(a)).collect()
+}
+
+/// Resolves when SIGINT (Ctrl-C) or SIGTERM arrives.
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn serve(config_file: Option<PathBuf>, listen: &[String]) -> Result<(), String> {
+    let file = config_file
+        .ok_or("--config.file is required to run the service (or try `cmu-exporter demo`)")?;
+    let config = Config::load(&file).map_err(|e| e.to_string())?;
+    let listen = listen_addresses(listen, &format!(":{DEFAULT_PORT}"))?;
+    let running = app::start(
+        config,
+        Options {
+            listen,
+            clock: Clock::wall(),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    for addr in &running.addrs {
+        tracing::info!(%addr, "serving metrics");
+    }
+    let handle = running.shutdown_handle();
+    tokio::spawn(async move {
+        stop_signal().await;
+        tracing::info!("stopping");
+        handle.trigger();
+    });
+    running.wait().await;
+    Ok(())
+}
+
+async fn demo(listen: &[String]) -> Result<(), String> {
+    let listen = listen_addresses(listen, &format!("127.0.0.1:{DEFAULT_PORT}"))?;
+    let sim = Simulator::start(
+        SimulatorConfig::default(),
+        "127.0.0.1:0".parse().expect("literal address"),
+    )
+    .await
+    .map_err(|e| format!("cannot start the simulator: {e}"))?;
+    let dir = tempfile::Builder::new()
+        .prefix("cmu-exporter-demo-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary state directory: {e}"))?;
+    let statement_file = dir.path().join("software-statement.jwt");
+    write_private(&statement_file, sim.software_statement().as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", statement_file.display()))?;
+    let yaml = include_str!("demo.yaml")
+        .replace("{dcr_url}", &sim.dcr_url())
+        .replace("{cmu_url}", &sim.cmu_url())
+        .replace("{statement_file}", &statement_file.display().to_string())
+        .replace(
+            "{state_dir}",
+            &dir.path().join("state").display().to_string(),
+        );
+    let config =
+        Config::from_yaml(&yaml, "the built-in demo configuration").map_err(|e| e.to_string())?;
+    let reports = config.reports.len();
+    let running = app::start(
+        config,
+        Options {
+            listen,
+            clock: Clock::wall(),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let url = running.url();
+    println!("cmu-exporter demo: {reports} reports from the built-in Adobe Pass simulator");
+    println!("  metrics:        {url}/metrics");
+    println!("  landing page:   {url}/");
+    println!("  simulated DCR:  {}", sim.dcr_url());
+    println!("  simulated CMU:  {}", sim.cmu_url());
+    println!("Press Ctrl-C to stop.");
+    let handle = running.shutdown_handle();
+    tokio::spawn(async move {
+        stop_signal().await;
+        handle.trigger();
+    });
+    running.wait().await;
+    sim.stop().await;
+    drop(dir);
+    println!("cmu-exporter demo: stopped");
+    Ok(())
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+async fn simulate(listen: &str, token_lifetime: std::time::Duration) -> Result<(), String> {
+    let addr = parse_listen(listen)?;
+    let config = SimulatorConfig {
+        token_lifetime,
+        ..SimulatorConfig::default()
+    };
+    let sim = Simulator::start(config, addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    println!("Adobe Pass simulator");
+    println!("  adobe.dcr_url: {}", sim.dcr_url());
+    println!("  adobe.cmu_url: {}", sim.cmu_url());
+    println!(
+        "  software statement (approved, save it to a file for adobe.software_statement_file):"
+    );
+    println!("{}", sim.software_statement());
+    println!("Press Ctrl-C to stop.");
+    stop_signal().await;
+    sim.stop().await;
+    Ok(())
+}
+
+fn check_config(file: &std::path::Path) -> Result<(), String> {
+    let config = Config::load(file).map_err(|e| format!("configuration is not valid:\n{e}"))?;
+    print!("{}", config.explain());
+    match SoftwareStatement::load(&config.adobe.software_statement) {
+        Ok(s) => println!(
+            "software statement: readable; application id {} (issuer {})",
+            s.application_id.as_deref().unwrap_or("unknown"),
+            s.issuer.as_deref().unwrap_or("unknown")
+        ),
+        Err(e) => return Err(format!("configuration is valid, but {e}")),
+    }
+    println!("configuration is valid");
+    Ok(())
+}
+
+fn render(
+    file: Option<PathBuf>,
+    report: String,
+    path: Option<String>,
+    partial: bool,
+    time_zone: &str,
+) -> Result<(), String> {
+    let bytes = match file.as_deref() {
+        None => read_stdin()?,
+        Some(p) if p.as_os_str() == "-" => read_stdin()?,
+        Some(p) => std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+    };
+    let path = match path {
+        Some(p) => Some(ReportPath::parse(&p).map_err(|e| format!("--path `{p}`: {e}"))?),
+        None => None,
+    };
+    let time_zone = TimeZone::get(time_zone).map_err(|_| {
+        format!("--time-zone `{time_zone}` is not a known time zone: use an IANA name such as UTC")
+    })?;
+    let choice = if partial {
+        BucketChoice::Partial
+    } else {
+        BucketChoice::Complete
+    };
+    let spec = SnapshotSpec {
+        report,
+        path,
+        choice,
+        now: jiff::Timestamp::now(),
+        time_zone,
+    };
+    let origin = file
+        .as_deref()
+        .map_or("standard input".to_owned(), |p| p.display().to_string());
+    let snapshot = build_snapshot(&bytes, &spec).map_err(|e| format!("{origin}: {e}"))?;
+    let exposition = Exposition::assemble([&snapshot]);
+    use std::io::Write;
+    std::io::stdout()
+        .lock()
+        .write_all(&exposition.text)
+        .map_err(|e| format!("cannot write the output: {e}"))
+}
+
+fn read_stdin() -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read standard input: {e}"))?;
+    Ok(bytes)
+}

@@ -1,0 +1,347 @@
+//! Credentials that look after themselves (reference §1, §3-§5).
+//!
+//! Register once with the software statement and keep the client
+//! credentials; fetch an access token and reuse it until shortly before it
+//! expires; register again only when Adobe says the credentials are no
+//! longer valid. One token is shared by every poller and renewed by one of
+//! them at a time (the others wait for it).
+
+pub mod dcr;
+pub mod statement;
+pub mod store;
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+
+pub use dcr::{DcrClient, DcrError, OAuthError};
+pub use statement::{SoftwareStatement, StatementError};
+pub use store::{AccessToken, ClientCredentials, StateStore, StoreError, StoredState};
+
+use crate::clock::Clock;
+use crate::telemetry::Telemetry;
+
+/// A token is renewed when less than this much of its life is left, so no
+/// request ever leaves with a token that could expire on the way.
+pub const RENEW_MARGIN: SignedDuration = SignedDuration::from_secs(60);
+
+/// After an error that needs a person, how long before trying again.
+pub const NEEDS_PERSON_RETRY: SignedDuration = SignedDuration::from_secs(3600);
+
+/// Attempts at a DCR call while Adobe throttles, before the poll gives up.
+const THROTTLE_ATTEMPTS: u32 = 6;
+
+/// Why no token can be had now.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CredentialsError {
+    /// Retrying will not help until someone acts; the text says what to do.
+    #[error("credentials need a person: {0}")]
+    NeedsPerson(String),
+    /// A passing failure (network, 5xx, throttling); the next poll retries.
+    #[error(transparent)]
+    Unavailable(#[from] DcrError),
+    #[error(transparent)]
+    Statement(#[from] StatementError),
+    #[error(transparent)]
+    Store(#[from] std::sync::Arc<StoreError>),
+}
+
+/// State of the credentials as `/readyz` and the landing page report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// No token asked for yet.
+    Unknown,
+    Ok,
+    /// Failing for a passing reason.
+    Failing(String),
+    /// Failing until someone acts.
+    NeedsPerson(String),
+}
+
+struct Inner {
+    client: Option<ClientCredentials>,
+    token: Option<AccessToken>,
+    application_id: Option<String>,
+    registered_at: Option<Timestamp>,
+    /// While set, a person must act: no DCR call before this time.
+    blocked_until: Option<(Timestamp, String)>,
+}
+
+/// The shared source of access tokens.
+pub struct Credentials {
+    dcr: DcrClient,
+    store: StateStore,
+    statement: Result<SoftwareStatement, StatementError>,
+    clock: Clock,
+    telemetry: Telemetry,
+    inner: tokio::sync::Mutex<Inner>,
+    health: std::sync::RwLock<Health>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("store", &self.store.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// Opens the state store and reads the statement. A missing statement is
+    /// fatal only when no credentials were stored before.
+    pub fn open(
+        dcr: DcrClient,
+        store: StateStore,
+        statement: Result<SoftwareStatement, StatementError>,
+        clock: Clock,
+        telemetry: Telemetry,
+    ) -> Result<Self, CredentialsError> {
+        let (stored, warning) = store.load();
+        if let Some(warning) = warning {
+            tracing::warn!("{warning}");
+        }
+        if let (Err(e), None) = (&statement, &stored) {
+            return Err(e.clone().into());
+        }
+        if let Ok(s) = &statement {
+            telemetry.statement_claims(
+                s.application_id.as_deref().unwrap_or(""),
+                s.issuer.as_deref().unwrap_or(""),
+            );
+            tracing::info!(
+                application_id = s.application_id.as_deref().unwrap_or("unknown"),
+                issuer = s.issuer.as_deref().unwrap_or("unknown"),
+                "software statement loaded"
+            );
+        }
+        let inner = match stored {
+            Some(s) => {
+                tracing::info!(client_id = %s.client.client_id, file = %store.path().display(), "reusing stored client credentials");
+                Inner {
+                    client: Some(s.client),
+                    token: s.token,
+                    application_id: s.application_id,
+                    registered_at: s.registered_at,
+                    blocked_until: None,
+                }
+            }
+            None => Inner {
+                client: None,
+                token: None,
+                application_id: None,
+                registered_at: None,
+                blocked_until: None,
+            },
+        };
+        if let Some(t) = &inner.token {
+            telemetry.token_ready(t.expires_at.as_millisecond() as f64 / 1000.0, false);
+        }
+        Ok(Self {
+            dcr,
+            store,
+            statement,
+            clock,
+            telemetry,
+            inner: tokio::sync::Mutex::new(inner),
+            health: std::sync::RwLock::new(Health::Unknown),
+        })
+    }
+
+    /// The credentials' state for health reporting.
+    pub fn health(&self) -> Health {
+        self.health
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_health(&self, health: Health) {
+        *self.health.write().unwrap_or_else(|e| e.into_inner()) = health;
+    }
+
+    /// Path of the state file.
+    pub fn state_file(&self) -> &std::path::Path {
+        self.store.path()
+    }
+
+    /// A token valid for at least [`RENEW_MARGIN`], fetched (and the client
+    /// registered) only when needed. Concurrent callers share one renewal.
+    pub async fn access_token(&self) -> Result<SecretString, CredentialsError> {
+        let mut inner = self.inner.lock().await;
+        let now = self.clock.now();
+        if let Some(token) = &inner.token
+            && token.expires_at.duration_since(now) > RENEW_MARGIN
+        {
+            self.set_health(Health::Ok);
+            return Ok(token.value.clone());
+        }
+        if let Some((until, why)) = &inner.blocked_until {
+            if now < *until {
+                return Err(CredentialsError::NeedsPerson(why.clone()));
+            }
+            inner.blocked_until = None;
+        }
+        match self.renew(&mut inner).await {
+            Ok(token) => {
+                self.set_health(Health::Ok);
+                Ok(token)
+            }
+            Err(e) => {
+                let needs_person = matches!(e, CredentialsError::NeedsPerson(_));
+                if let CredentialsError::NeedsPerson(why) = &e {
+                    inner.blocked_until =
+                        Some((self.clock.now() + NEEDS_PERSON_RETRY, why.clone()));
+                    self.set_health(Health::NeedsPerson(why.clone()));
+                } else {
+                    self.set_health(Health::Failing(e.to_string()));
+                }
+                self.telemetry
+                    .credentials_failed(&e.to_string(), needs_person);
+                Err(e)
+            }
+        }
+    }
+
+    /// Forgets `token` after Adobe refused it (401), so the next call renews.
+    pub async fn reject(&self, token: &SecretString) {
+        let mut inner = self.inner.lock().await;
+        if inner
+            .token
+            .as_ref()
+            .is_some_and(|t| t.value.expose_secret() == token.expose_secret())
+        {
+            inner.token = None;
+        }
+    }
+
+    /// Registers now, replacing any stored client (the `credentials register` command).
+    pub async fn register_now(&self) -> Result<String, CredentialsError> {
+        let mut inner = self.inner.lock().await;
+        inner.client = None;
+        inner.token = None;
+        self.register(&mut inner).await?;
+        Ok(inner
+            .client
+            .as_ref()
+            .map(|c| c.client_id.clone())
+            .unwrap_or_default())
+    }
+
+    /// What is stored, for `credentials show`: client id, application id, token expiry.
+    pub async fn describe(&self) -> (Option<String>, Option<String>, Option<Timestamp>) {
+        let inner = self.inner.lock().await;
+        let application = inner.application_id.clone().or_else(|| {
+            self.statement
+                .as_ref()
+                .ok()
+                .and_then(|s| s.application_id.clone())
+        });
+        (
+            inner.client.as_ref().map(|c| c.client_id.clone()),
+            application,
+            inner.token.as_ref().map(|t| t.expires_at),
+        )
+    }
+
+    async fn renew(&self, inner: &mut Inner) -> Result<SecretString, CredentialsError> {
+        let mut registered_now = false;
+        let mut throttled = 0;
+        loop {
+            if inner.client.is_none() {
+                self.register(inner).await?;
+                registered_now = true;
+            }
+            let client = inner.client.clone().expect("registered above");
+            match self.dcr.token(&client, &self.clock).await {
+                Ok(token) => {
+                    let value = token.value.clone();
+                    self.telemetry
+                        .token_ready(token.expires_at.as_millisecond() as f64 / 1000.0, true);
+                    inner.token = Some(token);
+                    self.persist(inner)?;
+                    return Ok(value);
+                }
+                Err(DcrError::Rejected {
+                    code: OAuthError::InvalidClient,
+                    ..
+                }) if !registered_now => {
+                    tracing::warn!(client_id = %client.client_id, "Adobe no longer accepts the client credentials (invalid_client): registering again");
+                    inner.client = None;
+                    inner.token = None;
+                }
+                Err(DcrError::Throttled { retry_after, .. }) if throttled < THROTTLE_ATTEMPTS => {
+                    throttled += 1;
+                    self.wait_out_throttle(throttled, retry_after).await;
+                }
+                Err(e @ DcrError::Rejected { .. }) => {
+                    return Err(CredentialsError::NeedsPerson(e.to_string()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn register(&self, inner: &mut Inner) -> Result<(), CredentialsError> {
+        let statement = self
+            .statement
+            .as_ref()
+            .map_err(|e| CredentialsError::Statement(e.clone()))?;
+        let mut throttled = 0;
+        let client = loop {
+            match self.dcr.register(statement).await {
+                Ok(client) => break client,
+                Err(DcrError::Throttled { retry_after, .. }) if throttled < THROTTLE_ATTEMPTS => {
+                    throttled += 1;
+                    self.wait_out_throttle(throttled, retry_after).await;
+                }
+                Err(e @ DcrError::Rejected { .. }) => {
+                    return Err(CredentialsError::NeedsPerson(e.to_string()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        self.telemetry.registered(&client.client_id);
+        inner.client = Some(client);
+        inner.token = None;
+        inner.application_id = statement.application_id.clone();
+        inner.registered_at = Some(self.clock.now());
+        self.persist(inner)
+    }
+
+    /// After a 429: at least 1 s (or `Retry-After`), doubling with jitter.
+    async fn wait_out_throttle(&self, attempt: u32, retry_after: Option<Duration>) {
+        let base = Duration::from_secs(1) * 2u32.pow(attempt.saturating_sub(1).min(6));
+        let jitter = rand::rng().random_range(0.0..0.5);
+        let pause = retry_after
+            .unwrap_or_default()
+            .max(base.mul_f64(1.0 + jitter));
+        tracing::warn!(
+            attempt,
+            pause_ms = pause.as_millis() as u64,
+            "Adobe's DCR server throttled the exporter (429): waiting"
+        );
+        self.dcr.pacer().hold_off(pause).await;
+    }
+
+    fn persist(&self, inner: &Inner) -> Result<(), CredentialsError> {
+        let Some(client) = &inner.client else {
+            return Ok(());
+        };
+        let state = StoredState {
+            client: client.clone(),
+            token: inner.token.clone(),
+            application_id: inner.application_id.clone(),
+            registered_at: inner.registered_at,
+        };
+        self.store
+            .save(&state)
+            .map_err(|e| CredentialsError::Store(std::sync::Arc::new(e)))
+    }
+
+    /// Deletes the stored credentials (the `credentials forget` command).
+    pub fn forget(&self) -> Result<bool, StoreError> {
+        self.store.forget()
+    }
+}

@@ -1,0 +1,402 @@
+//! A faithful simulator of Adobe Pass: the DCR server and the CMU report API.
+//!
+//! The real servers need a licence and cannot be reached from our machines,
+//! so tests, the `demo` mode and the benchmarks all run against this one
+//! simulator. It follows `shared/reference/adobe-pass-cmu.md`: 201 answers
+//! from DCR with Adobe's error codes, a per-IP throttle with a one-time burst,
+//! HAL+JSON reports whose values are all strings, drill-down links that are an
+//! object or an array, links with the `/cmu/v2` prefix whatever prefix was
+//! requested, gzip when asked, and an undocumented metric and dimension.
+//!
+//! It counts every request and can inject faults, for tests:
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use cmu_exporter::simulator::{Simulator, SimulatorConfig, Target, Fault};
+//! let sim = Simulator::start(SimulatorConfig::default(), "127.0.0.1:0".parse().unwrap()).await?;
+//! sim.inject(Target::Cmu, Fault::Status(503), 2);
+//! println!("DCR {} CMU {}", sim.dcr_url(), sim.cmu_url());
+//! # Ok(()) }
+//! ```
+
+mod cmu;
+pub mod data;
+mod dcr;
+mod faults;
+pub mod tree;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use jiff::tz::TimeZone;
+use tokio::task::JoinHandle;
+use tower_http::compression::CompressionLayer;
+
+pub use faults::{Endpoint, Fault, Request, Target};
+
+use crate::clock::Clock;
+use crate::shutdown::Shutdown;
+use data::Universe;
+use dcr::{Registry, Throttle};
+use faults::Recorder;
+use tree::Tree;
+
+/// How the simulated servers behave.
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    /// Seed of the synthetic data.
+    pub seed: u64,
+    /// `expires_in` of access tokens (Adobe: 6 h).
+    pub token_lifetime: Duration,
+    /// DCR throttle: one-time burst per client IP...
+    pub throttle_burst: u32,
+    /// ...then this many requests per second.
+    pub throttle_rate: f64,
+    /// Largest `limit` a query may ask for before it is "too large" (400).
+    pub max_limit: u32,
+    /// Extra MVPDs and applications (1 = the default universe).
+    pub scale: usize,
+    /// Time zone of the report buckets.
+    pub time_zone: TimeZone,
+    /// The clock of the simulated world.
+    pub clock: Clock,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            token_lifetime: Duration::from_secs(21_600),
+            throttle_burst: 10,
+            throttle_rate: 1.0,
+            max_limit: 200_000,
+            scale: 1,
+            time_zone: TimeZone::UTC,
+            clock: Clock::wall(),
+        }
+    }
+}
+
+/// State shared by the request handlers.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    config: SimulatorConfig,
+    clock: Clock,
+    tree: Tree,
+    universe: Universe,
+    recorder: Recorder,
+    registry: Mutex<Registry>,
+    throttle: Mutex<Throttle>,
+}
+
+/// A running simulator. Dropping it stops the server.
+#[derive(Debug)]
+pub struct Simulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    statement: String,
+    shutdown: Shutdown,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Starts both servers on `addr` (use port 0 for an ephemeral port).
+    pub async fn start(config: SimulatorConfig, addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let mut registry = Registry::default();
+        let (statement, sub) = dcr::mint_statement(None, config.clock.now());
+        registry.approved.insert(sub);
+        registry.issued.push(statement.clone());
+        let shared = Arc::new(Shared {
+            clock: config.clock.clone(),
+            universe: Universe::new(config.scale),
+            tree: Tree::default(),
+            recorder: Recorder::default(),
+            registry: Mutex::new(registry),
+            throttle: Mutex::new(Throttle::default()),
+            config,
+        });
+        let app = axum::Router::new()
+            .fallback(dispatch)
+            .layer(
+                CompressionLayer::new()
+                    .gzip(true)
+                    .no_br()
+                    .no_deflate()
+                    .no_zstd(),
+            )
+            .with_state(shared.clone());
+        let shutdown = Shutdown::new();
+        let mut signal = shutdown.signal();
+        let task = tokio::spawn(async move {
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            let _ = axum::serve(listener, service)
+                .with_graceful_shutdown(async move { signal.wait().await })
+                .await;
+        });
+        Ok(Self {
+            addr,
+            shared,
+            statement,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// Address the servers listen on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL of the DCR server (`/o/client/...` below it).
+    pub fn dcr_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Base URL of the CMU API, with Adobe's documented `/cmu/v2` prefix.
+    pub fn cmu_url(&self) -> String {
+        format!("http://{}/cmu/v2", self.addr)
+    }
+
+    /// The same API under another prefix (`/v2`), like Adobe's staging alias:
+    /// its links still say `/cmu/v2`.
+    pub fn alias_cmu_url(&self) -> String {
+        format!("http://{}/v2", self.addr)
+    }
+
+    /// An approved software statement, shaped like Adobe's (no `software_id`).
+    pub fn software_statement(&self) -> &str {
+        &self.statement
+    }
+
+    /// Mints another statement: approved, or valid but not yet approved.
+    pub fn mint_statement(&self, approved: bool, software_id: Option<&str>) -> String {
+        let (statement, sub) = dcr::mint_statement(software_id, self.shared.clock.now());
+        let mut registry = self
+            .shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if approved {
+            registry.approved.insert(sub)
+        } else {
+            registry.unapproved.insert(sub)
+        };
+        registry.issued.push(statement.clone());
+        statement
+    }
+
+    /// Approves a statement minted unapproved, by its JWT.
+    pub fn approve_all(&self) {
+        let mut registry = self
+            .shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let pending: Vec<String> = registry.unapproved.drain().collect();
+        registry.approved.extend(pending);
+    }
+
+    /// Revokes every client: their tokens stop working and the token
+    /// endpoint answers `invalid_client`.
+    pub fn revoke_credentials(&self) {
+        let mut registry = self
+            .shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        registry.clients.clear();
+        registry.tokens.clear();
+    }
+
+    /// Makes every issued access token expire now.
+    pub fn expire_tokens(&self) {
+        let now = self.shared.clock.now();
+        let mut registry = self
+            .shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        registry
+            .tokens
+            .values_mut()
+            .for_each(|t| t.expires_at = now);
+    }
+
+    /// Queues `fault` for the next `count` requests to `target`.
+    pub fn inject(&self, target: Target, fault: Fault, count: usize) {
+        self.shared.recorder.inject(target, fault, count);
+    }
+
+    /// Cancels every pending fault.
+    pub fn clear_faults(&self) {
+        self.shared.recorder.clear_faults();
+    }
+
+    /// Requests seen so far, oldest first.
+    pub fn requests(&self) -> Vec<Request> {
+        self.shared.recorder.requests()
+    }
+
+    /// Requests that hit `endpoint`, whatever the answer.
+    pub fn count(&self, endpoint: Endpoint) -> usize {
+        self.shared.recorder.count(endpoint)
+    }
+
+    /// Requests that hit `endpoint` and got `status`.
+    pub fn count_status(&self, endpoint: Endpoint, status: u16) -> usize {
+        self.shared.recorder.count_status(endpoint, status)
+    }
+
+    /// Every secret value the simulator handed out: statements, client
+    /// secrets, access tokens. Tests search logs and pages for them.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .issued
+            .clone()
+    }
+
+    /// Every report path the simulated CMU serves.
+    pub fn report_paths(&self) -> Vec<crate::report::ReportPath> {
+        self.shared.tree.paths().cloned().collect()
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+/// The client IP as Adobe sees it: the first `X-Forwarded-For` entry, else the peer.
+fn client_ip(headers: &HeaderMap, peer: SocketAddr) -> std::net::IpAddr {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(peer.ip())
+}
+
+async fn dispatch(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let query = uri.query().unwrap_or_default().to_owned();
+    let endpoint = match path.as_str() {
+        "/o/client/register" => Endpoint::Register,
+        "/o/client/token" => Endpoint::Token,
+        p if p == "/cmu/v2" || p.starts_with("/cmu/v2/") || p == "/v2" || p.starts_with("/v2/") => {
+            Endpoint::Cmu
+        }
+        _ => return (StatusCode::NOT_FOUND, "Not Found\n").into_response(),
+    };
+    let expected = if endpoint == Endpoint::Cmu {
+        Method::GET
+    } else {
+        Method::POST
+    };
+    let sim_time = shared.clock.now();
+    let at = std::time::Instant::now();
+    let response = if method != expected {
+        (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n").into_response()
+    } else {
+        answer(&shared, endpoint, &path, &query, &headers, &body, peer).await
+    };
+    shared.recorder.record(Request {
+        endpoint,
+        at,
+        sim_time,
+        path,
+        query,
+        status: response.status().as_u16(),
+    });
+    response
+}
+
+async fn answer(
+    shared: &Shared,
+    endpoint: Endpoint,
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+    peer: SocketAddr,
+) -> Response {
+    let mut truncate = false;
+    match shared.recorder.take(endpoint) {
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (
+                status,
+                format!(
+                    "{} (injected)\n",
+                    status.canonical_reason().unwrap_or("error")
+                ),
+            )
+                .into_response();
+        }
+        Some(Fault::Throttle { retry_after }) => return dcr::throttled(retry_after),
+        Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
+        Some(Fault::TruncatedJson) => truncate = true,
+        None => {}
+    }
+    if endpoint != Endpoint::Cmu {
+        let admitted = shared
+            .throttle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(
+                client_ip(headers, peer),
+                shared.config.throttle_burst,
+                shared.config.throttle_rate,
+            );
+        if !admitted {
+            return dcr::throttled(None);
+        }
+    }
+    let response = match endpoint {
+        Endpoint::Register => dcr::register(shared, headers, body),
+        Endpoint::Token => dcr::token(shared, query, body),
+        Endpoint::Cmu => cmu::report(shared, path, query, headers).0,
+    };
+    if truncate {
+        truncated(response).await
+    } else {
+        response
+    }
+}
+
+/// The same answer with its body cut in half.
+async fn truncated(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let half = bytes.slice(..bytes.len() / 2);
+    let mut parts = parts;
+    parts.headers.remove("content-length");
+    Response::from_parts(parts, axum::body::Body::from(half))
+}

@@ -1,0 +1,308 @@
+//! The exporter's own health: `cmu_exporter_*` metrics and log lines.
+//!
+//! Each outcome (a poll succeeded or failed, an HTTP call ended, a token was
+//! renewed, a registration happened) is one method here that both logs and
+//! updates its metrics, so the two always tell the same story.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Which remote API a request went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Dcr,
+    Cmu,
+}
+
+impl Api {
+    fn as_str(self) -> &'static str {
+        match self {
+            Api::Dcr => "dcr",
+            Api::Cmu => "cmu",
+        }
+    }
+}
+
+/// Self-metrics registry and the event methods that feed it.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    dcr_requests: IntCounterVec,
+    registrations: IntCounter,
+    token_expiry: Gauge,
+    credentials_ok: IntGauge,
+    credentials_info: GaugeVec,
+    report_up: IntGaugeVec,
+    report_last_success: GaugeVec,
+    report_series: IntGaugeVec,
+    report_poll_duration: HistogramVec,
+    report_next_poll: GaugeVec,
+    polls: IntCounterVec,
+    truncated: IntCounterVec,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("self-metric names are unique");
+    metric
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &r,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &r,
+                GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let int_gauge = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &r,
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
+            register(
+                &r,
+                HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+                    .expect("valid metric"),
+            )
+        };
+        let latency = vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+        let build_info = int_gauge(
+            "cmu_exporter_build_info",
+            "Version of the running exporter. Always 1.",
+            &["version"],
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        Self {
+            http_requests: counter(
+                "cmu_exporter_http_requests_total",
+                "Requests the exporter sent to Adobe, by API (dcr or cmu), endpoint (register, token, or the report name) and HTTP status (\"error\" when no answer came).",
+                &["api", "endpoint", "code"],
+            ),
+            http_duration: histogram(
+                "cmu_exporter_http_request_duration_seconds",
+                "Time from sending a request to Adobe to having its whole answer.",
+                &["api", "endpoint"],
+                latency.clone(),
+            ),
+            dcr_requests: counter(
+                "cmu_exporter_dcr_requests_total",
+                "Requests to Adobe's DCR server, by endpoint (register or token) and HTTP status (\"error\" when no answer came).",
+                &["endpoint", "code"],
+            ),
+            registrations: register(
+                &r,
+                IntCounter::new(
+                    "cmu_exporter_registrations_total",
+                    "Client registrations with the software statement. Expected once per installation, then only when Adobe revokes the credentials.",
+                )
+                .expect("valid metric"),
+            ),
+            token_expiry: register(
+                &r,
+                Gauge::new(
+                    "cmu_exporter_token_expiry_timestamp_seconds",
+                    "When the current access token expires, as a Unix timestamp (0 before the first token).",
+                )
+                .expect("valid metric"),
+            ),
+            credentials_ok: register(
+                &r,
+                IntGauge::new(
+                    "cmu_exporter_credentials_ok",
+                    "1 while the exporter holds or can obtain a working access token, 0 while it cannot (the log and /readyz say why).",
+                )
+                .expect("valid metric"),
+            ),
+            credentials_info: gauge(
+                "cmu_exporter_credentials_info",
+                "The application the software statement belongs to (software_id, or sub where there is none) and its issuer. Always 1.",
+                &["application_id", "issuer"],
+            ),
+            report_up: int_gauge(
+                "cmu_exporter_report_up",
+                "1 if the last poll of the report succeeded, 0 if it failed.",
+                &["report"],
+            ),
+            report_last_success: gauge(
+                "cmu_exporter_report_last_success_timestamp_seconds",
+                "When the report was last polled successfully, as a Unix timestamp.",
+                &["report"],
+            ),
+            report_series: int_gauge(
+                "cmu_exporter_report_series",
+                "Series the report currently exports.",
+                &["report"],
+            ),
+            report_poll_duration: histogram(
+                "cmu_exporter_report_poll_duration_seconds",
+                "Time one poll of a report took: token, request, parsing and encoding.",
+                &["report"],
+                latency,
+            ),
+            report_next_poll: gauge(
+                "cmu_exporter_report_next_poll_timestamp_seconds",
+                "When the report will be polled next, as a Unix timestamp.",
+                &["report"],
+            ),
+            polls: counter(
+                "cmu_exporter_report_polls_total",
+                "Polls of each report, by result (success or failure).",
+                &["report", "result"],
+            ),
+            truncated: counter(
+                "cmu_exporter_report_truncated_total",
+                "Polls whose answer had as many rows as the limit asked for, so rows may be missing: raise the report's limit.",
+                &["report"],
+            ),
+            registry: r,
+        }
+    }
+
+    /// The self-metrics in text exposition format.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let _ = TextEncoder::new().encode(&self.registry.gather(), out);
+    }
+
+    /// The registry, for process metrics and tests.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// An HTTP exchange with Adobe ended (`status` is `None` when no answer came).
+    pub fn http_request(&self, api: Api, endpoint: &str, status: Option<u16>, took: Duration) {
+        let code = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+        self.http_requests
+            .with_label_values(&[api.as_str(), endpoint, &code])
+            .inc();
+        self.http_duration
+            .with_label_values(&[api.as_str(), endpoint])
+            .observe(took.as_secs_f64());
+        if api == Api::Dcr {
+            self.dcr_requests
+                .with_label_values(&[endpoint, &code])
+                .inc();
+        }
+        tracing::debug!(
+            api = api.as_str(),
+            endpoint,
+            code,
+            took_ms = took.as_millis() as u64,
+            "request to Adobe ended"
+        );
+    }
+
+    /// A new client was registered with the software statement.
+    pub fn registered(&self, client_id: &str) {
+        self.registrations.inc();
+        tracing::info!(
+            client_id,
+            "registered a new client with the software statement"
+        );
+    }
+
+    /// The statement's public claims, for `cmu_exporter_credentials_info`.
+    pub fn statement_claims(&self, application_id: &str, issuer: &str) {
+        self.credentials_info.reset();
+        self.credentials_info
+            .with_label_values(&[application_id, issuer])
+            .set(1.0);
+    }
+
+    /// A token is in hand, valid until `expires_at` (Unix seconds).
+    pub fn token_ready(&self, expires_at: f64, fetched: bool) {
+        self.token_expiry.set(expires_at);
+        self.credentials_ok.set(1);
+        if fetched {
+            tracing::debug!(expires_at, "fetched a new access token");
+        }
+    }
+
+    /// Credentials cannot be had now; `needs_person` when retrying will not help.
+    pub fn credentials_failed(&self, reason: &str, needs_person: bool) {
+        self.credentials_ok.set(0);
+        if needs_person {
+            tracing::error!(reason, "credentials need a person");
+        } else {
+            tracing::warn!(reason, "could not obtain an access token");
+        }
+    }
+
+    /// A report poll is scheduled for `at` (Unix seconds).
+    pub fn poll_scheduled(&self, report: &str, at: f64) {
+        self.report_next_poll.with_label_values(&[report]).set(at);
+    }
+
+    /// A report was polled and its snapshot published.
+    pub fn poll_succeeded(&self, report: &str, series: usize, took: Duration, now: f64) {
+        self.report_up.with_label_values(&[report]).set(1);
+        self.report_last_success
+            .with_label_values(&[report])
+            .set(now);
+        self.report_series
+            .with_label_values(&[report])
+            .set(series as i64);
+        self.report_poll_duration
+            .with_label_values(&[report])
+            .observe(took.as_secs_f64());
+        self.polls.with_label_values(&[report, "success"]).inc();
+        tracing::debug!(
+            report,
+            series,
+            took_ms = took.as_millis() as u64,
+            "polled report"
+        );
+    }
+
+    /// A report poll failed; the last good values stay.
+    pub fn poll_failed(&self, report: &str, error: &str, took: Duration, retry_in: Duration) {
+        self.report_up.with_label_values(&[report]).set(0);
+        self.report_poll_duration
+            .with_label_values(&[report])
+            .observe(took.as_secs_f64());
+        self.polls.with_label_values(&[report, "failure"]).inc();
+        let retry = humantime::format_duration(Duration::from_secs(retry_in.as_secs())).to_string();
+        tracing::warn!(report, error, retry_in = %retry, "poll failed; keeping the last good values");
+    }
+
+    /// A report's answer had as many rows as the limit.
+    pub fn poll_truncated(&self, report: &str, limit: u32) {
+        self.truncated.with_label_values(&[report]).inc();
+        tracing::warn!(
+            report,
+            limit,
+            "answer has as many rows as the limit: rows may be missing; raise the report's limit"
+        );
+    }
+
+    /// The number of series a report exports changed (e.g. its values expired).
+    pub fn report_series(&self, report: &str, series: usize) {
+        self.report_series
+            .with_label_values(&[report])
+            .set(series as i64);
+    }
+}
