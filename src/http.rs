@@ -8,10 +8,16 @@ use std::time::Duration;
 /// `User-Agent` of every outgoing request.
 pub const USER_AGENT: &str = concat!("cmu-exporter/", env!("CARGO_PKG_VERSION"));
 
-/// Builds the shared client. Fails only if TLS cannot be set up.
-pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+/// Makes `ring` the process's TLS crypto provider (idempotent). Every
+/// reqwest client needs it; [`client`] calls it.
+pub fn install_crypto_provider() {
     // Installing twice is harmless: the first provider stays.
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Builds the shared client. Fails only if TLS cannot be set up.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(Duration::from_secs(10).min(timeout))

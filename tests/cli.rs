@@ -1,0 +1,230 @@
+//! The `cmu-exporter` binary itself: bad report paths, render, check-config.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cmu-exporter");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn a_path_outside_the_tree_is_a_clear_error_not_a_crash() {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "  - name: good\n    path: tenant/year/month/day\n  - name: wrong\n    path: tenant/mvpd\n",
+    );
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args([
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let page = wait_for(
+        "the error on the landing page",
+        Duration::from_secs(20),
+        || async {
+            let text = http().get(&base).send().await.ok()?.text().await.ok()?;
+            text.contains("CMU has no report at /tenant/mvpd")
+                .then_some(text)
+        },
+    )
+    .await;
+    assert!(
+        page.contains("cmu-exporter discover"),
+        "the error says how to find valid paths"
+    );
+    let (_, metrics) = get_text(&format!("{base}/metrics")).await;
+    assert!(metrics.contains("cmu_exporter_report_up{report=\"wrong\"} 0"));
+    assert!(
+        metrics.contains("cmu_active_users{report=\"good\""),
+        "the good report still works"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the exporter is still running"
+    );
+    let (status, ready) = get_text(&format!("{base}/readyz")).await;
+    assert_eq!(status, 503);
+    assert!(ready.contains("report wrong"), "{ready}");
+
+    // SIGTERM: a clean exit, and the log names the report and the fix.
+    send_sigterm(child.id());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("poll failed"))
+        .expect("a log line for the failed poll");
+    assert!(
+        line.contains("report=wrong") || line.contains("report=\"wrong\""),
+        "{line}"
+    );
+    assert!(line.contains("/tenant/mvpd"), "{line}");
+}
+
+fn send_sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn render_prints_exposition_that_promtool_accepts() {
+    let promtool = promtool();
+    let sim = simulator().await;
+    let token = own_token(&sim).await;
+    let dir = tempfile::tempdir().unwrap();
+    for path in [
+        "tenant/year/month/day/hour/mvpd",
+        "year/month/concurrency-level/tenant",
+        "tenant/year/month/day/hour/occurrences",
+    ] {
+        let json = http()
+            .get(format!("{}/{path}?start=2026-01-01", sim.cmu_url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let file = dir.path().join("report.json");
+        std::fs::write(&file, &json).unwrap();
+        let rendered = Command::new(BIN)
+            .args(["render", file.to_str().unwrap(), "--report", "saved"])
+            .output()
+            .unwrap();
+        assert!(
+            rendered.status.success(),
+            "{}",
+            String::from_utf8_lossy(&rendered.stderr)
+        );
+        let text = String::from_utf8(rendered.stdout).unwrap();
+        assert!(text.contains("report=\"saved\""), "{path}: {text}");
+        assert!(
+            text.contains(&format!(
+                "cmu_report_info{{report=\"saved\",path=\"{path}\""
+            )),
+            "{path}"
+        );
+        let mut check = Command::new(&promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut check.stdin.take().unwrap(), text.as_bytes()).unwrap();
+        let checked = check.wait_with_output().unwrap();
+        assert!(
+            checked.status.success(),
+            "promtool rejects the rendering of {path}: {}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+}
+
+#[test]
+fn render_names_the_row_and_field_of_a_bad_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.json");
+    std::fs::write(&file, r#"{"report": [{"year": "2025", "active-users": "12"}, {"year": "2025", "active-users": "a lot"}]}"#)
+        .unwrap();
+    let out = Command::new(BIN)
+        .args(["render", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("row 1, field `active-users`: metric value \"a lot\" is not a number"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_explains_or_names_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let statement = dir.path().join("s.jwt");
+    std::fs::write(
+        &statement,
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcHAtMSIsImlzcyI6ImF1dGguYWRvYmUuY29tIn0.c2ln",
+    )
+    .unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        format!(
+            "adobe:\n  software_statement_file: {}\nstate_dir: /tmp/x\nreports:\n  - name: hourly\n    path: tenant/year/month/day/hour\n",
+            statement.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", good.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("hourly: /tenant/year/month/day/hour (hour buckets"),
+        "{text}"
+    );
+    assert!(text.contains("every 1h"), "{text}");
+    assert!(text.contains("application id app-1"), "{text}");
+    assert!(!text.contains("c2ln"), "the statement never appears");
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "state_dir: /tmp/x\nreports:\n  - name: Bad Name\n    path: hour/year\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("reports[0].name: `Bad Name`"), "{err}");
+    assert!(err.contains("reports[0].path: `hour/year`"), "{err}");
+    assert!(
+        err.contains("adobe.software_statement_file: missing"),
+        "{err}"
+    );
+}

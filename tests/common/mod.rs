@@ -1,0 +1,209 @@
+//! Helpers shared by the integration tests: start the simulator and the
+//! exporter on ephemeral ports, talk to both over real HTTP.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cmu_exporter::app::{self, Options, Running};
+use cmu_exporter::clock::Clock;
+use cmu_exporter::config::Config;
+use cmu_exporter::simulator::{Simulator, SimulatorConfig};
+
+/// A simulator with default settings on 127.0.0.1, ephemeral port.
+pub async fn simulator() -> Simulator {
+    simulator_with(SimulatorConfig::default()).await
+}
+
+pub async fn simulator_with(config: SimulatorConfig) -> Simulator {
+    Simulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("simulator starts")
+}
+
+/// A temporary directory with the simulator's statement and a config file
+/// listing `reports` (YAML list items, indented by two spaces).
+pub fn write_config(dir: &Path, sim: &Simulator, reports: &str) -> PathBuf {
+    let statement = dir.join("statement.jwt");
+    std::fs::write(&statement, sim.software_statement()).unwrap();
+    let yaml = format!(
+        "adobe:\n  dcr_url: {}\n  cmu_url: {}\n  software_statement_file: {}\nstate_dir: {}\nreports:\n{reports}",
+        sim.dcr_url(),
+        sim.cmu_url(),
+        statement.display(),
+        dir.join("state").display()
+    );
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// Starts the exporter in-process on an ephemeral port.
+pub async fn exporter(config_file: &Path) -> Running {
+    exporter_with_clock(config_file, Clock::wall()).await
+}
+
+pub async fn exporter_with_clock(config_file: &Path, clock: Clock) -> Running {
+    let config = Config::load(config_file).expect("test config is valid");
+    let options = Options {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        clock,
+    };
+    app::start(config, options).await.expect("exporter starts")
+}
+
+/// Waits until `check` returns `Some`, or panics naming `what`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An HTTP client for tests (rustls needs its crypto provider first).
+pub fn http() -> reqwest::Client {
+    http_builder().build().unwrap()
+}
+
+pub fn http_builder() -> reqwest::ClientBuilder {
+    cmu_exporter::http::install_crypto_provider();
+    reqwest::Client::builder().timeout(Duration::from_secs(30))
+}
+
+pub async fn get_text(url: &str) -> (u16, String) {
+    let response = http().get(url).send().await.expect("GET succeeds");
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// One sample of an exposition: family name, labels, value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Parses the sample lines of a text exposition (enough for our own output).
+pub fn parse_exposition(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("sample line has a value");
+        let (name, labels) = match series.split_once('{') {
+            None => (series.to_owned(), BTreeMap::new()),
+            Some((name, rest)) => (
+                name.to_owned(),
+                parse_labels(rest.strip_suffix('}').expect("closing brace")),
+            ),
+        };
+        let value = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().expect("numeric value"),
+        };
+        samples.push(Sample {
+            name,
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut chars = text.chars().peekable();
+    while chars.peek().is_some() {
+        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        assert_eq!(chars.next(), Some('"'));
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(other) => value.push(other),
+                    None => break,
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.insert(name.trim_start_matches(',').to_owned(), value);
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+    labels
+}
+
+/// Registers a client of our own with the simulator and returns a token,
+/// to ask it directly what it serves.
+pub async fn own_token(sim: &Simulator) -> String {
+    let http = http();
+    let registered: serde_json::Value = http
+        .post(format!("{}/o/client/register", sim.dcr_url()))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "software_statement": sim.software_statement() }).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", registered["client_id"].as_str().unwrap()),
+        (
+            "client_secret",
+            registered["client_secret"].as_str().unwrap(),
+        ),
+    ];
+    let token: serde_json::Value = http
+        .post(format!("{}/o/client/token", sim.dcr_url()))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["access_token"].as_str().unwrap().to_owned()
+}
+
+/// GETs `url` from the simulated CMU with `token`, as JSON.
+pub async fn cmu_json(url: &str, token: &str) -> serde_json::Value {
+    let response = http().get(url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 200, "GET {url}");
+    response.json().await.unwrap()
+}
+
+/// `promtool`, which the README's test command installs.
+pub fn promtool() -> PathBuf {
+    let path = std::env::var_os("PROMTOOL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("promtool"));
+    let found = std::process::Command::new(&path)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "promtool not found: run the README's test command (scripts/test), which installs Debian's prometheus package"
+    );
+    path
+}
