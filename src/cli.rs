@@ -98,16 +98,16 @@ enum Command {
         /// The report (JSON); `-` or nothing for standard input.
         file: Option<PathBuf>,
         /// Value of the `report` label.
-        #[arg(long, default_value = "report")]
+        #[arg(long, env = "CMU_EXPORTER_RENDER_REPORT", default_value = "report")]
         report: String,
         /// Report path, when the file's `self` link does not name it.
-        #[arg(long)]
+        #[arg(long, env = "CMU_EXPORTER_RENDER_PATH")]
         path: Option<String>,
         /// Export the newest bucket even if it is still filling.
-        #[arg(long)]
+        #[arg(long, env = "CMU_EXPORTER_RENDER_PARTIAL")]
         partial: bool,
         /// Time zone of the report's buckets (IANA name).
-        #[arg(long, default_value = "UTC")]
+        #[arg(long, env = "CMU_EXPORTER_RENDER_TIME_ZONE", default_value = "UTC")]
         time_zone: String,
     },
 }
