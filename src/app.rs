@@ -60,17 +60,39 @@ pub struct Running {
     tasks: JoinSet<()>,
 }
 
+/// The credentials of `config`: state store, statement, pre-registered client.
+pub fn open_credentials(
+    config: &Config,
+    http: reqwest::Client,
+    clock: Clock,
+    telemetry: Telemetry,
+) -> Result<Credentials, StartError> {
+    let store = StateStore::open(&config.state_dir)?;
+    let statement = SoftwareStatement::load(&config.adobe.software_statement);
+    let preset = config
+        .adobe
+        .client
+        .as_ref()
+        .map(crate::credentials::load_preset)
+        .transpose()?;
+    let dcr = DcrClient::new(
+        http,
+        &config.adobe.dcr_url,
+        telemetry.clone(),
+        clock.clone(),
+    );
+    Ok(Credentials::open(
+        dcr, store, statement, preset, clock, telemetry,
+    )?)
+}
+
 /// Starts polling and serving. Returns once every address is bound.
 pub async fn start(config: Config, options: Options) -> Result<Running, StartError> {
     let telemetry = Telemetry::new();
     let http = crate::http::client(REQUEST_TIMEOUT).map_err(|e| StartError::Http(e.to_string()))?;
-    let store = StateStore::open(&config.state_dir)?;
-    let statement = SoftwareStatement::load(&config.adobe.software_statement);
-    let dcr = DcrClient::new(http.clone(), &config.adobe.dcr_url, telemetry.clone());
-    let credentials = Arc::new(Credentials::open(
-        dcr,
-        store,
-        statement,
+    let credentials = Arc::new(open_credentials(
+        &config,
+        http.clone(),
         options.clock.clone(),
         telemetry.clone(),
     )?);

@@ -68,6 +68,16 @@ enum LogFormat {
 }
 
 #[derive(Debug, Subcommand)]
+enum CredentialsAction {
+    /// Client id (never the secret), application id, token expiry, state file.
+    Show,
+    /// Registers a new client now and stores it (replacing the stored one).
+    Register,
+    /// Deletes the stored client credentials and token.
+    Forget,
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Simulator and exporter in one process, on a built-in configuration.
     Demo,
@@ -92,6 +102,11 @@ enum Command {
     CheckConfig {
         /// The configuration file.
         file: PathBuf,
+    },
+    /// Shows, registers or forgets the stored client credentials.
+    Credentials {
+        #[command(subcommand)]
+        action: CredentialsAction,
     },
     /// Prints the Prometheus exposition of one saved CMU JSON report.
     Render {
@@ -134,6 +149,9 @@ pub fn main() -> ExitCode {
             token_lifetime,
         }) => runtime.block_on(simulate(&listen, token_lifetime.into())),
         Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::Credentials { action }) => {
+            runtime.block_on(credentials(cli.config_file, action))
+        }
         Some(Command::Render {
             file,
             report,
@@ -319,6 +337,57 @@ async fn simulate(listen: &str, token_lifetime: std::time::Duration) -> Result<(
     Ok(())
 }
 
+async fn credentials(
+    config_file: Option<PathBuf>,
+    action: CredentialsAction,
+) -> Result<(), String> {
+    let file =
+        config_file.ok_or("--config.file is required: the state_dir and statement come from it")?;
+    let config = Config::load(&file).map_err(|e| e.to_string())?;
+    let http = crate::http::client(app::REQUEST_TIMEOUT).map_err(|e| e.to_string())?;
+    let telemetry = crate::telemetry::Telemetry::new();
+    let credentials = app::open_credentials(&config, http, Clock::wall(), telemetry)
+        .map_err(|e| e.to_string())?;
+    match action {
+        CredentialsAction::Show => {
+            let (client_id, application_id, expiry) = credentials.describe().await;
+            println!("state file:     {}", credentials.state_file().display());
+            println!(
+                "client id:      {}",
+                client_id
+                    .as_deref()
+                    .unwrap_or("none (the exporter registers on its first poll)")
+            );
+            println!(
+                "application id: {}",
+                application_id.as_deref().unwrap_or("unknown")
+            );
+            match expiry {
+                Some(at) => println!("access token:   expires {at}"),
+                None => println!("access token:   none stored"),
+            }
+        }
+        CredentialsAction::Register => {
+            let client_id = credentials
+                .register_now()
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "registered client {client_id}; stored in {}",
+                credentials.state_file().display()
+            );
+        }
+        CredentialsAction::Forget => {
+            let path = credentials.state_file().display().to_string();
+            match credentials.forget().map_err(|e| e.to_string())? {
+                true => println!("deleted {path}: the exporter registers again on its next start"),
+                false => println!("nothing stored at {path}"),
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_config(file: &std::path::Path) -> Result<(), String> {
     let config = Config::load(file).map_err(|e| format!("configuration is not valid:\n{e}"))?;
     print!("{}", config.explain());
@@ -328,6 +397,11 @@ fn check_config(file: &std::path::Path) -> Result<(), String> {
             s.application_id.as_deref().unwrap_or("unknown"),
             s.issuer.as_deref().unwrap_or("unknown")
         ),
+        Err(e) if config.adobe.client.is_some() => {
+            println!(
+                "software statement: not available ({e}); not needed with pre-registered client credentials"
+            )
+        }
         Err(e) => return Err(format!("configuration is valid, but {e}")),
     }
     println!("configuration is valid");

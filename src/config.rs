@@ -24,6 +24,9 @@ pub const DEFAULT_DCR_URL: &str = "https://api.auth.adobe.com";
 pub const DEFAULT_CMU_URL: &str = "https://mgmt.auth.adobe.com/cmu/v2";
 /// Environment variable that may hold the software statement itself.
 pub const STATEMENT_ENV: &str = "CMU_SOFTWARE_STATEMENT";
+/// Environment variables that may hold pre-registered client credentials.
+pub const CLIENT_ID_ENV: &str = "CMU_CLIENT_ID";
+pub const CLIENT_SECRET_ENV: &str = "CMU_CLIENT_SECRET";
 /// Adobe's default `limit`; we ask for more so hourly drill-downs fit.
 pub const DEFAULT_LIMIT: u32 = 10_000;
 
@@ -42,6 +45,8 @@ pub struct AdobeConfig {
     pub dcr_url: Url,
     pub cmu_url: Url,
     pub software_statement: StatementSource,
+    /// Pre-registered client credentials: when set, the exporter never registers.
+    pub client: Option<ClientSource>,
     /// Time zone of CMU time buckets (undocumented by Adobe; UTC by default).
     pub time_zone: TimeZone,
 }
@@ -52,6 +57,43 @@ pub enum StatementSource {
     File(PathBuf),
     /// The `CMU_SOFTWARE_STATEMENT` environment variable.
     Env,
+}
+
+/// Where a value that is not in the YAML comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueSource {
+    File(PathBuf),
+    Env(&'static str),
+}
+
+impl ValueSource {
+    /// Reads the value (trimmed). The error names the source, never the value.
+    pub fn read(&self) -> Result<String, String> {
+        let text = match self {
+            Self::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            Self::Env(name) => std::env::var(name).map_err(|_| format!("{name} is not set"))?,
+        };
+        let value = text.trim().to_owned();
+        if value.is_empty() {
+            return Err(format!("{} is empty", self.describe()));
+        }
+        Ok(value)
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(path) => format!("file {}", path.display()),
+            Self::Env(name) => format!("environment variable {name}"),
+        }
+    }
+}
+
+/// Pre-registered client credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSource {
+    pub id: ValueSource,
+    pub secret: ValueSource,
 }
 
 /// One configured report.
@@ -128,6 +170,8 @@ struct RawAdobe {
     dcr_url: Option<String>,
     cmu_url: Option<String>,
     software_statement_file: Option<PathBuf>,
+    client_id_file: Option<PathBuf>,
+    client_secret_file: Option<PathBuf>,
     time_zone: Option<String>,
 }
 
@@ -199,6 +243,13 @@ impl Config {
         out.push_str(&format!("DCR server:        {}\n", self.adobe.dcr_url));
         out.push_str(&format!("CMU base:          {}\n", self.adobe.cmu_url));
         out.push_str(&format!("software statement: {statement}\n"));
+        if let Some(client) = &self.adobe.client {
+            out.push_str(&format!(
+                "client credentials: pre-registered (id from {}, secret from {}): never registers\n",
+                client.id.describe(),
+                client.secret.describe()
+            ));
+        }
         out.push_str(&format!(
             "bucket time zone:  {}\n",
             self.adobe.time_zone.iana_name().unwrap_or("fixed offset")
@@ -247,6 +298,25 @@ fn validate_url(
 fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConfig> {
     let dcr_url = validate_url("adobe.dcr_url", raw.dcr_url, DEFAULT_DCR_URL, problems);
     let cmu_url = validate_url("adobe.cmu_url", raw.cmu_url, DEFAULT_CMU_URL, problems);
+    let env_set = |name: &str| std::env::var_os(name).is_some();
+    let id = raw
+        .client_id_file
+        .map(ValueSource::File)
+        .or_else(|| env_set(CLIENT_ID_ENV).then_some(ValueSource::Env(CLIENT_ID_ENV)));
+    let secret = raw
+        .client_secret_file
+        .map(ValueSource::File)
+        .or_else(|| env_set(CLIENT_SECRET_ENV).then_some(ValueSource::Env(CLIENT_SECRET_ENV)));
+    let client = match (id, secret) {
+        (Some(id), Some(secret)) => Some(ClientSource { id, secret }),
+        (None, None) => None,
+        (Some(_), None) | (None, Some(_)) => {
+            problems.push(format!(
+                "adobe.client_id_file / adobe.client_secret_file: only one is set: give both (or {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}), or neither to let the exporter register"
+            ));
+            None
+        }
+    };
     let software_statement = match raw.software_statement_file {
         Some(p) if p.as_os_str().is_empty() => {
             problems.push("adobe.software_statement_file: empty: name the file downloaded from the TVE Dashboard".into());
@@ -254,6 +324,8 @@ fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConf
         }
         Some(p) => Some(StatementSource::File(p)),
         None if std::env::var_os(STATEMENT_ENV).is_some() => Some(StatementSource::Env),
+        // With pre-registered credentials the statement is only used to show the application.
+        None if client.is_some() => Some(StatementSource::Env),
         None => {
             problems.push(format!(
                 "adobe.software_statement_file: missing: name the software statement file downloaded from the TVE Dashboard, or set {STATEMENT_ENV}"
@@ -277,6 +349,7 @@ fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConf
         dcr_url: dcr_url?,
         cmu_url: cmu_url?,
         software_statement: software_statement?,
+        client,
         time_zone: time_zone?,
     })
 }

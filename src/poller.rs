@@ -109,8 +109,9 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
     let step = jiff::SignedDuration::try_from(report.interval)
         .unwrap_or(jiff::SignedDuration::from_secs(3600));
     let first = ctx.clock.now();
-    let mut next_regular =
-        first + jiff::SignedDuration::try_from(phase(&name, report.interval)).unwrap_or_default();
+    // The first poll runs at once; the regular grid starts one interval later.
+    let phase = jiff::SignedDuration::try_from(phase(&name, report.interval)).unwrap_or_default();
+    let mut next_regular = first + step + phase;
     let mut failures = 0u32;
     let mut at = first;
     loop {

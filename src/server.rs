@@ -106,7 +106,7 @@ fn futures_stream<T: Send + Unpin + 'static, const N: usize>(
 /// Why the exporter is not ready, or `None` when it is.
 pub fn unready_reason(state: &AppState) -> Option<String> {
     match state.credentials.health() {
-        Health::NeedsPerson(why) => return Some(why),
+        Health::NeedsPerson(why) => return Some(format!("credentials need a person: {why}")),
         Health::Failing(why) => return Some(format!("no access token: {why}")),
         Health::Unknown | Health::Ok => {}
     }

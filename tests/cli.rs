@@ -8,16 +8,6 @@ use std::time::Duration;
 
 use common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cmu-exporter");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn a_path_outside_the_tree_is_a_clear_error_not_a_crash() {
     let sim = simulator().await;

@@ -111,29 +111,43 @@ pub enum DcrError {
 }
 
 /// Keeps the whole process at or under one DCR call per second, Adobe's
-/// per-IP rate, and holds calls back after a 429.
-#[derive(Debug, Default)]
+/// per-IP rate, and holds calls back after a 429. It counts seconds on the
+/// shared clock, so a warped test world keeps the same proportions.
+#[derive(Debug)]
 pub struct Pacer {
-    next: tokio::sync::Mutex<Option<Instant>>,
+    next: tokio::sync::Mutex<Option<jiff::Timestamp>>,
+    clock: Clock,
 }
 
 /// Real time between two DCR calls (Adobe's throttle: 1 per second).
 pub const DCR_SPACING: Duration = Duration::from_millis(1_050);
 
 impl Pacer {
+    fn new(clock: Clock) -> Self {
+        Self {
+            next: tokio::sync::Mutex::new(None),
+            clock,
+        }
+    }
+
+    fn after(&self, pause: Duration) -> jiff::Timestamp {
+        self.clock.now()
+            + jiff::SignedDuration::try_from(pause).unwrap_or(jiff::SignedDuration::MAX)
+    }
+
     /// Waits for this call's turn.
     async fn turn(&self) {
         let mut next = self.next.lock().await;
         if let Some(at) = *next {
-            tokio::time::sleep_until(at.into()).await;
+            self.clock.sleep_until(at).await;
         }
-        *next = Some(Instant::now() + DCR_SPACING);
+        *next = Some(self.after(DCR_SPACING));
     }
 
     /// Holds every DCR call back for at least `pause`.
     pub async fn hold_off(&self, pause: Duration) {
         let mut next = self.next.lock().await;
-        let until = Instant::now() + pause.max(DCR_SPACING);
+        let until = self.after(pause.max(DCR_SPACING));
         *next = Some(next.map_or(until, |n| n.max(until)));
     }
 }
@@ -166,7 +180,7 @@ struct ErrorBody {
 }
 
 impl DcrClient {
-    pub fn new(http: reqwest::Client, base: &Url, telemetry: Telemetry) -> Self {
+    pub fn new(http: reqwest::Client, base: &Url, telemetry: Telemetry, clock: Clock) -> Self {
         let join = |p: &str| {
             let mut url = base.clone();
             let prefix = url.path().trim_end_matches('/').to_owned();
@@ -178,7 +192,7 @@ impl DcrClient {
             token_url: join("/o/client/token"),
             http,
             telemetry,
-            pacer: Arc::default(),
+            pacer: Arc::new(Pacer::new(clock)),
         }
     }
 

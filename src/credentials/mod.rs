@@ -46,6 +46,8 @@ pub enum CredentialsError {
     Statement(#[from] StatementError),
     #[error(transparent)]
     Store(#[from] std::sync::Arc<StoreError>),
+    #[error("pre-registered client credentials: {0}")]
+    Preset(String),
 }
 
 /// State of the credentials as `/readyz` and the landing page report it.
@@ -69,6 +71,18 @@ struct Inner {
     blocked_until: Option<(Timestamp, String)>,
 }
 
+/// Reads pre-registered client credentials from where the config says.
+pub fn load_preset(
+    source: &crate::config::ClientSource,
+) -> Result<ClientCredentials, CredentialsError> {
+    let id = source.id.read().map_err(CredentialsError::Preset)?;
+    let secret = source.secret.read().map_err(CredentialsError::Preset)?;
+    Ok(ClientCredentials {
+        client_id: id,
+        client_secret: secret.into(),
+    })
+}
+
 /// The shared source of access tokens.
 pub struct Credentials {
     dcr: DcrClient,
@@ -78,6 +92,8 @@ pub struct Credentials {
     telemetry: Telemetry,
     inner: tokio::sync::Mutex<Inner>,
     health: std::sync::RwLock<Health>,
+    /// Client credentials given by the operator: never register.
+    preset: bool,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -90,20 +106,36 @@ impl std::fmt::Debug for Credentials {
 
 impl Credentials {
     /// Opens the state store and reads the statement. A missing statement is
-    /// fatal only when no credentials were stored before.
+    /// fatal only when no credentials were stored before and none are preset.
     pub fn open(
         dcr: DcrClient,
         store: StateStore,
         statement: Result<SoftwareStatement, StatementError>,
+        preset: Option<ClientCredentials>,
         clock: Clock,
         telemetry: Telemetry,
     ) -> Result<Self, CredentialsError> {
-        let (stored, warning) = store.load();
+        let (mut stored, warning) = store.load();
         if let Some(warning) = warning {
             tracing::warn!("{warning}");
         }
-        if let (Err(e), None) = (&statement, &stored) {
+        if let (Err(e), None, None) = (&statement, &stored, &preset) {
             return Err(e.clone().into());
+        }
+        let is_preset = preset.is_some();
+        if let Some(client) = preset {
+            // A token stored for the same client is still good; anything else is not ours.
+            let token = stored
+                .take()
+                .filter(|s| s.client.client_id == client.client_id)
+                .and_then(|s| s.token);
+            tracing::info!(client_id = %client.client_id, "using pre-registered client credentials: the exporter will not register");
+            stored = Some(StoredState {
+                client,
+                token,
+                application_id: None,
+                registered_at: None,
+            });
         }
         if let Ok(s) = &statement {
             telemetry.statement_claims(
@@ -118,7 +150,9 @@ impl Credentials {
         }
         let inner = match stored {
             Some(s) => {
-                tracing::info!(client_id = %s.client.client_id, file = %store.path().display(), "reusing stored client credentials");
+                if !is_preset {
+                    tracing::info!(client_id = %s.client.client_id, file = %store.path().display(), "reusing stored client credentials");
+                }
                 Inner {
                     client: Some(s.client),
                     token: s.token,
@@ -146,6 +180,7 @@ impl Credentials {
             telemetry,
             inner: tokio::sync::Mutex::new(inner),
             health: std::sync::RwLock::new(Health::Unknown),
+            preset: is_preset,
         })
     }
 
@@ -266,6 +301,15 @@ impl Credentials {
                 Err(DcrError::Rejected {
                     code: OAuthError::InvalidClient,
                     ..
+                }) if self.preset => {
+                    return Err(CredentialsError::NeedsPerson(format!(
+                        "Adobe refused the pre-registered client {} (invalid_client): replace adobe.client_id_file and adobe.client_secret_file with working credentials, or remove them to let the exporter register",
+                        client.client_id
+                    )));
+                }
+                Err(DcrError::Rejected {
+                    code: OAuthError::InvalidClient,
+                    ..
                 }) if !registered_now => {
                     tracing::warn!(client_id = %client.client_id, "Adobe no longer accepts the client credentials (invalid_client): registering again");
                     inner.client = None;
@@ -284,6 +328,12 @@ impl Credentials {
     }
 
     async fn register(&self, inner: &mut Inner) -> Result<(), CredentialsError> {
+        if self.preset {
+            return Err(CredentialsError::Preset(
+                "the configuration gives client credentials, so the exporter does not register"
+                    .into(),
+            ));
+        }
         let statement = self
             .statement
             .as_ref()

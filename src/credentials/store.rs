@@ -269,12 +269,22 @@ mod tests {
                 client_secret: secret.to_owned().into(),
             },
             token: Some(AccessToken {
-                value: "tok".to_owned().into(),
+                value: "tok-value-123".to_owned().into(),
                 expires_at: Timestamp::UNIX_EPOCH,
             }),
             application_id: Some("app".into()),
             registered_at: None,
         }
+    }
+
+    #[test]
+    fn debug_prints_never_show_secrets() {
+        let printed = format!("{:?}", state("s3cret-value"));
+        assert!(printed.contains("id-1"), "{printed}");
+        assert!(
+            !printed.contains("s3cret-value") && !printed.contains("tok-value-123"),
+            "{printed}"
+        );
     }
 
     #[test]

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Instant;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -40,16 +39,16 @@ pub(crate) struct Registry {
     pub issued: Vec<String>,
 }
 
-/// Per-IP token bucket: a one-time burst, then `rate` requests per second.
+/// Per-IP token bucket: a one-time burst, then `rate` requests per second
+/// (seconds of the simulated clock).
 #[derive(Debug, Default)]
 pub(crate) struct Throttle {
-    buckets: HashMap<IpAddr, (f64, Instant)>,
+    buckets: HashMap<IpAddr, (f64, Timestamp)>,
 }
 
 impl Throttle {
-    /// Whether a request from `ip` may pass now.
-    pub fn admit(&mut self, ip: IpAddr, burst: u32, rate: f64) -> bool {
-        let now = Instant::now();
+    /// Whether a request from `ip` may pass at `now`.
+    pub fn admit(&mut self, ip: IpAddr, burst: u32, rate: f64, now: Timestamp) -> bool {
         let (tokens, last) = self.buckets.entry(ip).or_insert((f64::from(burst), now));
         if *tokens < 1.0 {
             // After the initial burst the bucket refills to one request, no more.
@@ -232,11 +231,18 @@ mod tests {
     fn throttle_allows_one_burst_then_one_per_second() {
         let mut t = Throttle::default();
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!((0..10).all(|_| t.admit(ip, 10, 1.0)));
-        assert!(!t.admit(ip, 10, 1.0));
-        std::thread::sleep(std::time::Duration::from_millis(1100));
-        assert!(t.admit(ip, 10, 1.0));
-        assert!(!t.admit(ip, 10, 1.0), "the burst must not come back");
+        let t0 = Timestamp::UNIX_EPOCH;
+        assert!((0..10).all(|_| t.admit(ip, 10, 1.0, t0)));
+        assert!(!t.admit(ip, 10, 1.0, t0));
+        let later = t0 + jiff::SignedDuration::from_millis(1100);
+        assert!(t.admit(ip, 10, 1.0, later));
+        assert!(!t.admit(ip, 10, 1.0, later), "the burst must not come back");
+        let much_later = later + jiff::SignedDuration::from_secs(60);
+        assert!(t.admit(ip, 10, 1.0, much_later));
+        assert!(
+            !t.admit(ip, 10, 1.0, much_later),
+            "a long pause refills one request only"
+        );
     }
 
     #[test]

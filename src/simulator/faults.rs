@@ -44,6 +44,8 @@ pub enum Fault {
     Throttle { retry_after: Option<u64> },
     /// 200 with the JSON body cut in half.
     TruncatedJson,
+    /// 400 with `{"error": code}`, as the DCR server answers.
+    OAuthError(String),
     /// Answer normally after this delay.
     Slow(Duration),
 }

@@ -359,6 +359,13 @@ async fn answer(
                 .into_response();
         }
         Some(Fault::Throttle { retry_after }) => return dcr::throttled(retry_after),
+        Some(Fault::OAuthError(code)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(serde_json::json!({ "error": code })),
+            )
+                .into_response();
+        }
         Some(Fault::Slow(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::TruncatedJson) => truncate = true,
         None => {}
@@ -372,6 +379,7 @@ async fn answer(
                 client_ip(headers, peer),
                 shared.config.throttle_burst,
                 shared.config.throttle_rate,
+                shared.clock.now(),
             );
         if !admitted {
             return dcr::throttled(None);

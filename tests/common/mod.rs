@@ -207,3 +207,99 @@ pub fn promtool() -> PathBuf {
     );
     path
 }
+
+/// The `cmu-exporter` binary built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_cmu-exporter");
+
+/// A free TCP port on 127.0.0.1 (free when asked; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The exporter binary running as a child process, its stderr collected.
+pub struct Process {
+    pub child: std::process::Child,
+    pub base: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts the binary on `config` with extra arguments and environment.
+pub fn spawn_binary(config: &Path, args: &[&str], envs: &[(&str, &str)]) -> Process {
+    use std::io::Read;
+    let port = free_port();
+    let mut child = std::process::Command::new(BIN)
+        .args([
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(args)
+        .envs(envs.iter().copied())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    // Drain stderr continuously so a chatty child never blocks on a full pipe.
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    Process {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        log,
+        reader: Some(reader),
+    }
+}
+
+impl Process {
+    /// What the process logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM, waits, and returns the exit status and the whole log.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        (status, self.log())
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+/// Reads the exporter's `/metrics` and returns the value of one sample line prefix.
+pub async fn metric_value(base: &str, series: &str) -> Option<f64> {
+    let (_, text) = get_text(&format!("{base}/metrics")).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}

@@ -1,0 +1,395 @@
+//! The whole DCR lifecycle against the simulator, over HTTP: no person needed.
+
+mod common;
+
+use std::time::Duration;
+
+use cmu_exporter::clock::Clock;
+use cmu_exporter::simulator::{Endpoint, Fault, Simulator, SimulatorConfig, Target};
+use common::*;
+use jiff::{SignedDuration, Timestamp};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn stored_client_id(dir: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(dir.join("state/credentials.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Waits until the simulator has answered `n` CMU requests with 200.
+async fn cmu_successes(sim: &Simulator, n: usize) {
+    wait_for(&format!("{n} successful CMU calls"), WAIT, || async {
+        (sim.count_status(Endpoint::Cmu, 200) >= n).then_some(())
+    })
+    .await;
+}
+
+/// One simulated day with 2-hour tokens and an hourly report, in ~20 s of
+/// real time. The README's credentials figure comes from this test:
+/// `cargo test --test credentials simulated_day -- --nocapture`.
+#[tokio::test]
+async fn simulated_day_costs_one_registration_and_the_minimum_of_tokens() {
+    const FACTOR: f64 = 4320.0; // one day in 20 s
+    let lifetime = Duration::from_secs(2 * 3600);
+    let start: Timestamp = "2026-11-22T00:00:30Z".parse().unwrap();
+    let clock = Clock::warped(start, FACTOR);
+    let sim = simulator_with(SimulatorConfig {
+        clock: clock.clone(),
+        token_lifetime: lifetime,
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "  - name: hourly\n    path: tenant/year/month/day/hour\n",
+    );
+    let exporter = exporter_with_clock(&config, clock.clone()).await;
+    let day = SignedDuration::from_hours(24);
+    clock
+        .sleep_until(start + day - SignedDuration::from_mins(1))
+        .await;
+    exporter.stop().await;
+
+    let registrations = sim.count(Endpoint::Register);
+    let tokens = sim.count(Endpoint::Token);
+    let polls = sim.count_status(Endpoint::Cmu, 200);
+    let minimum_tokens = (24 * 3600u64).div_ceil(lifetime.as_secs()) as usize;
+    println!(
+        "simulated day, token lifetime 2h, hourly report: registrations {registrations}, token calls {tokens} (minimum {minimum_tokens}), CMU calls {polls} (minimum 24), CMU 401s {}",
+        sim.count_status(Endpoint::Cmu, 401)
+    );
+    assert_eq!(registrations, 1);
+    assert_eq!(tokens, minimum_tokens);
+    assert_eq!(
+        sim.count_status(Endpoint::Cmu, 401),
+        0,
+        "every token was renewed before it expired"
+    );
+    assert_eq!(polls, 24, "one CMU call per recompute of an hourly report");
+}
+
+#[tokio::test]
+async fn ten_pollers_that_find_the_token_refused_cause_one_token_call() {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let reports: String = (0..10)
+        .map(|i| format!("  - name: r{i}\n    path: tenant/year/month/day\n    interval: 1s\n"))
+        .collect();
+    let config = write_config(dir.path(), &sim, &reports);
+    let exporter = exporter(&config).await;
+    cmu_successes(&sim, 10).await;
+    assert_eq!(sim.count(Endpoint::Token), 1, "one token for ten pollers");
+    sim.expire_tokens();
+    let before = sim.count_status(Endpoint::Cmu, 200);
+    cmu_successes(&sim, before + 20).await;
+    exporter.stop().await;
+    assert!(sim.count_status(Endpoint::Cmu, 401) >= 1);
+    assert_eq!(
+        sim.count(Endpoint::Token),
+        2,
+        "one renewal shared by every poller"
+    );
+    assert_eq!(sim.count(Endpoint::Register), 1);
+}
+
+#[tokio::test]
+async fn revoked_credentials_lead_to_exactly_one_new_registration_persisted() {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "  - name: daily\n    path: tenant/year/month/day\n    interval: 1s\n",
+    );
+    let exporter = exporter(&config).await;
+    cmu_successes(&sim, 1).await;
+    let first = stored_client_id(dir.path());
+    sim.revoke_credentials();
+    let before = sim.count_status(Endpoint::Cmu, 200);
+    cmu_successes(&sim, before + 3).await;
+    exporter.stop().await;
+    assert_eq!(
+        sim.count_status(Endpoint::Register, 201),
+        2,
+        "exactly one new registration"
+    );
+    assert_eq!(
+        sim.count_status(Endpoint::Token, 400),
+        1,
+        "one invalid_client answer"
+    );
+    let second = stored_client_id(dir.path());
+    assert_ne!(first, second, "the new client is persisted");
+}
+
+#[tokio::test]
+async fn a_throttle_storm_is_ridden_out_at_one_dcr_call_per_second() {
+    // 1 real second is 1 simulated minute: the backoff plays out quickly.
+    let clock = Clock::warped(Timestamp::now(), 60.0);
+    let sim = simulator_with(SimulatorConfig {
+        clock: clock.clone(),
+        ..SimulatorConfig::default()
+    })
+    .await;
+    sim.inject(Target::Dcr, Fault::Throttle { retry_after: None }, 4);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "  - name: daily\n    path: tenant/year/month/day\n",
+    );
+    let exporter = exporter_with_clock(&config, clock).await;
+    cmu_successes(&sim, 1).await;
+    exporter.stop().await;
+    let dcr: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.endpoint != Endpoint::Cmu)
+        .collect();
+    assert_eq!(dcr.iter().filter(|r| r.status == 429).count(), 4);
+    assert_eq!(sim.count_status(Endpoint::Register, 201), 1);
+    assert_eq!(sim.count_status(Endpoint::Token, 201), 1);
+    for pair in dcr.windows(2) {
+        let gap = pair[1]
+            .sim_time
+            .duration_since(pair[0].sim_time)
+            .as_secs_f64();
+        assert!(
+            gap >= 1.0,
+            "DCR calls {gap:.3}s apart: {:?} then {:?}",
+            pair[0].path,
+            pair[1].path
+        );
+    }
+}
+
+#[tokio::test]
+async fn each_error_that_needs_a_person_gives_not_ready_the_gauge_and_one_log_line() {
+    for code in [
+        "invalid_software_statement",
+        "unapproved_software_statement",
+        "invalid_redirect_uri",
+        "invalid_request",
+    ] {
+        let sim = simulator().await;
+        sim.inject(Target::Register, Fault::OAuthError(code.into()), 1);
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(
+            dir.path(),
+            &sim,
+            "  - name: daily\n    path: tenant/year/month/day\n    interval: 1s\n",
+        );
+        let process = spawn_binary(&config, &[], &[]);
+        let ready = wait_for("not ready with the reason", WAIT, || async {
+            let (status, body) = http()
+                .get(format!("{}/readyz", process.base))
+                .send()
+                .await
+                .ok()
+                .map(|r| (r.status(), r))?;
+            let body = body.text().await.ok()?;
+            (status == 503 && body.contains(code)).then_some(body)
+        })
+        .await;
+        assert!(ready.contains("credentials need a person"), "{ready}");
+        assert_eq!(
+            metric_value(&process.base, "cmu_exporter_credentials_ok").await,
+            Some(0.0)
+        );
+        // More polls come and go; Adobe is not asked again before the hourly retry.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert_eq!(sim.count(Endpoint::Register), 1, "{code}: no retry storm");
+        let (status, log) = process.stop();
+        assert!(status.success());
+        // One error line says what to do; each failed poll adds its own warning.
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("ERROR") && l.contains("credentials need a person"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{code}: one error line, got {lines:?}");
+        assert!(lines[0].contains(code), "{}", lines[0]);
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_logs_pages_or_metrics_even_at_trace_level() {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "  - name: daily\n    path: tenant/year/month/day\n    interval: 1s\n",
+    );
+    let process = spawn_binary(&config, &["--log.level", "trace"], &[]);
+    let mut pages = Vec::new();
+    let mut faults = 0;
+    let mut step = |sim: &Simulator| {
+        faults += 1;
+        match faults {
+            1 => sim.expire_tokens(),
+            2 => sim.inject(Target::Cmu, Fault::Status(503), 1),
+            3 => sim.inject(Target::Cmu, Fault::TruncatedJson, 1),
+            4 => sim.revoke_credentials(),
+            _ => sim.inject(
+                Target::Dcr,
+                Fault::Throttle {
+                    retry_after: Some(1),
+                },
+                1,
+            ),
+        }
+    };
+    for round in 1..=6 {
+        cmu_successes(&sim, round * 2).await;
+        for path in ["/metrics", "/", "/readyz"] {
+            pages.push(get_text(&format!("{}{path}", process.base)).await.1);
+        }
+        step(&sim);
+    }
+    let (status, log) = process.stop();
+    assert!(status.success());
+    assert!(log.contains("TRACE"), "the run logged at trace level");
+    assert!(sim.count(Endpoint::Register) >= 2 && sim.count(Endpoint::Token) >= 3);
+    let secrets = sim.issued_secrets();
+    assert!(
+        secrets.len() >= 5,
+        "statement, client secrets and tokens: {}",
+        secrets.len()
+    );
+    for secret in &secrets {
+        assert!(!log.contains(secret.as_str()), "a secret is in the log");
+        for page in &pages {
+            assert!(!page.contains(secret.as_str()), "a secret is on a page");
+        }
+    }
+}
+
+#[tokio::test]
+async fn pre_registered_credentials_are_used_and_never_replaced() {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Register a client by hand, as an operator would, and hand it over in files.
+    let registered: serde_json::Value = http()
+        .post(format!("{}/o/client/register", sim.dcr_url()))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "software_statement": sim.software_statement() }).to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    std::fs::write(
+        dir.path().join("id"),
+        registered["client_id"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("secret"),
+        registered["client_secret"].as_str().unwrap(),
+    )
+    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "  - name: daily\n    path: tenant/year/month/day\n    interval: 1s\n",
+    );
+    let yaml = std::fs::read_to_string(&config).unwrap().replace(
+        "  software_statement_file:",
+        &format!("  client_id_file: {0}/id\n  client_secret_file: {0}/secret\n  software_statement_file:", dir.path().display()),
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let process = spawn_binary(&config, &[], &[]);
+    cmu_successes(&sim, 1).await;
+    assert_eq!(
+        sim.count(Endpoint::Register),
+        1,
+        "only the operator's registration"
+    );
+    sim.revoke_credentials();
+    let ready = wait_for("not ready after the revocation", WAIT, || async {
+        let r = http()
+            .get(format!("{}/readyz", process.base))
+            .send()
+            .await
+            .ok()?;
+        let (status, body) = (r.status(), r.text().await.ok()?);
+        (status == 503 && body.contains("pre-registered")).then_some(body)
+    })
+    .await;
+    assert!(ready.contains("client_id_file"), "{ready}");
+    process.stop();
+    assert_eq!(
+        sim.count(Endpoint::Register),
+        1,
+        "the exporter never registers by itself"
+    );
+}
+
+#[tokio::test]
+async fn credentials_command_shows_registers_and_forgets() {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "  - name: daily\n    path: tenant/year/month/day\n",
+    );
+    let run = move |action: &str| {
+        let out = std::process::Command::new(BIN)
+            .args([
+                "credentials",
+                action,
+                "--config.file",
+                config.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{action}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let output = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || {
+            (
+                run("show"),
+                run("register"),
+                run("show"),
+                run("forget"),
+                run("show"),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let (empty, registered, shown, forgotten, gone) = output;
+    assert!(empty.contains("client id:      none"), "{empty}");
+    assert!(registered.contains("registered client"), "{registered}");
+    let client_id = stored_client_id_from(&shown);
+    assert!(registered.contains(&client_id));
+    assert!(shown.contains("application id:"), "{shown}");
+    assert!(forgotten.contains("deleted"), "{forgotten}");
+    assert!(gone.contains("client id:      none"), "{gone}");
+    for secret in sim.issued_secrets() {
+        for text in [&empty, &registered, &shown, &forgotten, &gone] {
+            assert!(!text.contains(&secret), "a secret was printed");
+        }
+    }
+}
+
+fn stored_client_id_from(show: &str) -> String {
+    show.lines()
+        .find_map(|l| l.strip_prefix("client id:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
