@@ -274,26 +274,9 @@ async fn pre_registered_credentials_are_used_and_never_replaced() {
     let sim = simulator().await;
     let dir = tempfile::tempdir().unwrap();
     // Register a client by hand, as an operator would, and hand it over in files.
-    let registered: serde_json::Value = http()
-        .post(format!("{}/o/client/register", sim.dcr_url()))
-        .header("content-type", "application/json")
-        .body(serde_json::json!({ "software_statement": sim.software_statement() }).to_string())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    std::fs::write(
-        dir.path().join("id"),
-        registered["client_id"].as_str().unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("secret"),
-        registered["client_secret"].as_str().unwrap(),
-    )
-    .unwrap();
+    let (id, secret) = register_client(&sim).await;
+    std::fs::write(dir.path().join("id"), id).unwrap();
+    std::fs::write(dir.path().join("secret"), secret).unwrap();
     let config = write_config(
         dir.path(),
         &sim,

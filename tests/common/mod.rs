@@ -151,11 +151,9 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
     labels
 }
 
-/// Registers a client of our own with the simulator and returns a token,
-/// to ask it directly what it serves.
-pub async fn own_token(sim: &Simulator) -> String {
-    let http = http();
-    let registered: serde_json::Value = http
+/// Registers a client by hand, as an operator would: `(client_id, client_secret)`.
+pub async fn register_client(sim: &Simulator) -> (String, String) {
+    let registered: serde_json::Value = http()
         .post(format!("{}/o/client/register", sim.dcr_url()))
         .header("content-type", "application/json")
         .body(serde_json::json!({ "software_statement": sim.software_statement() }).to_string())
@@ -165,15 +163,20 @@ pub async fn own_token(sim: &Simulator) -> String {
         .json()
         .await
         .unwrap();
+    let field = |name: &str| registered[name].as_str().unwrap().to_owned();
+    (field("client_id"), field("client_secret"))
+}
+
+/// Registers a client of our own with the simulator and returns a token,
+/// to ask it directly what it serves.
+pub async fn own_token(sim: &Simulator) -> String {
+    let (id, secret) = register_client(sim).await;
     let form = [
         ("grant_type", "client_credentials"),
-        ("client_id", registered["client_id"].as_str().unwrap()),
-        (
-            "client_secret",
-            registered["client_secret"].as_str().unwrap(),
-        ),
+        ("client_id", &id),
+        ("client_secret", &secret),
     ];
-    let token: serde_json::Value = http
+    let token: serde_json::Value = http()
         .post(format!("{}/o/client/token", sim.dcr_url()))
         .form(&form)
         .send()
