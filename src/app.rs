@@ -24,9 +24,6 @@ use crate::telemetry::Telemetry;
 /// Timeout of one request to Adobe.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Concurrent CMU requests across all reports.
-pub const MAX_CONCURRENT_REQUESTS: usize = 2;
-
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -141,7 +138,9 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         telemetry: telemetry.clone(),
         clock: options.clock.clone(),
         time_zone: config.adobe.time_zone.clone(),
-        permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_REQUESTS)),
+        permits: Arc::new(tokio::sync::Semaphore::new(
+            config.adobe.max_concurrent_requests,
+        )),
     };
     for report in config.reports {
         tasks.spawn(poller::run(report, ctx.clone(), shutdown.signal()));

@@ -102,7 +102,12 @@ enum Command {
     CheckConfig {
         /// The configuration file.
         file: PathBuf,
+        /// Also ask Adobe whether each report path exists (walks the drill-down links).
+        #[arg(long, env = "CMU_EXPORTER_CHECK_ONLINE")]
+        online: bool,
     },
+    /// Lists every report path Adobe serves, with a ready configuration snippet.
+    Discover,
     /// Shows, registers or forgets the stored client credentials.
     Credentials {
         #[command(subcommand)]
@@ -148,7 +153,14 @@ pub fn main() -> ExitCode {
             listen,
             token_lifetime,
         }) => runtime.block_on(simulate(&listen, token_lifetime.into())),
-        Some(Command::CheckConfig { file }) => check_config(&file),
+        Some(Command::CheckConfig { file, online }) => check_config(&file).and_then(|()| {
+            if online {
+                runtime.block_on(check_online(&file))
+            } else {
+                Ok(())
+            }
+        }),
+        Some(Command::Discover) => runtime.block_on(discover(cli.config_file)),
         Some(Command::Credentials { action }) => {
             runtime.block_on(credentials(cli.config_file, action))
         }
@@ -388,6 +400,58 @@ async fn credentials(
     Ok(())
 }
 
+/// Credentials and a CMU client for the one-off commands.
+fn online_parts(
+    config: &Config,
+) -> Result<(crate::credentials::Credentials, crate::cmu::CmuClient), String> {
+    let http = crate::http::client(app::REQUEST_TIMEOUT).map_err(|e| e.to_string())?;
+    let telemetry = crate::telemetry::Telemetry::new();
+    let credentials = app::open_credentials(config, http.clone(), Clock::wall(), telemetry.clone())
+        .map_err(|e| e.to_string())?;
+    Ok((
+        credentials,
+        crate::cmu::CmuClient::new(http, config.adobe.cmu_url.clone(), telemetry),
+    ))
+}
+
+async fn discover(config_file: Option<PathBuf>) -> Result<(), String> {
+    let file =
+        config_file.ok_or("--config.file is required: the CMU URL and credentials come from it")?;
+    let config = Config::load(&file).map_err(|e| e.to_string())?;
+    let (credentials, cmu) = online_parts(&config)?;
+    let paths = crate::discovery::walk(&cmu, &credentials)
+        .await
+        .map_err(|e| format!("discovery failed: {e}"))?;
+    print!(
+        "{}",
+        crate::discovery::describe(&paths, config.adobe.cmu_url.as_str())
+    );
+    Ok(())
+}
+
+async fn check_online(file: &std::path::Path) -> Result<(), String> {
+    let config = Config::load(file).map_err(|e| e.to_string())?;
+    let (credentials, cmu) = online_parts(&config)?;
+    let paths = crate::discovery::walk(&cmu, &credentials)
+        .await
+        .map_err(|e| format!("online check failed: {e}"))?;
+    let missing: Vec<String> = config
+        .reports
+        .iter()
+        .filter(|r| !paths.contains(&r.path))
+        .map(|r| format!("reports: {}: Adobe serves no report at /{} (`cmu-exporter discover` lists the valid paths)", r.name, r.path))
+        .collect();
+    if missing.is_empty() {
+        println!(
+            "online: every report path exists ({} paths served)",
+            paths.len()
+        );
+        Ok(())
+    } else {
+        Err(missing.join("\n"))
+    }
+}
+
 fn check_config(file: &std::path::Path) -> Result<(), String> {
     let config = Config::load(file).map_err(|e| format!("configuration is not valid:\n{e}"))?;
     print!("{}", config.explain());
@@ -438,6 +502,8 @@ fn render(
         choice,
         now: jiff::Timestamp::now(),
         time_zone,
+        labels: Vec::new(),
+        max_series: None,
     };
     let origin = file
         .as_deref()

@@ -49,6 +49,8 @@ pub struct AdobeConfig {
     pub client: Option<ClientSource>,
     /// Time zone of CMU time buckets (undocumented by Adobe; UTC by default).
     pub time_zone: TimeZone,
+    /// Most CMU requests in flight at once, across all reports.
+    pub max_concurrent_requests: usize,
 }
 
 /// Where the software statement comes from.
@@ -107,6 +109,16 @@ pub struct ReportConfig {
     pub bucket: BucketChoice,
     /// Row limit sent to Adobe.
     pub limit: u32,
+    /// `(dimension, value, negated)` filters sent to Adobe (`dim=v`, `dim!=v`).
+    pub filters: Vec<(String, String, bool)>,
+    /// Metrics to ask for (all when empty).
+    pub metrics: Vec<String>,
+    /// Static labels added to every series of the report.
+    pub labels: Vec<(String, String)>,
+    /// Cardinality guard: most series the report may export.
+    pub max_series: Option<usize>,
+    /// How long the last good values survive failing polls.
+    pub max_age: Duration,
 }
 
 /// A report name: `[a-z0-9_]+`, unique in the file.
@@ -173,6 +185,7 @@ struct RawAdobe {
     client_id_file: Option<PathBuf>,
     client_secret_file: Option<PathBuf>,
     time_zone: Option<String>,
+    max_concurrent_requests: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +196,14 @@ struct RawReport {
     interval: Option<String>,
     bucket: Option<String>,
     limit: Option<u32>,
+    #[serde(default)]
+    filters: Vec<String>,
+    #[serde(default)]
+    metrics: Vec<String>,
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
+    max_series: Option<usize>,
+    max_age: Option<String>,
 }
 
 impl Config {
@@ -345,7 +366,12 @@ fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConf
             }
         },
     };
+    let max_concurrent_requests = raw.max_concurrent_requests.unwrap_or(2);
+    if max_concurrent_requests == 0 {
+        problems.push("adobe.max_concurrent_requests: 0 would never poll: remove the key (default 2) or set 1 or more".into());
+    }
     Some(AdobeConfig {
+        max_concurrent_requests,
         dcr_url: dcr_url?,
         cmu_url: cmu_url?,
         software_statement: software_statement?,
@@ -366,6 +392,67 @@ pub fn default_interval(path: &ReportPath) -> Duration {
         Granularity::Hour | Granularity::Total => HOUR,
         Granularity::Minute => 60,
     })
+}
+
+/// A failing report keeps its last good values for this many intervals by default.
+pub const DEFAULT_MAX_AGE_INTERVALS: u32 = 3;
+
+/// Parses `dimension=value` or `dimension!=value`.
+fn parse_filter(text: &str) -> Result<(String, String, bool), String> {
+    let (dimension, value, negated) = match text.split_once("!=") {
+        Some((d, v)) => (d, v, true),
+        None => match text.split_once('=') {
+            Some((d, v)) => (d, v, false),
+            None => {
+                return Err(format!(
+                    "`{text}` is not a filter: write `dimension=value` or `dimension!=value`, e.g. `mvpd!=Comcast_SSO`"
+                ));
+            }
+        },
+    };
+    let (dimension, value) = (dimension.trim(), value.trim());
+    let named = dimension.starts_with(|c: char| c.is_ascii_lowercase())
+        && dimension
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !named {
+        return Err(format!(
+            "`{text}`: `{dimension}` is not a dimension name, e.g. `mvpd`"
+        ));
+    }
+    if crate::names::is_time_dimension(dimension) {
+        return Err(format!(
+            "`{text}`: time dimensions cannot be filtered (Adobe answers 400); the exporter chooses the time window itself"
+        ));
+    }
+    if value.is_empty() {
+        return Err(format!(
+            "`{text}` has no value: write e.g. `{dimension}=value`"
+        ));
+    }
+    Ok((dimension.to_owned(), value.to_owned(), negated))
+}
+
+/// A static label must be a legal, unreserved name that no series already uses.
+fn check_static_label(name: &str, path: Option<&ReportPath>) -> Result<(), String> {
+    let legal = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("__");
+    if !legal {
+        return Err("not a label name: use letters, digits and underscores, not starting with a digit or `__`".into());
+    }
+    let taken = ["report", "le", "level"].contains(&name)
+        || path.is_some_and(|p| {
+            p.segments()
+                .iter()
+                .any(|d| crate::names::label_name(d) == name)
+        });
+    if taken {
+        return Err(
+            "the exporter already uses this label on the report's series: pick another name".into(),
+        );
+    }
+    Ok(())
 }
 
 fn validate_report(
@@ -426,6 +513,64 @@ fn validate_report(
             BucketChoice::Complete
         }
     };
+    let filters: Vec<(String, String, bool)> = raw
+        .filters
+        .iter()
+        .filter_map(|f| {
+            parse_filter(f)
+                .map_err(|e| problems.push(format!("{}: {e}", key("filters"))))
+                .ok()
+        })
+        .collect();
+    for metric in &raw.metrics {
+        let ok = !metric.is_empty()
+            && metric
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !ok {
+            problems.push(format!(
+                "{}: `{metric}` is not a CMU metric name: e.g. `active-users`",
+                key("metrics")
+            ));
+        }
+    }
+    let mut labels = Vec::new();
+    for (name, value) in &raw.labels {
+        match check_static_label(name, path.as_ref()) {
+            Ok(()) => labels.push((name.clone(), value.clone())),
+            Err(e) => problems.push(format!("{}: `{name}`: {e}", key("labels"))),
+        }
+    }
+    if raw.max_series == Some(0) {
+        problems.push(format!(
+            "{}: 0 would export nothing: remove the key or set e.g. `max_series: 50000`",
+            key("max_series")
+        ));
+    }
+    let max_age = match raw.max_age.as_deref() {
+        None => None,
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                problems.push(format!(
+                    "{}: `{text}` is not a duration ({e}): write e.g. `3h`",
+                    key("max_age")
+                ));
+                None
+            }
+        },
+    };
+    let effective_interval = interval.or_else(|| path.as_ref().map(default_interval));
+    if let (Some(age), Some(every)) = (max_age, effective_interval)
+        && age < every
+    {
+        problems.push(format!(
+            "{}: `{}` is shorter than the interval ({}): values would vanish between two good polls; use at least the interval",
+            key("max_age"),
+            humantime::format_duration(age),
+            humantime::format_duration(every)
+        ));
+    }
     let limit = raw.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 {
         problems.push(format!(
@@ -437,12 +582,19 @@ fn validate_report(
         return None;
     }
     let path = path?;
+    let interval = interval.unwrap_or_else(|| default_interval(&path));
+    let max_age = max_age.unwrap_or(interval * DEFAULT_MAX_AGE_INTERVALS);
     Some(ReportConfig {
         name: name?,
-        interval: interval.unwrap_or_else(|| default_interval(&path)),
+        interval,
         path,
         bucket,
         limit,
+        filters,
+        metrics: raw.metrics,
+        labels,
+        max_series: raw.max_series,
+        max_age,
     })
 }
 
@@ -475,6 +627,50 @@ reports:
         assert_eq!(c.reports[2].interval, Duration::from_secs(1800));
         assert_eq!(c.reports[2].path.to_string(), "tenant/year/month/day");
         assert_eq!(c.reports[2].bucket, BucketChoice::Partial);
+        assert_eq!(c.reports[0].max_age, Duration::from_secs(3 * 3600));
+        assert_eq!(c.adobe.max_concurrent_requests, 2);
+    }
+
+    #[test]
+    fn report_options_are_validated() {
+        let yaml = "
+adobe:
+  software_statement_file: /s.jwt
+state_dir: /x
+reports:
+  - name: ok
+    path: tenant/year/month/day/mvpd
+    filters: [\"mvpd=DTV\", \"mvpd=Cox\", \"platform!=Roku\"]
+    metrics: [active-users]
+    labels: {team: tv}
+    max_series: 100
+    max_age: 12h
+";
+        let c = Config::from_yaml(yaml, "t").unwrap();
+        let r = &c.reports[0];
+        assert_eq!(r.filters[2], ("platform".into(), "Roku".into(), true));
+        assert_eq!(r.labels, vec![("team".into(), "tv".into())]);
+        assert_eq!(
+            (r.max_series, r.max_age),
+            (Some(100), Duration::from_secs(12 * 3600))
+        );
+        let bad = yaml
+            .replace("\"mvpd=DTV\"", "\"day=3\"")
+            .replace("team: tv", "mvpd: x")
+            .replace("max_age: 12h", "max_age: 1m");
+        let err = Config::from_yaml(&bad, "t").unwrap_err().to_string();
+        assert!(
+            err.contains("reports[0].filters: `day=3`: time dimensions cannot be filtered"),
+            "{err}"
+        );
+        assert!(
+            err.contains("reports[0].labels: `mvpd`: the exporter already uses this label"),
+            "{err}"
+        );
+        assert!(
+            err.contains("reports[0].max_age: `1m` is shorter than the interval"),
+            "{err}"
+        );
     }
 
     #[test]

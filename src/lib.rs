@@ -9,6 +9,7 @@
 //!   credentials persisted in `state_dir`, and one access token shared by
 //!   all pollers and renewed before it expires.
 //! - [`cmu`]: the CMU HTTP client (report URLs, bearer auth, errors).
+//! - [`discovery`]: walks the drill-down links to list every report path.
 //! - [`report`]: what a CMU report is: paths, time buckets, the metric
 //!   catalog, and the streaming HAL+JSON parser that hands rows to a sink.
 //! - [`export`]: rows become a snapshot of encoded series per report. The
@@ -35,6 +36,7 @@ pub mod clock;
 pub mod cmu;
 pub mod config;
 pub mod credentials;
+pub mod discovery;
 pub mod export;
 pub mod http;
 pub mod names;

@@ -146,6 +146,7 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
                 let retry_at = now + jiff::SignedDuration::try_from(retry).unwrap_or_default();
                 at = retry_at.min(next_regular);
                 let message = e.to_string();
+                expire_if_stale(&name, report.max_age, now, &ctx);
                 ctx.telemetry.poll_failed(
                     &name,
                     &message,
@@ -159,6 +160,46 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
                 });
             }
         }
+    }
+}
+
+/// GETs a report with the shared token; a 401 renews the token once and retries.
+pub async fn fetch(
+    cmu: &CmuClient,
+    credentials: &Credentials,
+    endpoint: &str,
+    path: &crate::report::ReportPath,
+    url: reqwest::Url,
+) -> Result<bytes::Bytes, PollError> {
+    let token = credentials.access_token().await?;
+    match cmu.get(endpoint, path, url.clone(), &token).await {
+        Err(CmuError::Unauthorized) => {
+            credentials.reject(&token).await;
+            let token = credentials.access_token().await?;
+            Ok(cmu.get(endpoint, path, url, &token).await?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// Drops a failing report's last good values once they are older than `max_age`.
+fn expire_if_stale(name: &str, max_age: Duration, now: Timestamp, ctx: &PollContext) {
+    let Some(snapshot_time) = ctx
+        .board
+        .all()
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, s)| s.last_success)
+    else {
+        return;
+    };
+    let age = now.duration_since(snapshot_time);
+    if age > jiff::SignedDuration::try_from(max_age).unwrap_or(jiff::SignedDuration::MAX)
+        && ctx.store.snapshot(name).is_some()
+    {
+        ctx.store.remove(name);
+        ctx.board.update(name, |s| s.series = 0);
+        ctx.telemetry.report_expired(name, max_age);
     }
 }
 
@@ -178,30 +219,32 @@ pub async fn poll_once(report: &ReportConfig, ctx: &PollContext) -> Result<(), P
         start,
         end,
         limit: Some(report.limit),
-        ..ReportQuery::default()
+        metrics: report.metrics.clone(),
+        filters: report.filters.clone(),
     };
     let url = ctx.cmu.url(&report.path, &query);
-    let token = ctx.credentials.access_token().await?;
-    let body = match ctx.cmu.get(name, &report.path, url.clone(), &token).await {
-        Err(CmuError::Unauthorized) => {
-            ctx.credentials.reject(&token).await;
-            let token = ctx.credentials.access_token().await?;
-            ctx.cmu.get(name, &report.path, url, &token).await?
-        }
-        other => other?,
-    };
+    let body = fetch(&ctx.cmu, &ctx.credentials, name, &report.path, url).await?;
     let spec = SnapshotSpec {
         report: name.to_owned(),
         path: Some(report.path.clone()),
         choice: report.bucket,
         now,
         time_zone: ctx.time_zone.clone(),
+        labels: report.labels.clone(),
+        max_series: report.max_series,
     };
     let snapshot = tokio::task::spawn_blocking(move || build_snapshot(&body, &spec))
         .await
         .expect("snapshot building does not panic")?;
     if snapshot.rows as u64 >= u64::from(report.limit) {
         ctx.telemetry.poll_truncated(name, report.limit);
+    }
+    if snapshot.dropped > 0 {
+        ctx.telemetry.series_dropped(
+            name,
+            snapshot.dropped,
+            report.max_series.unwrap_or_default(),
+        );
     }
     let (series, rows, bucket_start) = (snapshot.series, snapshot.rows, snapshot.bucket_start);
     ctx.store.publish(name, Arc::new(snapshot));

@@ -45,6 +45,7 @@ pub struct Telemetry {
     report_next_poll: GaugeVec,
     polls: IntCounterVec,
     truncated: IntCounterVec,
+    dropped: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -179,6 +180,11 @@ impl Telemetry {
                 "Polls whose answer had as many rows as the limit asked for, so rows may be missing: raise the report's limit.",
                 &["report"],
             ),
+            dropped: counter(
+                "cmu_exporter_series_dropped_total",
+                "Series the max_series guard dropped from a report's polls: raise max_series or narrow the report.",
+                &["report"],
+            ),
             registry: r,
         }
     }
@@ -297,6 +303,26 @@ impl Telemetry {
             limit,
             "answer has as many rows as the limit: rows may be missing; raise the report's limit"
         );
+    }
+
+    /// The `max_series` guard dropped series from a poll.
+    pub fn series_dropped(&self, report: &str, dropped: usize, max_series: usize) {
+        self.dropped
+            .with_label_values(&[report])
+            .inc_by(dropped as u64);
+        tracing::warn!(
+            report,
+            dropped,
+            max_series,
+            "report exceeds max_series: series dropped; raise max_series or narrow the report"
+        );
+    }
+
+    /// A failing report's last good values grew older than `max_age` and were dropped.
+    pub fn report_expired(&self, report: &str, max_age: Duration) {
+        self.report_series.with_label_values(&[report]).set(0);
+        let age = humantime::format_duration(max_age).to_string();
+        tracing::warn!(report, max_age = %age, "no successful poll within max_age: the report's series are no longer exported");
     }
 
     /// The number of series a report exports changed (e.g. its values expired).

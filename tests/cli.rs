@@ -90,7 +90,6 @@ fn send_sigterm(pid: u32) {
 
 #[tokio::test]
 async fn render_prints_exposition_that_promtool_accepts() {
-    let promtool = promtool();
     let sim = simulator().await;
     let token = own_token(&sim).await;
     let dir = tempfile::tempdir().unwrap();
@@ -127,21 +126,7 @@ async fn render_prints_exposition_that_promtool_accepts() {
             )),
             "{path}"
         );
-        let mut check = Command::new(&promtool)
-            .args(["check", "metrics"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(&mut check.stdin.take().unwrap(), text.as_bytes()).unwrap();
-        let checked = check.wait_with_output().unwrap();
-        assert!(
-            checked.status.success(),
-            "promtool rejects the rendering of {path}: {}{}",
-            String::from_utf8_lossy(&checked.stdout),
-            String::from_utf8_lossy(&checked.stderr)
-        );
+        promtool_accepts(path, &text);
     }
 }
 

@@ -61,6 +61,8 @@ async fn exported_values_equal_what_the_simulator_served() {
         ["year", "month", "day", "hour"].map(|k| r[k].as_str().unwrap().parse::<u32>().unwrap())
     };
     let newest = rows.iter().map(bucket).max().unwrap();
+    // Durations are served as ranges and exported as one cumulative histogram.
+    let ranges = cmu_exporter::report::catalog::DURATION_METRICS;
     let mut expected = BTreeMap::new();
     for row in rows.iter().filter(|r| bucket(r) == newest) {
         let labels = format!(
@@ -68,28 +70,44 @@ async fn exported_values_equal_what_the_simulator_served() {
             row["tenant"].as_str().unwrap(),
             row["mvpd"].as_str().unwrap()
         );
-        for (field, value) in row.as_object().unwrap() {
-            if !["year", "month", "day", "hour", "tenant", "mvpd"].contains(&field.as_str()) {
-                let family = format!("cmu_{}", field.replace('-', "_"));
+        let number = |field: &str| row[field].as_str().unwrap().parse::<f64>().unwrap();
+        for (field, _) in row.as_object().unwrap() {
+            let skip = ["year", "month", "day", "hour", "tenant", "mvpd"].contains(&field.as_str())
+                || ranges.iter().any(|(name, _)| name == field);
+            if !skip {
                 expected.insert(
-                    (family, labels.clone()),
-                    value.as_str().unwrap().parse::<f64>().unwrap(),
+                    (format!("cmu_{}", field.replace('-', "_")), labels.clone()),
+                    number(field),
                 );
             }
         }
+        let mut cumulative = 0.0;
+        for (name, upper) in ranges {
+            cumulative += number(name);
+            let le = upper.map_or("+Inf".to_owned(), |s| s.to_string());
+            expected.insert(
+                (
+                    "cmu_session_duration_seconds_bucket".into(),
+                    format!("{labels},le={le}"),
+                ),
+                cumulative,
+            );
+        }
+        expected.insert(
+            ("cmu_session_duration_seconds_count".into(), labels),
+            cumulative,
+        );
     }
     let exported: BTreeMap<(String, String), f64> = parse_exposition(&text)
         .into_iter()
         .filter(|s| s.labels.get("report").map(String::as_str) == Some("hourly_by_mvpd"))
         .filter(|s| !s.name.starts_with("cmu_report_") && !s.name.starts_with("cmu_exporter_"))
         .map(|s| {
-            (
-                (
-                    s.name,
-                    format!("tenant={},mvpd={}", s.labels["tenant"], s.labels["mvpd"]),
-                ),
-                s.value,
-            )
+            let mut labels = format!("tenant={},mvpd={}", s.labels["tenant"], s.labels["mvpd"]);
+            if let Some(le) = s.labels.get("le") {
+                labels.push_str(&format!(",le={le}"));
+            }
+            ((s.name, labels), s.value)
         })
         .collect();
     assert_eq!(exported, expected);
@@ -97,7 +115,11 @@ async fn exported_values_equal_what_the_simulator_served() {
         expected.keys().any(|(f, _)| f == "cmu_bstreams_30"),
         "the undocumented metric is exported too"
     );
-    assert!(expected.keys().any(|(f, _)| f == "cmu_duration_0_15"));
+    assert!(
+        expected
+            .keys()
+            .any(|(f, _)| f == "cmu_session_duration_seconds_bucket")
+    );
     assert!(text.contains("# HELP cmu_active_users Distinct accounts"));
     assert!(text.contains("Cached: values are from the last successful poll"));
 

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::DeflateEncoder;
 
-use super::snapshot::{ReportSnapshot, write_family_header};
+use super::snapshot::{FamilyKind, ReportSnapshot, write_family_header};
 
 /// The assembled exposition of every report's last good snapshot.
 #[derive(Debug, Default)]
@@ -40,22 +40,23 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 impl Exposition {
     /// Groups the snapshots' families by name and encodes them.
     pub fn assemble<'a>(snapshots: impl IntoIterator<Item = &'a ReportSnapshot>) -> Self {
-        let mut families: BTreeMap<&str, (&str, Vec<&[u8]>)> = BTreeMap::new();
+        let mut families: BTreeMap<&str, (&str, FamilyKind, Vec<&[u8]>)> = BTreeMap::new();
         let mut series = 0;
         let mut size = 0;
         for snapshot in snapshots {
             series += snapshot.series;
             for family in &snapshot.families {
-                let entry = families
-                    .entry(&family.name)
-                    .or_insert((&family.help, Vec::new()));
-                entry.1.push(&family.body);
+                let entry =
+                    families
+                        .entry(&family.name)
+                        .or_insert((&family.help, family.kind, Vec::new()));
+                entry.2.push(&family.body);
                 size += family.body.len();
             }
         }
         let mut text = Vec::with_capacity(size + families.len() * 200);
-        for (name, (help, bodies)) in families {
-            write_family_header(name, help, &mut text);
+        for (name, (help, kind, bodies)) in families {
+            write_family_header(name, help, kind, &mut text);
             for body in bodies {
                 text.extend_from_slice(body);
             }
@@ -110,6 +111,7 @@ mod tests {
         let body = format!("cmu_active_users{{report=\"{report}\"}} {value}\n").into_bytes();
         let family = Family {
             name: "cmu_active_users".into(),
+            kind: FamilyKind::Gauge,
             help: "Users.".into(),
             body,
         };

@@ -18,6 +18,7 @@ use jiff::tz::TimeZone;
 use crate::names::{
     REPORT_LABEL, escape_help, escape_label_value, label_name, metric_family, write_value,
 };
+use crate::report::catalog::{DURATION_METRICS, LEVEL_DIMENSIONS};
 use crate::report::{
     Bucket, Columns, ParseError, Parsed, ReportPath, Row, RowSink, catalog, parse_report,
 };
@@ -45,6 +46,18 @@ pub struct SnapshotSpec {
     pub now: Timestamp,
     /// Time zone of the report's buckets.
     pub time_zone: TimeZone,
+    /// Static labels added to every series of the report.
+    pub labels: Vec<(String, String)>,
+    /// Most series the report may export; rows beyond are dropped and counted.
+    pub max_series: Option<usize>,
+}
+
+/// The Prometheus type of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyKind {
+    Gauge,
+    /// Cumulative `_bucket{le}` and `_count` series (no `_sum`: Adobe gives ranges only).
+    Histogram,
 }
 
 /// One metric family's share of a report: exposition lines without HELP/TYPE.
@@ -52,6 +65,7 @@ pub struct SnapshotSpec {
 pub struct Family {
     pub name: String,
     pub help: String,
+    pub kind: FamilyKind,
     /// Sample lines, each ending in `\n`.
     pub body: Vec<u8>,
 }
@@ -71,6 +85,8 @@ pub struct ReportSnapshot {
     pub rows: usize,
     /// Rows dropped because an identical label set was already kept.
     pub duplicates: usize,
+    /// Series dropped by the `max_series` guard.
+    pub dropped: usize,
     /// Links of the document, for discovery and the landing page.
     pub links: crate::report::Links,
 }
@@ -82,6 +98,9 @@ pub fn build_snapshot(json: &[u8], spec: &SnapshotSpec) -> Result<ReportSnapshot
     let parsed = parse_report(json, spec.path.as_ref(), &mut builder)?;
     Ok(builder.finish(spec, parsed))
 }
+
+/// Name of the histogram built from the `duration_*` ranges.
+pub const DURATION_FAMILY: &str = "cmu_session_duration_seconds";
 
 /// A kept row: its label text in the arena and its values.
 struct Kept {
@@ -106,6 +125,12 @@ struct Builder {
     seen: HashMap<u64, Vec<u32>>,
     hasher: RandomState,
     duplicates: usize,
+    /// Metric indexes of the twelve `duration_*` ranges, when all are present.
+    durations: Option<[usize; 12]>,
+    /// Series kept so far, and the guard's limit.
+    series: usize,
+    max_series: usize,
+    dropped: usize,
 }
 
 impl Builder {
@@ -115,6 +140,13 @@ impl Builder {
         report_label.extend_from_slice(b"=\"");
         escape_label_value(&spec.report, &mut report_label);
         report_label.push(b'"');
+        for (name, value) in &spec.labels {
+            report_label.push(b',');
+            report_label.extend_from_slice(name.as_bytes());
+            report_label.extend_from_slice(b"=\"");
+            escape_label_value(value, &mut report_label);
+            report_label.push(b'"');
+        }
         Self {
             now,
             choice: spec.choice,
@@ -128,6 +160,10 @@ impl Builder {
             seen: HashMap::new(),
             hasher: RandomState::new(),
             duplicates: 0,
+            durations: None,
+            series: 0,
+            max_series: spec.max_series.unwrap_or(usize::MAX),
+            dropped: 0,
         }
     }
 
@@ -145,35 +181,87 @@ impl Builder {
         self.kept.clear();
         self.seen.clear();
         self.duplicates = 0;
+        self.series = 0;
+        self.dropped = 0;
+    }
+
+    /// The value of metric `m` in a kept row.
+    fn value(&self, row: &Kept, m: usize) -> Option<f64> {
+        self.values[row.values.clone()]
+            .iter()
+            .find(|(i, _)| *i as usize == m)
+            .map(|(_, v)| *v)
+    }
+
+    fn write_sample(&self, name: &str, row: &Kept, extra: &[u8], value: f64, body: &mut Vec<u8>) {
+        body.extend_from_slice(name.as_bytes());
+        body.push(b'{');
+        body.extend_from_slice(&self.arena[row.labels.clone()]);
+        body.extend_from_slice(extra);
+        body.extend_from_slice(b"} ");
+        write_value(value, body);
+        body.push(b'\n');
     }
 
     fn finish(self, spec: &SnapshotSpec, parsed: Parsed) -> ReportSnapshot {
         let metrics = &parsed.columns.metrics;
-        let mut order: Vec<usize> = (0..metrics.len()).collect();
-        let names: Vec<String> = metrics.iter().map(|m| metric_family(m)).collect();
-        order.sort_by(|a, b| names[*a].cmp(&names[*b]));
-        let mut families = Vec::with_capacity(order.len());
+        let level = level_dimension(&parsed.columns.dimensions);
+        let mut families = Vec::with_capacity(metrics.len() + 3);
         let mut series = 0;
-        for m in order {
+        for (m, metric) in metrics.iter().enumerate() {
+            if self.durations.is_some_and(|d| d.contains(&m)) {
+                continue; // Exported as the histogram below.
+            }
+            let name = family_name(metric, level);
             let mut body = Vec::new();
             for row in &self.kept {
-                let found = self.values[row.values.clone()]
-                    .iter()
-                    .find(|(i, _)| *i as usize == m);
-                if let Some((_, value)) = found {
-                    body.extend_from_slice(names[m].as_bytes());
-                    body.push(b'{');
-                    body.extend_from_slice(&self.arena[row.labels.clone()]);
-                    body.extend_from_slice(b"} ");
-                    write_value(*value, &mut body);
-                    body.push(b'\n');
+                if let Some(value) = self.value(row, m) {
+                    self.write_sample(&name, row, b"", value, &mut body);
                     series += 1;
                 }
             }
             if !body.is_empty() {
                 families.push(Family {
-                    name: names[m].clone(),
-                    help: help_text(&metrics[m]),
+                    name,
+                    help: help_text(metric),
+                    kind: FamilyKind::Gauge,
+                    body,
+                });
+            }
+        }
+        if let Some(columns) = self.durations {
+            let (bucket_name, count_name) = (
+                format!("{DURATION_FAMILY}_bucket"),
+                format!("{DURATION_FAMILY}_count"),
+            );
+            let mut body = Vec::new();
+            for row in &self.kept {
+                let Some(counts) = columns
+                    .iter()
+                    .map(|m| self.value(row, *m))
+                    .collect::<Option<Vec<f64>>>()
+                else {
+                    continue; // A row without every range cannot be made cumulative.
+                };
+                let mut cumulative = 0.0;
+                for ((_, upper), count) in DURATION_METRICS.iter().zip(counts) {
+                    cumulative += count;
+                    let le = match upper {
+                        Some(seconds) => format!(",le=\"{seconds}\""),
+                        None => ",le=\"+Inf\"".to_owned(),
+                    };
+                    self.write_sample(&bucket_name, row, le.as_bytes(), cumulative, &mut body);
+                }
+                self.write_sample(&count_name, row, b"", cumulative, &mut body);
+                series += DURATION_METRICS.len() + 1;
+            }
+            if !body.is_empty() {
+                let help = "Streams by duration in the report's shown time bucket, from the duration_* ranges: cumulative, \
+                            for histogram_quantile (no _sum: Adobe gives ranges only). Cached from the last poll.";
+                families.push(Family {
+                    name: DURATION_FAMILY.into(),
+                    help: help.into(),
+                    kind: FamilyKind::Histogram,
                     body,
                 });
             }
@@ -192,6 +280,7 @@ impl Builder {
             bucket_start,
             rows: parsed.rows,
             duplicates: self.duplicates,
+            dropped: self.dropped,
             links: parsed.links,
         }
     }
@@ -208,12 +297,26 @@ impl RowSink for Builder {
             _ => self.reset(row.bucket),
         }
         if self.columns_version != columns.version {
+            let level = level_dimension(&columns.dimensions);
             let mut order: Vec<(usize, Vec<u8>)> = columns
                 .dimensions
                 .iter()
                 .enumerate()
-                .map(|(i, d)| (i, format!(",{}=\"", label_name(d)).into_bytes()))
+                .map(|(i, d)| {
+                    let label = if Some(d.as_str()) == level {
+                        "level".to_owned()
+                    } else {
+                        label_name(d)
+                    };
+                    (i, format!(",{label}=\"").into_bytes())
+                })
                 .collect();
+            let position = |name: &str| columns.metrics.iter().position(|m| m == name);
+            self.durations = DURATION_METRICS
+                .iter()
+                .map(|(name, _)| position(name))
+                .collect::<Option<Vec<usize>>>()
+                .map(|v| v.try_into().expect("twelve ranges"));
             order.sort_by(|a, b| a.1.cmp(&b.1));
             self.label_order = order;
             self.columns_version = columns.version;
@@ -249,6 +352,17 @@ impl RowSink for Builder {
                 e.insert(vec![index]);
             }
         }
+        let present = row.metrics.iter().filter(|v| v.is_some()).count();
+        let row_series = present + usize::from(self.durations.is_some());
+        if self.series + row_series > self.max_series {
+            self.arena.truncate(start);
+            self.dropped += row_series;
+            if let Some(rows) = self.seen.get_mut(&hash) {
+                rows.retain(|k| *k != index);
+            }
+            return Ok(());
+        }
+        self.series += row_series;
         let first = self.values.len();
         for (m, value) in row.metrics.iter().enumerate() {
             if let Some(v) = value {
@@ -260,6 +374,26 @@ impl RowSink for Builder {
             values: first..self.values.len(),
         });
         Ok(())
+    }
+}
+
+/// The concurrency or activity dimension of a report, if it has exactly one.
+fn level_dimension(dimensions: &[String]) -> Option<&str> {
+    let mut levels = dimensions
+        .iter()
+        .filter(|d| LEVEL_DIMENSIONS.contains(&d.as_str()));
+    match (levels.next(), levels.next()) {
+        (Some(one), None) => Some(one.as_str()),
+        _ => None,
+    }
+}
+
+/// Family name of a CMU metric: `cmu_<metric>`, or `cmu_<level>_<metric>`
+/// in concurrency and activity reports (`cmu_concurrency_level_users`).
+fn family_name(metric: &str, level: Option<&str>) -> String {
+    match level {
+        Some(level) => metric_family(&format!("{level}_{metric}")),
+        None => metric_family(metric),
     }
 }
 
@@ -308,6 +442,7 @@ fn info_families(
     );
     let mut families = vec![Family {
         name: "cmu_report_info".into(),
+        kind: FamilyKind::Gauge,
         help: "Configured CMU report: its path and time granularity. Always 1.".into(),
         body,
     }];
@@ -321,6 +456,7 @@ fn info_families(
         body.push(b'\n');
         families.push(Family {
             name: "cmu_report_bucket_start_timestamp_seconds".into(),
+            kind: FamilyKind::Gauge,
             help: "Start of the time bucket whose values the report's series show, as a Unix timestamp.".into(),
             body,
         });
@@ -328,15 +464,18 @@ fn info_families(
     families
 }
 
-/// Appends a family's `# HELP` and `# TYPE gauge` lines.
-pub fn write_family_header(name: &str, help: &str, out: &mut Vec<u8>) {
+/// Appends a family's `# HELP` and `# TYPE` lines.
+pub fn write_family_header(name: &str, help: &str, kind: FamilyKind, out: &mut Vec<u8>) {
     out.extend_from_slice(b"# HELP ");
     out.extend_from_slice(name.as_bytes());
     out.push(b' ');
     escape_help(help, out);
     out.extend_from_slice(b"\n# TYPE ");
     out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b" gauge\n");
+    out.extend_from_slice(match kind {
+        FamilyKind::Gauge => b" gauge\n".as_slice(),
+        FamilyKind::Histogram => b" histogram\n".as_slice(),
+    });
 }
 
 #[cfg(test)]
@@ -350,6 +489,8 @@ mod tests {
             choice,
             now: "2023-11-28T12:00:00Z".parse().unwrap(),
             time_zone: TimeZone::UTC,
+            labels: Vec::new(),
+            max_series: None,
         }
     }
 

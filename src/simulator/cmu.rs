@@ -337,7 +337,10 @@ fn generate_rows(
     out: &mut String,
 ) {
     let granularity = path.granularity();
-    let retention = now.checked_sub(jiff::Span::new().months(25)).unwrap_or(now);
+    // Data is kept 25 months; a path with no time dimension covers all of it
+    // (stamped by day, so its values hold still within a day).
+    let retention =
+        Granularity::Day.floor(now.checked_sub(jiff::Span::new().months(25)).unwrap_or(now));
     let buckets: Vec<DateTime> = match granularity.span() {
         None => vec![retention],
         Some(span) => {
@@ -375,6 +378,11 @@ fn generate_rows(
         return;
     }
     let seed = shared.config.seed;
+    let hidden = shared
+        .hidden
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let mut odometer = vec![0usize; slots.len()];
     let mut written = 0u32;
     'rows: loop {
@@ -398,10 +406,18 @@ fn generate_rows(
             (Some((_, id)), Some((_, name))) => shared.universe.application_name(id) == Some(name),
             _ => true,
         };
-        let values: Vec<&str> = dims.iter().map(|(_, v)| *v).collect();
+        // Sparsity applies to who streams where; every level of a concurrency report exists.
+        let values: Vec<&str> = dims
+            .iter()
+            .filter(|(d, _)| !crate::report::catalog::LEVEL_DIMENSIONS.contains(d))
+            .map(|(_, v)| *v)
+            .collect();
         if consistent
             && exists(seed, &values)
             && dims.iter().all(|(d, v)| Filter::admits(filters, d, v))
+            && !dims
+                .iter()
+                .any(|(d, v)| hidden.iter().any(|(hd, hv)| hd == d && hv == v))
         {
             if written == limit {
                 break 'rows;

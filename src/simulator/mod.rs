@@ -92,6 +92,8 @@ pub(crate) struct Shared {
     recorder: Recorder,
     registry: Mutex<Registry>,
     throttle: Mutex<Throttle>,
+    /// `(dimension, value)` pairs whose rows are no longer served.
+    hidden: Mutex<Vec<(String, String)>>,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -120,6 +122,7 @@ impl Simulator {
             recorder: Recorder::default(),
             registry: Mutex::new(registry),
             throttle: Mutex::new(Throttle::default()),
+            hidden: Mutex::new(Vec::new()),
             config,
         });
         let app = axum::Router::new()
@@ -227,6 +230,15 @@ impl Simulator {
             .tokens
             .values_mut()
             .for_each(|t| t.expires_at = now);
+    }
+
+    /// Stops serving the rows where `dimension` is `value` (a series drops out).
+    pub fn hide(&self, dimension: &str, value: &str) {
+        self.shared
+            .hidden
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((dimension.to_owned(), value.to_owned()));
     }
 
     /// Queues `fault` for the next `count` requests to `target`.

@@ -1,0 +1,94 @@
+//! Finds every report path Adobe serves by walking the drill-down links
+//! from the CMU root (`cmu-exporter discover`, `check-config --online`).
+
+use std::collections::{BTreeSet, VecDeque};
+
+use crate::cmu::{CmuClient, ReportQuery};
+use crate::credentials::Credentials;
+use crate::poller::{PollError, fetch};
+use crate::report::{ReportPath, path_of_href};
+
+/// The `endpoint` label of discovery requests in self-metrics.
+const ENDPOINT: &str = "discover";
+
+/// Every path reachable from the root, in sorted order.
+///
+/// Each node is asked for one row only (`limit=1`): the links are what
+/// matters. Links are resolved by their path after `/v2/`, whatever prefix
+/// they carry.
+pub async fn walk(
+    cmu: &CmuClient,
+    credentials: &Credentials,
+) -> Result<BTreeSet<ReportPath>, PollError> {
+    let root = ReportPath::parse("").expect("the root is a path");
+    let mut found = BTreeSet::new();
+    let mut queue = VecDeque::from([root]);
+    let query = ReportQuery {
+        limit: Some(1),
+        ..ReportQuery::default()
+    };
+    while let Some(path) = queue.pop_front() {
+        if !found.insert(path.clone()) {
+            continue;
+        }
+        let body = fetch(cmu, credentials, ENDPOINT, &path, cmu.url(&path, &query)).await?;
+        let links = links_of(&body)?;
+        for link in links.drill_down {
+            match path_of_href(&link.href) {
+                Some(child) if !found.contains(&child) => queue.push_back(child),
+                Some(_) => {}
+                None => {
+                    tracing::warn!(href = %link.href, parent = %path, "drill-down link is not a report path; skipped")
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The `_links` of a report, read with the same parser the polls use.
+fn links_of(body: &[u8]) -> Result<crate::report::Links, PollError> {
+    struct Ignore;
+    impl crate::report::RowSink for Ignore {
+        fn row(
+            &mut self,
+            _: &crate::report::Columns,
+            _: &crate::report::Row<'_>,
+        ) -> Result<(), String> {
+            Ok(())
+        }
+    }
+    Ok(crate::report::parse_report(body, None, &mut Ignore)?.links)
+}
+
+/// A report name suggested for a path: `tenant/year/month/day/hour` -> `tenant_hourly`.
+pub fn suggested_name(path: &ReportPath) -> String {
+    path.segments()
+        .iter()
+        .map(|s| s.replace('-', "_"))
+        .collect::<Vec<_>>()
+        .join("_")
+}
+
+/// The text `discover` prints: a table, then a configuration snippet.
+pub fn describe(paths: &BTreeSet<ReportPath>, base: &str) -> String {
+    let mut out = format!(
+        "# {} report paths under {base}\n# path  (time granularity, default interval)\n",
+        paths.len()
+    );
+    for path in paths.iter().filter(|p| !p.is_root()) {
+        let interval = humantime::format_duration(crate::config::default_interval(path));
+        out.push_str(&format!(
+            "{path}  ({}, {interval})\n",
+            path.granularity().as_str()
+        ));
+    }
+    out.push_str("\n# Ready to paste under `reports:` (keep the ones you need):\nreports:\n");
+    for path in paths.iter().filter(|p| !p.is_root()) {
+        out.push_str(&format!(
+            "  - name: {}\n    path: {path}\n",
+            suggested_name(path)
+        ));
+    }
+    out
+}
