@@ -115,10 +115,29 @@ pub fn write_value(value: f64, out: &mut Vec<u8>) {
     } else if value.is_infinite() {
         out.extend_from_slice(if value > 0.0 { b"+Inf" } else { b"-Inf" });
     } else if value.fract() == 0.0 && value.abs() < 9.0e15 {
-        let _ = write!(out, "{}", value as i64);
+        write_integer(value as i64, out);
     } else {
         let _ = write!(out, "{value}");
     }
+}
+
+/// Appends the decimal digits of `n` (faster than `fmt` on the encoding path).
+fn write_integer(n: i64, out: &mut Vec<u8>) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    let mut rest = n.unsigned_abs();
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]
@@ -157,6 +176,8 @@ mod tests {
             String::from_utf8(out).unwrap()
         };
         assert_eq!(render(1830.0), "1830");
+        assert_eq!(render(0.0), "0");
+        assert_eq!(render(-42.0), "-42");
         assert_eq!(render(0.25), "0.25");
         assert_eq!(render(f64::INFINITY), "+Inf");
         assert_eq!(render(1e20), "100000000000000000000");

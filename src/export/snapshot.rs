@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasherDefault;
 use std::io::Write;
 use std::ops::Range;
 
@@ -99,6 +99,40 @@ pub fn build_snapshot(json: &[u8], spec: &SnapshotSpec) -> Result<ReportSnapshot
     Ok(builder.finish(spec, parsed))
 }
 
+/// A fast 64-bit hash of label text (FxHash-style, eight bytes at a time).
+/// Equal hashes are always confirmed by comparing the texts.
+fn fast_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        h = (h.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^ (h >> 29)
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
 /// Name of the histogram built from the `duration_*` ranges.
 pub const DURATION_FAMILY: &str = "cmu_session_duration_seconds";
 
@@ -121,9 +155,11 @@ struct Builder {
     /// (metric index, value) pairs of kept rows.
     values: Vec<(u32, f64)>,
     kept: Vec<Kept>,
-    /// Label-text hash -> kept row indexes, to drop duplicate series exactly.
-    seen: HashMap<u64, Vec<u32>>,
-    hasher: RandomState,
+    /// Label-text hash -> the kept row with that text, to drop duplicates.
+    /// A true 64-bit collision between different texts falls back to a scan.
+    seen: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
+    /// The last bucket judged and whether it may be shown (rows come grouped).
+    judged: Option<(Option<Bucket>, bool)>,
     duplicates: usize,
     /// Metric indexes of the twelve `duration_*` ranges, when all are present.
     durations: Option<[usize; 12]>,
@@ -157,9 +193,9 @@ impl Builder {
             arena: Vec::new(),
             values: Vec::new(),
             kept: Vec::new(),
-            seen: HashMap::new(),
-            hasher: RandomState::new(),
+            seen: HashMap::default(),
             duplicates: 0,
+            judged: None,
             durations: None,
             series: 0,
             max_series: spec.max_series.unwrap_or(usize::MAX),
@@ -167,11 +203,18 @@ impl Builder {
         }
     }
 
-    fn eligible(&self, bucket: Option<Bucket>) -> bool {
-        match (self.choice, bucket) {
+    fn eligible(&mut self, bucket: Option<Bucket>) -> bool {
+        if let Some((judged, verdict)) = self.judged
+            && judged == bucket
+        {
+            return verdict;
+        }
+        let verdict = match (self.choice, bucket) {
             (_, None) | (BucketChoice::Partial, _) => true,
             (BucketChoice::Complete, Some(b)) => b.end().is_some_and(|end| end <= self.now),
-        }
+        };
+        self.judged = Some((bucket, verdict));
+        verdict
     }
 
     fn reset(&mut self, bucket: Option<Bucket>) {
@@ -333,23 +376,24 @@ impl RowSink for Builder {
             self.arena.push(b'"');
         }
         let labels = start..self.arena.len();
-        let hash = self.hasher.hash_one(&self.arena[labels.clone()]);
+        let hash = fast_hash(&self.arena[labels.clone()]);
         let index = self.kept.len() as u32;
         match self.seen.entry(hash) {
-            Entry::Occupied(mut e) => {
+            Entry::Occupied(e) => {
                 let text = &self.arena[labels.clone()];
-                if e.get()
-                    .iter()
-                    .any(|k| &self.arena[self.kept[*k as usize].labels.clone()] == text)
-                {
+                let same = &self.arena[self.kept[*e.get() as usize].labels.clone()] == text
+                    || self
+                        .kept
+                        .iter()
+                        .any(|k| &self.arena[k.labels.clone()] == text);
+                if same {
                     self.arena.truncate(start);
                     self.duplicates += 1;
                     return Ok(());
                 }
-                e.get_mut().push(index);
             }
             Entry::Vacant(e) => {
-                e.insert(vec![index]);
+                e.insert(index);
             }
         }
         let present = row.metrics.iter().filter(|v| v.is_some()).count();
@@ -357,8 +401,8 @@ impl RowSink for Builder {
         if self.series + row_series > self.max_series {
             self.arena.truncate(start);
             self.dropped += row_series;
-            if let Some(rows) = self.seen.get_mut(&hash) {
-                rows.retain(|k| *k != index);
+            if self.seen.get(&hash) == Some(&index) {
+                self.seen.remove(&hash);
             }
             return Ok(());
         }

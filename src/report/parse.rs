@@ -173,8 +173,11 @@ struct State<'s> {
     time: [Option<i32>; 5],
     /// Row number at which each dimension was last set (absent ones are cleared).
     dim_seen: Vec<usize>,
-    key: String,
-    value: String,
+    /// Position of the next field within the current record (a lookup hint).
+    position: usize,
+    /// The last time fields seen and their bucket: rows come grouped by bucket.
+    last_time: [Option<i32>; 5],
+    last_bucket: Option<Bucket>,
     links: Links,
     rows: usize,
     saw_report: bool,
@@ -192,8 +195,9 @@ impl<'s> State<'s> {
             metrics: Vec::new(),
             time: [None; 5],
             dim_seen: Vec::new(),
-            key: String::new(),
-            value: String::new(),
+            position: 0,
+            last_time: [None; 5],
+            last_bucket: None,
             links: Links::default(),
             rows: 0,
             saw_report: false,
@@ -201,16 +205,19 @@ impl<'s> State<'s> {
         }
     }
 
-    /// Role of field `name`, registering it on first sight. `hint` is where
-    /// the same field stood in the previous row, which is nearly always right.
-    fn role(&mut self, name: &str, hint: usize) -> Role {
-        if let Some((n, role)) = self.fields.get(hint)
+    /// Index in `fields` of field `name`, registering it on first sight. The
+    /// field at the same position in the previous row is tried first: rows
+    /// nearly always list their fields in the same order.
+    fn field(&mut self, name: &str) -> usize {
+        let hint = self.position;
+        self.position += 1;
+        if let Some((n, _)) = self.fields.get(hint)
             && n == name
         {
-            return *role;
+            return hint;
         }
-        if let Some((_, role)) = self.fields.iter().find(|(n, _)| n == name) {
-            return *role;
+        if let Some(i) = self.fields.iter().position(|(n, _)| n == name) {
+            return i;
         }
         let role = if let Some(t) = TIME_DIMENSIONS.iter().position(|t| *t == name) {
             Role::Time(t)
@@ -228,13 +235,22 @@ impl<'s> State<'s> {
         };
         self.columns.version += 1;
         self.fields.push((name.to_owned(), role));
-        role
+        self.fields.len() - 1
     }
 
     fn fail<E: de::Error>(&mut self, err: ParseError) -> E {
         let message = err.to_string();
         self.error = Some(err);
         E::custom(message)
+    }
+
+    fn field_error<E: de::Error>(&mut self, field: usize, reason: String) -> E {
+        let name = self.fields[field].0.clone();
+        self.fail(ParseError::Field {
+            row: self.rows,
+            field: name,
+            reason,
+        })
     }
 
     /// Called after a record's fields were read: builds the bucket and hands the row on.
@@ -248,13 +264,19 @@ impl<'s> State<'s> {
         }
         let bucket = if depth == 0 {
             None
+        } else if self.time == self.last_time {
+            self.last_bucket
         } else {
-            let fields: Vec<i32> = self.time[..depth]
-                .iter()
-                .map(|t| t.unwrap_or_default())
-                .collect();
-            match Bucket::from_fields(&fields) {
-                Ok(b) => Some(b),
+            let mut fields = [0i32; 5];
+            for (f, t) in fields.iter_mut().zip(&self.time) {
+                *f = t.unwrap_or_default();
+            }
+            match Bucket::from_fields(&fields[..depth]) {
+                Ok(b) => {
+                    self.last_time = self.time;
+                    self.last_bucket = Some(b);
+                    Some(b)
+                }
                 Err(reason) => return Err(self.fail(ParseError::Row { row: index, reason })),
             }
         };
@@ -273,68 +295,74 @@ impl<'s> State<'s> {
             return Err(self.fail(ParseError::Row { row: index, reason }));
         }
         self.rows += 1;
+        self.position = 0;
         self.time = [None; 5];
         self.metrics.iter_mut().for_each(|m| *m = None);
         Ok(())
     }
 
-    /// Stores the value just read into `self.value` for field `name`.
-    fn store<E: de::Error>(
-        &mut self,
-        role: Role,
-        name_for_errors: &str,
-        null: bool,
-    ) -> Result<(), E> {
-        let row = self.rows;
-        let field_error = |reason: String| ParseError::Field {
-            row,
-            field: name_for_errors.to_owned(),
-            reason,
-        };
-        match role {
-            Role::Time(t) => {
-                let parsed = self.value.trim().parse::<i32>();
-                match parsed {
-                    Ok(v) if !null => self.time[t] = Some(v),
-                    _ => {
-                        let reason = format!(
-                            "time value {} is not a whole number",
-                            quoted(&self.value, null)
-                        );
-                        return Err(self.fail(field_error(reason)));
-                    }
+    /// Stores the text value of `field` for the current row.
+    fn store_text<E: de::Error>(&mut self, field: usize, text: &str) -> Result<(), E> {
+        match self.fields[field].1 {
+            Role::Time(t) => match parse_int(text) {
+                Some(v) => self.time[t] = Some(v),
+                None => {
+                    let reason = format!("time value {} is not a whole number", quoted(text));
+                    return Err(self.field_error(field, reason));
                 }
-            }
+            },
             Role::Dimension(d) => {
-                std::mem::swap(&mut self.dims[d], &mut self.value);
-                self.dim_seen[d] = row;
+                let slot = &mut self.dims[d];
+                slot.clear();
+                slot.push_str(text);
+                self.dim_seen[d] = self.rows;
             }
-            Role::Metric(m) => {
-                if null {
-                    self.metrics[m] = None;
-                } else {
-                    match self.value.trim().parse::<f64>() {
-                        Ok(v) => self.metrics[m] = Some(v),
-                        Err(_) => {
-                            let reason = format!(
-                                "metric value {} is not a number",
-                                quoted(&self.value, null)
-                            );
-                            return Err(self.fail(field_error(reason)));
-                        }
-                    }
+            Role::Metric(m) => match parse_number(text) {
+                Some(v) => self.metrics[m] = Some(v),
+                None => {
+                    let reason = format!("metric value {} is not a number", quoted(text));
+                    return Err(self.field_error(field, reason));
                 }
-            }
+            },
         }
         Ok(())
     }
+
+    /// Stores a JSON null: an absent metric or dimension; a time field must have a value.
+    fn store_null<E: de::Error>(&mut self, field: usize) -> Result<(), E> {
+        match self.fields[field].1 {
+            Role::Time(_) => {
+                Err(self.field_error(field, "time value null is not a whole number".into()))
+            }
+            Role::Dimension(_) => Ok(()),
+            Role::Metric(m) => {
+                self.metrics[m] = None;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A whole number, with a fast path for plain digits (Adobe's usual form).
+fn parse_int(text: &str) -> Option<i32> {
+    let bytes = text.as_bytes();
+    if !bytes.is_empty() && bytes.len() <= 9 && bytes.iter().all(u8::is_ascii_digit) {
+        return Some(bytes.iter().fold(0i32, |n, b| n * 10 + i32::from(b - b'0')));
+    }
+    text.trim().parse().ok()
+}
+
+/// A number, with a fast path for plain digits (Adobe sends counts as strings).
+fn parse_number(text: &str) -> Option<f64> {
+    let bytes = text.as_bytes();
+    if !bytes.is_empty() && bytes.len() <= 15 && bytes.iter().all(u8::is_ascii_digit) {
+        return Some(bytes.iter().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')) as f64);
+    }
+    text.trim().parse().ok()
 }
 
 /// A value for an error message: quoted, and cut short if long.
-fn quoted(value: &str, null: bool) -> String {
-    if null {
-        return "null".into();
-    }
+fn quoted(value: &str) -> String {
     let cut: String = value.chars().take(40).collect();
     if cut.len() < value.len() {
         format!("\"{cut}...\"")
@@ -450,68 +478,71 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let state = self.state;
-        let mut position = 0;
-        let mut key = std::mem::take(&mut state.key);
-        while map
-            .next_key_seed(TextSeed {
-                buf: &mut key,
-                null: &mut false,
-            })?
-            .is_some()
-        {
-            let role = state.role(&key, position);
-            let mut value = std::mem::take(&mut state.value);
-            let mut null = false;
-            let read = map.next_value_seed(TextSeed {
-                buf: &mut value,
-                null: &mut null,
-            });
-            state.value = value;
-            read?;
-            state.store::<A::Error>(role, &key, null)?;
-            position += 1;
+        while let Some(field) = map.next_key_seed(KeySeed { state: &mut *state })? {
+            map.next_value_seed(ValueSeed {
+                state: &mut *state,
+                field,
+            })?;
         }
-        state.key = key;
         state.finish_row()
     }
 }
 
-/// Reads a string (or, leniently, a number or null) into a reused buffer.
-struct TextSeed<'b> {
-    buf: &'b mut String,
-    null: &'b mut bool,
+/// Reads a field name straight from the input and resolves it to a field index.
+struct KeySeed<'a, 's> {
+    state: &'a mut State<'s>,
 }
 
-impl<'de> DeserializeSeed<'de> for TextSeed<'_> {
+impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
+    type Value = usize;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_, '_> {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<usize, E> {
+        Ok(self.state.field(v))
+    }
+}
+
+/// Reads a field's value straight from the input into the row buffers: a
+/// string as Adobe sends it, or leniently a number or null.
+struct ValueSeed<'a, 's> {
+    state: &'a mut State<'s>,
+    field: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
     type Value = ();
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for TextSeed<'_> {
+impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a string value")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.buf.clear();
-        self.buf.push_str(v);
-        Ok(())
+        self.state.store_text(self.field, v)
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.visit_str(&v.to_string())
+        self.state.store_text(self.field, &v.to_string())
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.visit_str(&v.to_string())
+        self.state.store_text(self.field, &v.to_string())
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.visit_str(&v.to_string())
+        self.state.store_text(self.field, &v.to_string())
     }
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.buf.clear();
-        *self.null = true;
-        Ok(())
+        self.state.store_null(self.field)
     }
 }
 
