@@ -97,6 +97,9 @@ enum Command {
             default_value = "6h"
         )]
         token_lifetime: humantime::Duration,
+        /// Extra MVPDs and applications, for large reports (1 = the default universe).
+        #[arg(long, env = "CMU_EXPORTER_SIMULATE_SCALE", default_value_t = 1)]
+        scale: usize,
     },
     /// Validates a configuration file and explains what it will do (exit 0 or 1).
     CheckConfig {
@@ -152,7 +155,8 @@ pub fn main() -> ExitCode {
         Some(Command::Simulate {
             listen,
             token_lifetime,
-        }) => runtime.block_on(simulate(&listen, token_lifetime.into())),
+            scale,
+        }) => runtime.block_on(simulate(&listen, token_lifetime.into(), scale)),
         Some(Command::CheckConfig { file, online }) => check_config(&file).and_then(|()| {
             if online {
                 runtime.block_on(check_online(&file))
@@ -327,10 +331,15 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     file.write_all(bytes)
 }
 
-async fn simulate(listen: &str, token_lifetime: std::time::Duration) -> Result<(), String> {
+async fn simulate(
+    listen: &str,
+    token_lifetime: std::time::Duration,
+    scale: usize,
+) -> Result<(), String> {
     let addr = parse_listen(listen)?;
     let config = SimulatorConfig {
         token_lifetime,
+        scale,
         ..SimulatorConfig::default()
     };
     let sim = Simulator::start(config, addr)

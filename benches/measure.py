@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Runs every performance comparison of the exporter and prints one table.
+
+Called by benches/run, which builds the release binaries and installs wrk
+and prometheus_client first. Each figure is measured next to its reference in
+the same run, so the ratios hold on a shared, noisy machine. Only 127.0.0.1.
+"""
+import json, os, re, resource, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REL = os.path.join(ROOT, "target", "release")
+EXPORTER = os.path.join(REL, "cmu-exporter")
+FLOOR_PARSE = os.path.join(REL, "examples", "parse_floor")
+FLOOR_SERVER = os.path.join(REL, "examples", "static_server")
+BASELINE = os.path.join(ROOT, "..", "shared", "bench", "python_baseline.py")
+ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+WRK_SECONDS = os.environ.get("BENCH_WRK_SECONDS", "10")
+
+rows_out = []
+
+
+def row(figure, ours, reference, ratio, target, ok):
+    rows_out.append((figure, ours, reference, ratio, target, "pass" if ok else "FAIL"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def timed(cmd, stdout=subprocess.DEVNULL):
+    """Median wall time of RUNS runs of a whole process."""
+    times = []
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        subprocess.run(cmd, stdout=stdout, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_rss_kb(cmd):
+    """Peak resident memory of one run of `cmd`, in KiB (from a fresh helper)."""
+    code = ("import resource, subprocess, sys\n"
+            "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)\n"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code] + cmd, capture_output=True, text=True, check=True)
+    return int(out.stdout.strip())
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.read()
+
+
+def wait_until(check, seconds, what):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"benches: timed out waiting for {what}")
+
+
+def wrk(url):
+    """(requests/s, p99 latency in ms) of a 64-connection wrk run."""
+    out = subprocess.run(["wrk", "-t2", "-c64", f"-d{WRK_SECONDS}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    return rps, p99
+
+
+def ingest(work):
+    report = os.path.join(work, "report.json")
+    with open(report, "w") as f:
+        subprocess.run([sys.executable, BASELINE, "--make", str(ROWS)], stdout=f, check=True)
+    size_kb = os.path.getsize(report) / 1024
+    ours = timed([EXPORTER, "render", report])
+    python = timed([sys.executable, BASELINE, report])
+    floor = timed([FLOOR_PARSE, report])
+    row(f"ingest {ROWS} rows ({size_kb / 1024:.0f} MB): render vs python baseline",
+        f"{ours * 1000:.0f} ms", f"{python * 1000:.0f} ms", f"{python / ours:.1f}x faster", ">= 30x", python / ours >= 30)
+    row("ingest vs serde_json into IgnoredAny (floor)",
+        f"{ours * 1000:.0f} ms", f"{floor * 1000:.0f} ms", f"{ours / floor:.2f}x the floor", "<= 2x", ours / floor <= 2)
+    peak = peak_rss_kb([EXPORTER, "render", report])
+    row("peak memory while ingesting vs JSON size",
+        f"{peak / 1024:.0f} MB", f"{size_kb / 1024:.0f} MB", f"{peak / size_kb:.2f}x", "< 3x", peak / size_kb < 3)
+
+
+def start_service(work, sim_port, scale_report):
+    """Starts the simulator (scaled) and the exporter on it; returns (sim, exporter, url)."""
+    sim = subprocess.Popen([EXPORTER, "simulate", "--listen", f"127.0.0.1:{sim_port}", "--scale", "18"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines = []
+    while len(lines) < 5:
+        lines.append(sim.stdout.readline().strip())
+    statement = os.path.join(work, "statement.jwt")
+    with open(statement, "w") as f:
+        f.write(lines[4])
+    port = free_port()
+    config = os.path.join(work, "config.yaml")
+    with open(config, "w") as f:
+        f.write(f"""adobe:
+  dcr_url: http://127.0.0.1:{sim_port}
+  cmu_url: http://127.0.0.1:{sim_port}/cmu/v2
+  software_statement_file: {statement}
+state_dir: {work}/state
+reports:
+  - name: big
+    path: {scale_report}
+    bucket: partial
+    limit: 200000
+""")
+    start = time.perf_counter()
+    exporter = subprocess.Popen([EXPORTER, "--config.file", config, "--web.listen-address", f"127.0.0.1:{port}",
+                                 "--log.level", "warn"], stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/metrics"
+    wait_until(lambda: get(url, timeout=1), 10, "the first /metrics answer")
+    started = time.perf_counter() - start
+    return sim, exporter, url, started
+
+
+def serve(work):
+    sim_port = free_port()
+    path = "tenant/year/month/day/hour/mvpd/platform/application-id/application"
+    sim, exporter, url, started = start_service(work, sim_port, path)
+    try:
+        row("start: process start to first /metrics answer", f"{started * 1000:.0f} ms", "", "", "< 100 ms",
+            started < 0.1)
+        body = wait_until(lambda: (lambda b: b if b'cmu_exporter_report_up{report="big"} 1' in b else None)(get(url)),
+                          60, "the first poll of the big report")
+        series = sum(1 for line in body.split(b"\n") if line.startswith(b"cmu_") and not line.startswith(b"cmu_exporter_"))
+        rss = rss_kb(exporter.pid)
+        row(f"resident memory with {series} series", f"{rss / 1024:.1f} MB", "", "", "< 80 MB", rss < 80 * 1024)
+        static = os.path.join(work, "metrics.txt")
+        with open(static, "wb") as f:
+            f.write(body)
+        floor_port = free_port()
+        floor = subprocess.Popen([FLOOR_SERVER, static, f"127.0.0.1:{floor_port}"])
+        floor_url = f"http://127.0.0.1:{floor_port}/metrics"
+        wait_until(lambda: get(floor_url), 10, "the static server")
+        ours_rps, ours_p99 = wrk(url)
+        floor_rps, floor_p99 = wrk(floor_url)
+        floor.terminate()
+        row(f"scrape /metrics ({len(body) / 1e6:.1f} MB), wrk 64 connections: requests/s",
+            f"{ours_rps:.0f}", f"{floor_rps:.0f}", f"{floor_rps / ours_rps:.2f}x slower", "<= 1.5x",
+            floor_rps / ours_rps <= 1.5)
+        row("scrape /metrics: p99 latency", f"{ours_p99:.1f} ms", f"{floor_p99:.1f} ms",
+            f"{ours_p99 / floor_p99:.2f}x", "<= 1.5x", ours_p99 / floor_p99 <= 1.5)
+    finally:
+        exporter.terminate()
+        sim.terminate()
+        exporter.wait()
+        sim.wait()
+
+
+def idle_demo():
+    port = free_port()
+    demo = subprocess.Popen([EXPORTER, "demo", "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_until(lambda: b"cmu_active_users" in get(url), 30, "the demo's metrics")
+        time.sleep(10)
+        rss = rss_kb(demo.pid)
+        row("resident memory, demo (simulator + exporter, 7 reports) after 10 s", f"{rss / 1024:.1f} MB", "", "",
+            "< 15 MB", rss < 15 * 1024)
+    finally:
+        demo.terminate()
+        demo.wait()
+
+
+def economy():
+    out = subprocess.run(["cargo", "test", "--release", "--quiet", "--test", "credentials", "simulated_day", "--",
+                          "--nocapture"], cwd=ROOT, capture_output=True, text=True)
+    m = re.search(r"registrations (\d+), token calls (\d+) \(minimum (\d+)\), CMU calls (\d+) \(minimum (\d+)\)",
+                  out.stdout)
+    if not m:
+        row("API economy over a simulated day", "not measured", "", "", "ratio 1.0", False)
+        return
+    reg, tokens, min_tokens, cmu, min_cmu = map(int, m.groups())
+    row("simulated day: CMU calls for an hourly report", str(cmu), str(min_cmu), f"{cmu / min_cmu:.2f}", "1.0",
+        cmu == min_cmu)
+    row("simulated day: token calls (2 h tokens)", str(tokens), str(min_tokens), f"{tokens / min_tokens:.2f}", "1.0",
+        tokens == min_tokens)
+    row("simulated day: registrations", str(reg), "1", f"{reg:.2f}", "1.0", reg == 1)
+
+
+def main():
+    with tempfile.TemporaryDirectory(prefix="cmu-bench-") as work:
+        ingest(work)
+        serve(work)
+        idle_demo()
+        economy()
+    widths = [max(len(str(r[i])) for r in rows_out + [("figure", "ours", "reference", "ratio", "target", "result")])
+              for i in range(6)]
+    header = ("figure", "ours", "reference", "ratio", "target", "result")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows_out:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+
+
+if __name__ == "__main__":
+    main()
