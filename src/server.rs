@@ -67,15 +67,16 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let mut own = Vec::with_capacity(16 * 1024);
     state.telemetry.encode(&mut own);
     let mut response = if accepts_gzip(&headers) {
-        let [head, rest] = exposition.gzip_with(&own);
-        let chunks = [head, rest].map(Ok::<_, std::convert::Infallible>);
-        let mut r = Response::new(Body::from_stream(futures_stream(chunks)));
+        let mut r = Response::new(Body::from_stream(chunk_stream(
+            exposition.gzip_with(&own).to_vec(),
+        )));
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r
     } else {
-        let chunks = [exposition.text.clone(), own.into()].map(Ok::<_, std::convert::Infallible>);
-        Response::new(Body::from_stream(futures_stream(chunks)))
+        let mut chunks = exposition.chunks().to_vec();
+        chunks.push(own.into());
+        Response::new(Body::from_stream(chunk_stream(chunks)))
     };
     response
         .headers_mut()
@@ -86,21 +87,22 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     response
 }
 
-/// A stream over a fixed array of chunks.
-fn futures_stream<T: Send + Unpin + 'static, const N: usize>(
-    items: [T; N],
-) -> impl futures_core::Stream<Item = T> + Send + 'static {
-    struct Iter<I>(I);
-    impl<I: Iterator + Unpin> futures_core::Stream for Iter<I> {
-        type Item = I::Item;
+/// A stream over chunks already in memory.
+fn chunk_stream(
+    chunks: Vec<bytes::Bytes>,
+) -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + Send + 'static
+{
+    struct Ready(std::vec::IntoIter<bytes::Bytes>);
+    impl futures_core::Stream for Ready {
+        type Item = Result<bytes::Bytes, std::convert::Infallible>;
         fn poll_next(
             mut self: std::pin::Pin<&mut Self>,
             _: &mut std::task::Context<'_>,
         ) -> std::task::Poll<Option<Self::Item>> {
-            std::task::Poll::Ready(self.0.next())
+            std::task::Poll::Ready(self.0.next().map(Ok))
         }
     }
-    Iter(items.into_iter())
+    Ready(chunks.into_iter())
 }
 
 /// Why the exporter is not ready, or `None` when it is.

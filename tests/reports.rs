@@ -102,7 +102,7 @@ async fn golden_expositions_for_each_family_and_granularity() {
         };
         let snapshot = build_snapshot(&json, &spec).unwrap();
         assert!(snapshot.series > 0, "{name}: no series");
-        let text = String::from_utf8(Exposition::assemble([&snapshot]).text.to_vec()).unwrap();
+        let text = String::from_utf8(Exposition::assemble([&snapshot]).to_vec()).unwrap();
         promtool_accepts(name, &text);
         let file =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.prom"));

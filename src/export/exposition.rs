@@ -18,8 +18,11 @@ use super::snapshot::{FamilyKind, ReportSnapshot, write_family_header};
 /// The assembled exposition of every report's last good snapshot.
 #[derive(Debug, Default)]
 pub struct Exposition {
-    /// Plain text, ready to serve.
-    pub text: Bytes,
+    /// The text, as chunks to send in order: family headers, and the
+    /// snapshots' own bodies shared (not copied) with the snapshots.
+    chunks: Vec<Bytes>,
+    /// Total length of the chunks.
+    len: usize,
     /// Compressed `text`, made on first demand and kept until the next poll.
     compressed: OnceLock<Compressed>,
     /// CMU series in `text` (info metrics excluded).
@@ -40,7 +43,7 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 impl Exposition {
     /// Groups the snapshots' families by name and encodes them.
     pub fn assemble<'a>(snapshots: impl IntoIterator<Item = &'a ReportSnapshot>) -> Self {
-        let mut families: BTreeMap<&str, (&str, FamilyKind, Vec<&[u8]>)> = BTreeMap::new();
+        let mut families: BTreeMap<&str, (&str, FamilyKind, Vec<&Bytes>)> = BTreeMap::new();
         let mut series = 0;
         let mut size = 0;
         for snapshot in snapshots {
@@ -54,18 +57,43 @@ impl Exposition {
                 size += family.body.len();
             }
         }
-        let mut text = Vec::with_capacity(size + families.len() * 200);
+        let mut chunks = Vec::with_capacity(families.len() * 2);
         for (name, (help, kind, bodies)) in families {
-            write_family_header(name, help, kind, &mut text);
-            for body in bodies {
-                text.extend_from_slice(body);
-            }
+            let mut header = Vec::with_capacity(help.len() + 2 * name.len() + 32);
+            write_family_header(name, help, kind, &mut header);
+            chunks.push(Bytes::from(header));
+            chunks.extend(bodies.into_iter().cloned());
         }
+        let len = chunks.iter().map(Bytes::len).sum();
+        debug_assert!(len >= size);
         Self {
-            text: Bytes::from(text),
+            chunks,
+            len,
             compressed: OnceLock::new(),
             series,
         }
+    }
+
+    /// The chunks to send, in order.
+    pub fn chunks(&self) -> &[Bytes] {
+        &self.chunks
+    }
+
+    /// Length of the whole text in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there is no text at all.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The whole text in one buffer (for `render` and tests; serving uses the chunks).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut text = Vec::with_capacity(self.len);
+        self.chunks.iter().for_each(|c| text.extend_from_slice(c));
+        text
     }
 
     /// One gzip member holding `text` followed by `tail`, as two chunks to
@@ -75,11 +103,13 @@ impl Exposition {
         let compressed = self.compressed.get_or_init(|| {
             let mut encoder = DeflateEncoder::new(GZIP_HEADER.to_vec(), Compression::fast());
             // Writing to a Vec cannot fail; flush() ends on a byte-aligned sync point.
-            let _ = encoder.write_all(&self.text);
+            for chunk in &self.chunks {
+                let _ = encoder.write_all(chunk);
+            }
             let _ = encoder.flush();
             let head = std::mem::take(encoder.get_mut());
             let mut crc = flate2::Crc::new();
-            crc.update(&self.text);
+            self.chunks.iter().for_each(|c| crc.update(c));
             Compressed {
                 head: Bytes::from(head),
                 crc,
@@ -113,7 +143,7 @@ mod tests {
             name: "cmu_active_users".into(),
             kind: FamilyKind::Gauge,
             help: "Users.".into(),
-            body,
+            body: body.into(),
         };
         ReportSnapshot {
             families: vec![family],
@@ -125,7 +155,7 @@ mod tests {
     #[test]
     fn families_of_several_reports_share_one_header() {
         let (a, b) = (snapshot("a", 1), snapshot("b", 2));
-        let text = Exposition::assemble([&a, &b]).text;
+        let text = Exposition::assemble([&a, &b]).to_vec();
         assert_eq!(
             std::str::from_utf8(&text).unwrap(),
             "# HELP cmu_active_users Users.\n# TYPE cmu_active_users gauge\n\
@@ -143,7 +173,7 @@ mod tests {
             flate2::read::GzDecoder::new(&gz[..])
                 .read_to_end(&mut plain)
                 .unwrap();
-            assert_eq!(plain, [&exposition.text[..], tail].concat());
+            assert_eq!(plain, [&exposition.to_vec()[..], tail].concat());
         }
     }
 }

@@ -66,8 +66,8 @@ pub struct Family {
     pub name: String,
     pub help: String,
     pub kind: FamilyKind,
-    /// Sample lines, each ending in `\n`.
-    pub body: Vec<u8>,
+    /// Sample lines, each ending in `\n`, shared with the exposition.
+    pub body: bytes::Bytes,
 }
 
 /// Everything one successful poll of a report contributes to `/metrics`.
@@ -97,6 +97,12 @@ pub fn build_snapshot(json: &[u8], spec: &SnapshotSpec) -> Result<ReportSnapshot
     let mut builder = Builder::new(spec, now_civil);
     let parsed = parse_report(json, spec.path.as_ref(), &mut builder)?;
     Ok(builder.finish(spec, parsed))
+}
+
+/// A finished body, its spare capacity given back, shareable without copies.
+fn frozen(mut body: Vec<u8>) -> bytes::Bytes {
+    body.shrink_to_fit();
+    bytes::Bytes::from(body)
 }
 
 /// A fast 64-bit hash of label text (FxHash-style, eight bytes at a time).
@@ -268,7 +274,7 @@ impl Builder {
                     name,
                     help: help_text(metric),
                     kind: FamilyKind::Gauge,
-                    body,
+                    body: frozen(body),
                 });
             }
         }
@@ -305,7 +311,7 @@ impl Builder {
                     name: DURATION_FAMILY.into(),
                     help: help.into(),
                     kind: FamilyKind::Histogram,
-                    body,
+                    body: frozen(body),
                 });
             }
         }
@@ -488,7 +494,7 @@ fn info_families(
         name: "cmu_report_info".into(),
         kind: FamilyKind::Gauge,
         help: "Configured CMU report: its path and time granularity. Always 1.".into(),
-        body,
+        body: frozen(body),
     }];
     if let Some(start) = bucket_start {
         let mut body = Vec::new();
@@ -502,7 +508,7 @@ fn info_families(
             name: "cmu_report_bucket_start_timestamp_seconds".into(),
             kind: FamilyKind::Gauge,
             help: "Start of the time bucket whose values the report's series show, as a Unix timestamp.".into(),
-            body,
+            body: frozen(body),
         });
     }
     families
@@ -548,7 +554,7 @@ mod tests {
 
     fn body(snapshot: &ReportSnapshot, family: &str) -> String {
         let f = snapshot.families.iter().find(|f| f.name == family).unwrap();
-        String::from_utf8(f.body.clone()).unwrap()
+        String::from_utf8(f.body.to_vec()).unwrap()
     }
 
     #[test]
