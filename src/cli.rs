@@ -535,9 +535,12 @@ fn render(
     let snapshot = build_snapshot(&bytes, &spec).map_err(|e| format!("{origin}: {e}"))?;
     let exposition = Exposition::assemble([&snapshot]);
     use std::io::Write;
-    std::io::stdout()
-        .lock()
-        .write_all(&exposition.to_vec())
+    let mut out = std::io::stdout().lock();
+    exposition
+        .chunks()
+        .iter()
+        .try_for_each(|chunk| out.write_all(chunk))
+        .and_then(|()| out.flush())
         .map_err(|e| format!("cannot write the output: {e}"))
 }
 

@@ -208,17 +208,19 @@ impl<'s> State<'s> {
     /// Index in `fields` of field `name`, registering it on first sight. The
     /// field at the same position in the previous row is tried first: rows
     /// nearly always list their fields in the same order.
-    fn field(&mut self, name: &str) -> usize {
+    /// `None` when a new name is not valid UTF-8.
+    fn field(&mut self, name: &[u8]) -> Option<usize> {
         let hint = self.position;
         self.position += 1;
         if let Some((n, _)) = self.fields.get(hint)
-            && n == name
+            && n.as_bytes() == name
         {
-            return hint;
+            return Some(hint);
         }
-        if let Some(i) = self.fields.iter().position(|(n, _)| n == name) {
-            return i;
+        if let Some(i) = self.fields.iter().position(|(n, _)| n.as_bytes() == name) {
+            return Some(i);
         }
+        let name = std::str::from_utf8(name).ok()?;
         let role = if let Some(t) = TIME_DIMENSIONS.iter().position(|t| *t == name) {
             Role::Time(t)
         } else if self.path.as_ref().is_some_and(|p| p.contains(name))
@@ -235,7 +237,7 @@ impl<'s> State<'s> {
         };
         self.columns.version += 1;
         self.fields.push((name.to_owned(), role));
-        self.fields.len() - 1
+        Some(self.fields.len() - 1)
     }
 
     fn fail<E: de::Error>(&mut self, err: ParseError) -> E {
@@ -496,7 +498,8 @@ struct KeySeed<'a, 's> {
 impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
     type Value = usize;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
-        d.deserialize_str(self)
+        // Bytes, not str: a known name is matched without a UTF-8 check.
+        d.deserialize_bytes(self)
     }
 }
 
@@ -506,7 +509,12 @@ impl<'de> Visitor<'de> for KeySeed<'_, '_> {
         f.write_str("a field name")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<usize, E> {
-        Ok(self.state.field(v))
+        Ok(self.state.field(v.as_bytes()).unwrap_or_default())
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<usize, E> {
+        self.state
+            .field(v)
+            .ok_or_else(|| E::custom("a field name is not valid UTF-8"))
     }
 }
 
