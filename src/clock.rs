@@ -50,11 +50,6 @@ impl Clock {
         }
     }
 
-    /// How many simulated seconds pass per real second.
-    pub fn factor(&self) -> f64 {
-        self.factor
-    }
-
     /// The current (possibly simulated) time.
     pub fn now(&self) -> Timestamp {
         let elapsed = self.origin_real.elapsed().as_secs_f64() * self.factor;
@@ -64,11 +59,6 @@ impl Clock {
                 nanos.min(i64::MAX as i128) as i64,
             ))
             .unwrap_or(self.origin)
-    }
-
-    /// Seconds since the Unix epoch, as a float, for gauges.
-    pub fn now_unix_f64(&self) -> f64 {
-        self.now().as_millisecond() as f64 / 1000.0
     }
 
     /// Real duration that corresponds to `simulated` on this clock.

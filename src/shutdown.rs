@@ -49,9 +49,4 @@ impl ShutdownSignal {
         // An error means the sender is gone, which also means: stop.
         let _ = self.receiver.wait_for(|stop| *stop).await;
     }
-
-    /// Whether shutdown was triggered.
-    pub fn is_triggered(&self) -> bool {
-        *self.receiver.borrow()
-    }
 }

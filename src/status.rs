@@ -36,14 +36,6 @@ impl StatusBoard {
         change(reports.entry(report.to_owned()).or_default());
     }
 
-    /// Forgets a report that is no longer configured.
-    pub fn remove(&self, report: &str) {
-        self.reports
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(report);
-    }
-
     /// A copy of every status, sorted by report name.
     pub fn all(&self) -> Vec<(String, ReportStatus)> {
         let reports = self.reports.read().unwrap_or_else(|e| e.into_inner());

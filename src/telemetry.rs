@@ -194,11 +194,6 @@ impl Telemetry {
         let _ = TextEncoder::new().encode(&self.registry.gather(), out);
     }
 
-    /// The registry, for process metrics and tests.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// An HTTP exchange with Adobe ended (`status` is `None` when no answer came).
     pub fn http_request(&self, api: Api, endpoint: &str, status: Option<u16>, took: Duration) {
         let code = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
@@ -323,12 +318,5 @@ impl Telemetry {
         self.report_series.with_label_values(&[report]).set(0);
         let age = humantime::format_duration(max_age).to_string();
         tracing::warn!(report, max_age = %age, "no successful poll within max_age: the report's series are no longer exported");
-    }
-
-    /// The number of series a report exports changed (e.g. its values expired).
-    pub fn report_series(&self, report: &str, series: usize) {
-        self.report_series
-            .with_label_values(&[report])
-            .set(series as i64);
     }
 }
