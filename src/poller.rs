@@ -184,13 +184,7 @@ pub async fn fetch(
 
 /// Drops a failing report's last good values once they are older than `max_age`.
 fn expire_if_stale(name: &str, max_age: Duration, now: Timestamp, ctx: &PollContext) {
-    let Some(snapshot_time) = ctx
-        .board
-        .all()
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .and_then(|(_, s)| s.last_success)
-    else {
+    let Some(snapshot_time) = ctx.board.last_success(name) else {
         return;
     };
     let age = now.duration_since(snapshot_time);

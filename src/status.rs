@@ -36,6 +36,15 @@ impl StatusBoard {
         change(reports.entry(report.to_owned()).or_default());
     }
 
+    /// When `report` last polled successfully.
+    pub fn last_success(&self, report: &str) -> Option<Timestamp> {
+        self.reports
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(report)
+            .and_then(|s| s.last_success)
+    }
+
     /// A copy of every status, sorted by report name.
     pub fn all(&self) -> Vec<(String, ReportStatus)> {
         let reports = self.reports.read().unwrap_or_else(|e| e.into_inner());
