@@ -29,6 +29,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Options {
     /// Addresses to serve on (port 0 for an ephemeral one).
     pub listen: Vec<SocketAddr>,
+    /// Path of the metrics page (`--web.telemetry-path`).
+    pub telemetry_path: String,
     pub clock: Clock,
 }
 
@@ -117,6 +119,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         telemetry: telemetry.clone(),
         credentials: credentials.clone(),
         clock: options.clock.clone(),
+        telemetry_path: options.telemetry_path.clone(),
     };
     for listener in listeners {
         let app = router(state.clone());

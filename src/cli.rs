@@ -41,6 +41,9 @@ pub struct Cli {
         value_delimiter = ','
     )]
     listen: Vec<String>,
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", env = "CMU_EXPORTER_WEB_TELEMETRY_PATH", global = true, default_value = "/metrics", value_parser = telemetry_path)]
+    telemetry_path: String,
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
     #[arg(
         long = "log.level",
@@ -151,8 +154,8 @@ pub fn main() -> ExitCode {
         }
     };
     let outcome = match cli.command {
-        None => runtime.block_on(serve(cli.config_file, &cli.listen)),
-        Some(Command::Demo) => runtime.block_on(demo(&cli.listen)),
+        None => runtime.block_on(serve(cli.config_file, &cli.listen, &cli.telemetry_path)),
+        Some(Command::Demo) => runtime.block_on(demo(&cli.listen, &cli.telemetry_path)),
         Some(Command::Simulate {
             listen,
             token_lifetime,
@@ -214,6 +217,17 @@ fn init_logging(level: &str, format: LogFormat) {
     };
 }
 
+/// A telemetry path: absolute, and not one of the other pages.
+fn telemetry_path(text: &str) -> Result<String, String> {
+    let taken = ["/", "/healthz", "/readyz"];
+    if !text.starts_with('/') || taken.contains(&text) || text.contains(['{', '}', '*']) {
+        return Err(format!(
+            "`{text}` cannot serve metrics: give an absolute path other than / /healthz /readyz, e.g. /metrics"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 /// Parses `host:port`, `:port` (every interface) or `[v6]:port`.
 pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let full = if text.starts_with(':') {
@@ -253,7 +267,11 @@ async fn stop_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn serve(config_file: Option<PathBuf>, listen: &[String]) -> Result<(), String> {
+async fn serve(
+    config_file: Option<PathBuf>,
+    listen: &[String],
+    telemetry_path: &str,
+) -> Result<(), String> {
     let file = config_file
         .ok_or("--config.file is required to run the service (or try `cmu-exporter demo`)")?;
     let config = Config::load(&file).map_err(|e| e.to_string())?;
@@ -262,6 +280,7 @@ async fn serve(config_file: Option<PathBuf>, listen: &[String]) -> Result<(), St
         config,
         Options {
             listen,
+            telemetry_path: telemetry_path.to_owned(),
             clock: Clock::wall(),
         },
     )
@@ -280,7 +299,7 @@ async fn serve(config_file: Option<PathBuf>, listen: &[String]) -> Result<(), St
     Ok(())
 }
 
-async fn demo(listen: &[String]) -> Result<(), String> {
+async fn demo(listen: &[String], telemetry_path: &str) -> Result<(), String> {
     let listen = listen_addresses(listen, &format!("127.0.0.1:{DEFAULT_PORT}"))?;
     let sim = Simulator::start(
         SimulatorConfig::default(),
@@ -310,6 +329,7 @@ async fn demo(listen: &[String]) -> Result<(), String> {
         config,
         Options {
             listen,
+            telemetry_path: telemetry_path.to_owned(),
             clock: Clock::wall(),
         },
     )
@@ -317,7 +337,7 @@ async fn demo(listen: &[String]) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     let url = running.url();
     println!("cmu-exporter demo: {reports} reports from the built-in Adobe Pass simulator");
-    println!("  metrics:        {url}/metrics");
+    println!("  metrics:        {url}{telemetry_path}");
     println!("  landing page:   {url}/");
     println!("  simulated DCR:  {}", sim.dcr_url());
     println!("  simulated CMU:  {}", sim.cmu_url());

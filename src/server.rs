@@ -31,13 +31,15 @@ pub struct AppState {
     pub telemetry: Telemetry,
     pub credentials: Arc<Credentials>,
     pub clock: Clock,
+    /// Where `/metrics` is served (`--web.telemetry-path`).
+    pub telemetry_path: String,
 }
 
 /// All routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(landing))
-        .route("/metrics", get(metrics))
+        .route(&state.telemetry_path, get(metrics))
         .route("/healthz", get(|| async { "OK\n" }))
         .route("/readyz", get(readyz))
         .with_state(state)
@@ -181,8 +183,12 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}",
         ".bad{color:#b00}.ok{color:#070}</style></head><body>",
         "<h1>cmu-exporter</h1><p>Prometheus exporter for Adobe Pass Concurrency Monitoring Usage reports. ",
-        "<a href=\"metrics\">Metrics</a> · <a href=\"healthz\">Health</a> · <a href=\"readyz\">Readiness</a></p>"
     ));
+    let _ = write!(
+        page,
+        "<a href=\"{}\">Metrics</a> · <a href=\"healthz\">Health</a> · <a href=\"readyz\">Readiness</a></p>",
+        escape_html(&state.telemetry_path)
+    );
     let credentials = match state.credentials.health() {
         Health::Ok => "<span class=\"ok\">working</span>".to_owned(),
         Health::Unknown => "not used yet".to_owned(),

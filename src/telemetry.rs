@@ -92,12 +92,22 @@ impl Telemetry {
         let latency = vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
         let build_info = int_gauge(
             "cmu_exporter_build_info",
-            "Version of the running exporter. Always 1.",
-            &["version"],
+            "Version, git revision and compiler of the running exporter. Always 1.",
+            &["version", "revision", "rustc_version"],
         );
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                env!("CMU_EXPORTER_REVISION"),
+                env!("CMU_EXPORTER_RUSTC_VERSION"),
+            ])
             .set(1);
+        // The usual process_* metrics: CPU, memory, open fds, start time.
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .expect("process metrics register once");
         Self {
             http_requests: counter(
                 "cmu_exporter_http_requests_total",

@@ -203,3 +203,69 @@ fn check_config_explains_or_names_every_problem() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn telemetry_path_build_info_and_process_metrics() {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "  - name: daily\n    path: tenant/year/month/day\n",
+    );
+    let process = spawn_binary(&config, &["--web.telemetry-path", "/custom"], &[]);
+    let text = wait_for("metrics at /custom", Duration::from_secs(20), || async {
+        let r = http()
+            .get(format!("{}/custom", process.base))
+            .send()
+            .await
+            .ok()?;
+        (r.status() == 200).then_some(r.text().await.ok()?)
+    })
+    .await;
+    let build = parse_exposition(&text)
+        .into_iter()
+        .find(|s| s.name == "cmu_exporter_build_info")
+        .unwrap();
+    assert_eq!(build.labels["version"], env!("CARGO_PKG_VERSION"));
+    assert!(build.labels["rustc_version"].starts_with("1."), "{build:?}");
+    assert!(!build.labels["revision"].is_empty(), "{build:?}");
+    let value = |name: &str| {
+        parse_exposition(&text)
+            .into_iter()
+            .find(|s| s.name == name)
+            .map(|s| s.value)
+    };
+    for name in [
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            value(name).is_some_and(|v| v > 0.0),
+            "{name}: {:?}",
+            value(name)
+        );
+    }
+    // CPU time is counted in 10 ms ticks: present, possibly still 0.
+    assert!(value("process_cpu_seconds_total").is_some());
+    assert_eq!(get_text(&format!("{}/metrics", process.base)).await.0, 404);
+    assert!(get_text(&process.base).await.1.contains("href=\"/custom\""));
+    let (status, _) = process.stop();
+    assert!(status.success());
+}
+
+#[test]
+fn a_telemetry_path_that_would_hide_a_page_is_refused() {
+    let out = Command::new(BIN)
+        .args([
+            "--web.telemetry-path",
+            "/healthz",
+            "check-config",
+            "/nonexistent",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot serve metrics"));
+}

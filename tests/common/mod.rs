@@ -48,6 +48,7 @@ pub async fn exporter_with_clock(config_file: &Path, clock: Clock) -> Running {
     let config = Config::load(config_file).expect("test config is valid");
     let options = Options {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
+        telemetry_path: "/metrics".into(),
         clock,
     };
     app::start(config, options).await.expect("exporter starts")
