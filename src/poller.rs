@@ -23,6 +23,9 @@ use crate::shutdown::ShutdownSignal;
 use crate::status::StatusBoard;
 use crate::telemetry::Telemetry;
 
+/// How long a poll in flight may still run after shutdown was asked for.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Shortest pause before retrying a failed poll.
 const FIRST_RETRY: Duration = Duration::from_secs(30);
 
@@ -123,9 +126,17 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
             () = shutdown.wait() => return,
         }
         let started = Instant::now();
+        let poll = poll_once(&report, &ctx);
+        tokio::pin!(poll);
         let result = tokio::select! {
-            r = poll_once(&report, &ctx) => r,
-            () = shutdown.wait() => return,
+            r = &mut poll => r,
+            () = shutdown.wait() => {
+                // Finish the poll in flight (it publishes what it fetched), but not for long.
+                if tokio::time::timeout(SHUTDOWN_GRACE, poll).await.is_err() {
+                    tracing::warn!(report = %name, "stopping: the poll in flight did not finish in time and was abandoned");
+                }
+                return;
+            }
         };
         let now = ctx.clock.now();
         while next_regular <= now {

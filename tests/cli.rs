@@ -269,3 +269,44 @@ fn a_telemetry_path_that_would_hide_a_page_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot serve metrics"));
 }
+
+#[tokio::test]
+async fn sigterm_during_a_poll_finishes_it_then_exits_cleanly() {
+    use cmu_exporter::simulator::{Endpoint, Fault, Target};
+    let sim = simulator().await;
+    sim.inject(Target::Cmu, Fault::Slow(Duration::from_millis(1500)), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "  - name: daily\n    path: tenant/year/month/day\n",
+    );
+    let process = spawn_binary(&config, &[], &[]);
+    // Wait until the token is in hand: the CMU request is then in flight (slow).
+    wait_for("the token", Duration::from_secs(20), || async {
+        (sim.count(Endpoint::Token) == 1).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sim.count(Endpoint::Cmu),
+        0,
+        "the answer is still on its way"
+    );
+    let started = std::time::Instant::now();
+    let (status, log) = tokio::task::spawn_blocking(move || process.stop())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}\n{log}");
+    assert_eq!(
+        sim.count_status(Endpoint::Cmu, 200),
+        1,
+        "the poll in flight was finished, not cut"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "exited {took:?} after SIGTERM"
+    );
+    assert!(!log.contains("abandoned"), "{log}");
+}
