@@ -12,8 +12,13 @@ fn output(program: &str, args: &[&str]) -> Option<String> {
 }
 
 fn main() {
-    let revision =
-        output("git", &["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    // A build without .git (a Docker image) passes the revision in.
+    println!("cargo:rerun-if-env-changed=CMU_EXPORTER_REVISION");
+    let revision = std::env::var("CMU_EXPORTER_REVISION")
+        .ok()
+        .filter(|r| !r.is_empty() && r != "unknown")
+        .or_else(|| output("git", &["rev-parse", "--short=12", "HEAD"]))
+        .unwrap_or_else(|| "unknown".into());
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     // "rustc 1.95.0 (59807616e 2026-04-14)" -> "1.95.0"
     let rustc_version = output(&rustc, &["--version"])
