@@ -276,27 +276,35 @@ async fn serve(
         .ok_or("--config.file is required to run the service (or try `cmu-exporter demo`)")?;
     let config = Config::load(&file).map_err(|e| e.to_string())?;
     let listen = listen_addresses(listen, &format!(":{DEFAULT_PORT}"))?;
-    let running = app::start(
-        config,
-        Options {
-            listen,
-            telemetry_path: telemetry_path.to_owned(),
-            clock: Clock::wall(),
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let running = start_until_signal(config, listen, telemetry_path).await?;
     for addr in &running.addrs {
         tracing::info!(%addr, "serving metrics");
     }
+    running.wait().await;
+    Ok(())
+}
+
+/// Starts the exporter on the wall clock; SIGINT or SIGTERM will stop it.
+async fn start_until_signal(
+    config: Config,
+    listen: Vec<SocketAddr>,
+    telemetry_path: &str,
+) -> Result<app::Running, String> {
+    let options = Options {
+        listen,
+        telemetry_path: telemetry_path.to_owned(),
+        clock: Clock::wall(),
+    };
+    let running = app::start(config, options)
+        .await
+        .map_err(|e| e.to_string())?;
     let handle = running.shutdown_handle();
     tokio::spawn(async move {
         stop_signal().await;
         tracing::info!("stopping");
         handle.trigger();
     });
-    running.wait().await;
-    Ok(())
+    Ok(running)
 }
 
 async fn demo(listen: &[String], telemetry_path: &str) -> Result<(), String> {
@@ -325,16 +333,7 @@ async fn demo(listen: &[String], telemetry_path: &str) -> Result<(), String> {
     let config =
         Config::from_yaml(&yaml, "the built-in demo configuration").map_err(|e| e.to_string())?;
     let reports = config.reports.len();
-    let running = app::start(
-        config,
-        Options {
-            listen,
-            telemetry_path: telemetry_path.to_owned(),
-            clock: Clock::wall(),
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let running = start_until_signal(config, listen, telemetry_path).await?;
     let url = running.url();
     println!("cmu-exporter demo: {reports} reports from the built-in Adobe Pass simulator");
     println!("  metrics:        {url}{telemetry_path}");
@@ -342,11 +341,6 @@ async fn demo(listen: &[String], telemetry_path: &str) -> Result<(), String> {
     println!("  simulated DCR:  {}", sim.dcr_url());
     println!("  simulated CMU:  {}", sim.cmu_url());
     println!("Press Ctrl-C to stop.");
-    let handle = running.shutdown_handle();
-    tokio::spawn(async move {
-        stop_signal().await;
-        handle.trigger();
-    });
     running.wait().await;
     sim.stop().await;
     drop(dir);
