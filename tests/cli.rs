@@ -10,13 +10,10 @@ use common::*;
 
 #[tokio::test]
 async fn a_path_outside_the_tree_is_a_clear_error_not_a_crash() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
+    let (_sim, _dir, config) = simulator_and_config(
         "  - name: good\n    path: tenant/year/month/day\n  - name: wrong\n    path: tenant/mvpd\n",
-    );
+    )
+    .await;
     let port = free_port();
     let mut child = Command::new(BIN)
         .args([
@@ -206,13 +203,8 @@ fn check_config_explains_or_names_every_problem() {
 
 #[tokio::test]
 async fn telemetry_path_build_info_and_process_metrics() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
-        "  - name: daily\n    path: tenant/year/month/day\n",
-    );
+    let (_sim, _dir, config) =
+        simulator_and_config("  - name: daily\n    path: tenant/year/month/day\n").await;
     let process = spawn_binary(&config, &["--web.telemetry-path", "/custom"], &[]);
     let text = wait_for("metrics at /custom", Duration::from_secs(20), || async {
         let r = http()

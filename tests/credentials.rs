@@ -99,13 +99,10 @@ async fn ten_pollers_that_find_the_token_refused_cause_one_token_call() {
 
 #[tokio::test]
 async fn revoked_credentials_lead_to_exactly_one_new_registration_persisted() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
+    let (sim, dir, config) = simulator_and_config(
         "  - name: daily\n    path: tenant/year/month/day\n    interval: 1s\n",
-    );
+    )
+    .await;
     let exporter = exporter(&config).await;
     cmu_successes(&sim, 1).await;
     let first = stored_client_id(dir.path());
@@ -218,13 +215,10 @@ async fn each_error_that_needs_a_person_gives_not_ready_the_gauge_and_one_log_li
 
 #[tokio::test]
 async fn no_secret_reaches_logs_pages_or_metrics_even_at_trace_level() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
+    let (sim, _dir, config) = simulator_and_config(
         "  - name: daily\n    path: tenant/year/month/day\n    interval: 1s\n",
-    );
+    )
+    .await;
     let process = spawn_binary(&config, &["--log.level", "trace"], &[]);
     let mut pages = Vec::new();
     let mut faults = 0;
@@ -316,13 +310,8 @@ async fn pre_registered_credentials_are_used_and_never_replaced() {
 
 #[tokio::test]
 async fn credentials_command_shows_registers_and_forgets() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
-        "  - name: daily\n    path: tenant/year/month/day\n",
-    );
+    let (sim, _dir, config) =
+        simulator_and_config("  - name: daily\n    path: tenant/year/month/day\n").await;
     let run = move |action: &str| {
         let out = std::process::Command::new(BIN)
             .args([

@@ -22,13 +22,10 @@ async fn scrape_after_poll(base: &str, report: &str) -> String {
 
 #[tokio::test]
 async fn exported_values_equal_what_the_simulator_served() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
+    let (sim, _dir, config) = simulator_and_config(
         "  - name: hourly_by_mvpd\n    path: tenant/year/month/day/hour/mvpd\n",
-    );
+    )
+    .await;
     let exporter = exporter(&config).await;
     let text = scrape_after_poll(&exporter.url(), "hourly_by_mvpd").await;
 
@@ -143,13 +140,8 @@ async fn exported_values_equal_what_the_simulator_served() {
 
 #[tokio::test]
 async fn a_restart_reuses_stored_credentials_and_token() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
-        "  - name: daily\n    path: tenant/year/month/day\n",
-    );
+    let (sim, dir, config) =
+        simulator_and_config("  - name: daily\n    path: tenant/year/month/day\n").await;
     let first = exporter(&config).await;
     scrape_after_poll(&first.url(), "daily").await;
     first.stop().await;
@@ -176,13 +168,8 @@ async fn a_restart_reuses_stored_credentials_and_token() {
 
 #[tokio::test]
 async fn links_with_another_prefix_and_gzip_are_taken_in_stride() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
-        "  - name: daily\n    path: tenant/year/month/day\n",
-    );
+    let (sim, _dir, config) =
+        simulator_and_config("  - name: daily\n    path: tenant/year/month/day\n").await;
     // Point the exporter at the alias prefix: the links still say /cmu/v2.
     let yaml = std::fs::read_to_string(&config)
         .unwrap()

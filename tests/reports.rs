@@ -294,13 +294,10 @@ async fn the_window_limit_filters_and_metrics_are_sent_as_configured() {
 
 #[tokio::test]
 async fn a_series_missing_from_the_newest_answer_disappears() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
+    let (sim, _dir, config) = simulator_and_config(
         "  - name: daily\n    path: tenant/year/month/day/mvpd\n    interval: 1s\n",
-    );
+    )
+    .await;
     let exporter = exporter(&config).await;
     let metrics = format!("{}/metrics", exporter.url());
     let has = |text: &str, mvpd: &str| {
@@ -327,13 +324,10 @@ async fn a_series_missing_from_the_newest_answer_disappears() {
 
 #[tokio::test]
 async fn a_failing_report_keeps_its_values_until_max_age_then_drops_them() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
+    let (sim, _dir, config) = simulator_and_config(
         "  - name: daily\n    path: tenant/year/month/day\n    interval: 1s\n    max_age: 3s\n",
-    );
+    )
+    .await;
     let exporter = exporter(&config).await;
     let metrics = format!("{}/metrics", exporter.url());
     let series = "cmu_active_users{report=\"daily\",tenant=\"ACME\"}";
@@ -380,13 +374,8 @@ const REFERENCE_TREE: &[&str] = &[
 
 #[tokio::test]
 async fn discovery_finds_every_path_of_the_reference_tree() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
-        "  - name: daily\n    path: tenant/year/month/day\n",
-    );
+    let (sim, _dir, config) =
+        simulator_and_config("  - name: daily\n    path: tenant/year/month/day\n").await;
     // Through the alias prefix: the links say /cmu/v2 and must still resolve.
     let yaml = std::fs::read_to_string(&config)
         .unwrap()
@@ -440,13 +429,7 @@ async fn discovery_finds_every_path_of_the_reference_tree() {
 
 #[tokio::test]
 async fn check_config_online_names_the_paths_adobe_does_not_serve() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
-        "  - name: good\n    path: tenant/year/month/day\n  - name: wrong\n    path: year/month/day/hour/minute/mvpd\n",
-    );
+    let (_sim, _dir, config) = simulator_and_config("  - name: good\n    path: tenant/year/month/day\n  - name: wrong\n    path: year/month/day/hour/minute/mvpd\n").await;
     let out = tokio::task::spawn_blocking(move || {
         Command::new(BIN)
             .args(["check-config", config.to_str().unwrap(), "--online"])

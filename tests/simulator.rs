@@ -157,22 +157,12 @@ async fn token_answers_201_in_body_or_query_and_each_error() {
 async fn dcr_throttle_is_a_one_time_burst_then_one_per_second() {
     let sim = simulator().await;
     let url = format!("{}/o/client/token", sim.dcr_url());
+    // A malformed token request: 400 when admitted, 429 when throttled.
+    let send = || http().post(&url).form(&[("grant_type", "x")]).send();
     for _ in 0..10 {
-        let status = http()
-            .post(&url)
-            .form(&[("grant_type", "x")])
-            .send()
-            .await
-            .unwrap()
-            .status();
-        assert_eq!(status, 400);
+        assert_eq!(send().await.unwrap().status(), 400);
     }
-    let throttled = http()
-        .post(&url)
-        .form(&[("grant_type", "x")])
-        .send()
-        .await
-        .unwrap();
+    let throttled = send().await.unwrap();
     assert_eq!(throttled.status(), 429);
     let body = throttled.text().await.unwrap();
     assert!(
@@ -180,26 +170,8 @@ async fn dcr_throttle_is_a_one_time_burst_then_one_per_second() {
         "a text body, not JSON: {body}"
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(
-        http()
-            .post(&url)
-            .form(&[("grant_type", "x")])
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        400
-    );
-    assert_eq!(
-        http()
-            .post(&url)
-            .form(&[("grant_type", "x")])
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        429
-    );
+    assert_eq!(send().await.unwrap().status(), 400);
+    assert_eq!(send().await.unwrap().status(), 429);
     assert_eq!(sim.count_status(Endpoint::Token, 429), 2);
 }
 

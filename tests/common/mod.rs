@@ -39,6 +39,15 @@ pub fn write_config(dir: &Path, sim: &Simulator, reports: &str) -> PathBuf {
     path
 }
 
+/// A default simulator, a temporary directory, and a config file in it
+/// listing `reports` (what most tests start from).
+pub async fn simulator_and_config(reports: &str) -> (Simulator, tempfile::TempDir, PathBuf) {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sim, reports);
+    (sim, dir, config)
+}
+
 /// Starts the exporter in-process on an ephemeral port.
 pub async fn exporter(config_file: &Path) -> Running {
     exporter_with_clock(config_file, Clock::wall()).await
