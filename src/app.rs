@@ -134,7 +134,12 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         });
     }
     let ctx = PollContext {
-        cmu: CmuClient::new(http, config.adobe.cmu_url.clone(), telemetry.clone()),
+        cmu: CmuClient::new(
+            http,
+            config.adobe.cmu_url.clone(),
+            telemetry.clone(),
+            options.clock.clone(),
+        ),
         credentials: credentials.clone(),
         store: export.clone(),
         board: board.clone(),

@@ -448,7 +448,7 @@ fn online_parts(
         .map_err(|e| e.to_string())?;
     Ok((
         credentials,
-        crate::cmu::CmuClient::new(http, config.adobe.cmu_url.clone(), telemetry),
+        crate::cmu::CmuClient::new(http, config.adobe.cmu_url.clone(), telemetry, Clock::wall()),
     ))
 }
 

@@ -1,13 +1,14 @@
 //! Client of the CMU report API (reference §6).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use jiff::civil::DateTime;
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::http::{describe, retry_after};
+use crate::clock::Clock;
+use crate::http::{backoff, describe, retry_after};
 use crate::report::ReportPath;
 use crate::telemetry::{Api, Telemetry};
 
@@ -39,10 +40,45 @@ pub enum CmuError {
         retry_after: Option<std::time::Duration>,
     },
     #[error("CMU answered HTTP {status}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") })]
-    Status { status: u16, reason: String },
+    Status {
+        status: u16,
+        reason: String,
+        retry_after: Option<std::time::Duration>,
+    },
     #[error("CMU unreachable: {0}")]
     Transport(String),
 }
+
+impl CmuError {
+    /// Whether asking again soon may succeed: timeouts, connection errors,
+    /// 5xx and 429. Never other 4xx (401 has its own rule: renew the token).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CmuError::Transport(_) | CmuError::Throttled { .. } => true,
+            CmuError::Status { status, .. } => *status >= 500,
+            CmuError::Unauthorized | CmuError::NotFound { .. } | CmuError::BadRequest { .. } => {
+                false
+            }
+        }
+    }
+
+    /// The server's `Retry-After`, if it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CmuError::Throttled { retry_after } | CmuError::Status { retry_after, .. } => {
+                *retry_after
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Attempts of one CMU request when the failures are transient.
+pub const ATTEMPTS: u32 = 3;
+
+/// Longest `Retry-After` waited out inside a poll; a longer one ends the
+/// poll and the poller comes back after it.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Talks to `{cmu}/<path>` with a bearer token.
 #[derive(Debug, Clone)]
@@ -50,6 +86,7 @@ pub struct CmuClient {
     http: reqwest::Client,
     base: Url,
     telemetry: Telemetry,
+    clock: Clock,
 }
 
 fn iso(t: DateTime) -> String {
@@ -68,11 +105,12 @@ fn first_line(body: &[u8]) -> String {
 }
 
 impl CmuClient {
-    pub fn new(http: reqwest::Client, base: Url, telemetry: Telemetry) -> Self {
+    pub fn new(http: reqwest::Client, base: Url, telemetry: Telemetry, clock: Clock) -> Self {
         Self {
             http,
             base,
             telemetry,
+            clock,
         }
     }
 
@@ -117,7 +155,38 @@ impl CmuClient {
     }
 
     /// GETs a report; `endpoint` labels the request in self-metrics.
+    ///
+    /// Transient failures are retried up to [`ATTEMPTS`] times in all, after
+    /// pauses that start at `first_pause` and double (with jitter) up to
+    /// `10 * first_pause`, or after the server's `Retry-After` when it asks
+    /// for longer (up to [`MAX_RETRY_AFTER`]).
     pub async fn get(
+        &self,
+        endpoint: &str,
+        path: &ReportPath,
+        url: Url,
+        token: &SecretString,
+        first_pause: Duration,
+    ) -> Result<Bytes, CmuError> {
+        let mut attempt = 1;
+        loop {
+            match self.get_once(endpoint, path, url.clone(), token).await {
+                Err(e)
+                    if e.is_transient()
+                        && attempt < ATTEMPTS
+                        && e.retry_after().is_none_or(|w| w <= MAX_RETRY_AFTER) =>
+                {
+                    let pause = backoff(attempt, first_pause, first_pause * 10, e.retry_after());
+                    tracing::debug!(report = %endpoint, error = %e, attempt, pause_ms = pause.as_millis() as u64, "CMU request failed; retrying");
+                    self.clock.sleep(pause).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn get_once(
         &self,
         endpoint: &str,
         path: &ReportPath,
@@ -157,6 +226,7 @@ impl CmuClient {
             s => Err(CmuError::Status {
                 status: s.as_u16(),
                 reason: first_line(&body),
+                retry_after: wait,
             }),
         }
     }

@@ -2,6 +2,7 @@
 //! from the CMU root (`cmu-exporter discover`, `check-config --online`).
 
 use std::collections::{BTreeSet, VecDeque};
+use std::time::Duration;
 
 use crate::cmu::{CmuClient, ReportQuery};
 use crate::credentials::Credentials;
@@ -31,7 +32,16 @@ pub async fn walk(
         if !found.insert(path.clone()) {
             continue;
         }
-        let body = fetch(cmu, credentials, ENDPOINT, &path, cmu.url(&path, &query)).await?;
+        let url = cmu.url(&path, &query);
+        let body = fetch(
+            cmu,
+            credentials,
+            ENDPOINT,
+            &path,
+            url,
+            Duration::from_secs(1),
+        )
+        .await?;
         let links = links_of(&body)?;
         for link in links.drill_down {
             match path_of_href(&link.href) {

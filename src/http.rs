@@ -32,6 +32,25 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// Pause before retry number `attempt` (1 for the first retry): `first`,
+/// doubling with each attempt up to `cap`, stretched by a random 0-50% so
+/// that many clients do not retry in step, and never shorter than the
+/// server's `Retry-After`.
+pub fn backoff(
+    attempt: u32,
+    first: Duration,
+    cap: Duration,
+    retry_after: Option<Duration>,
+) -> Duration {
+    use rand::Rng;
+    let base = first
+        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(16)))
+        .min(cap);
+    let jitter = rand::rng().random_range(0.0..0.5);
+    base.mul_f64(1.0 + jitter)
+        .max(retry_after.unwrap_or_default())
+}
+
 /// A transport error described without its URL's query (which never holds
 /// secrets here, but stays short) and with its cause chain.
 pub fn describe(err: &reqwest::Error) -> String {
@@ -50,4 +69,25 @@ pub fn describe(err: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap_and_honours_retry_after() {
+        let s = Duration::from_secs;
+        for attempt in 1..=4 {
+            let base = s(1) * 2u32.pow(attempt - 1);
+            let pause = backoff(attempt, s(1), s(4), None);
+            let base = base.min(s(4));
+            assert!(
+                pause >= base && pause < base.mul_f64(1.5),
+                "{attempt}: {pause:?}"
+            );
+        }
+        assert_eq!(backoff(1, s(1), s(4), Some(s(30))), s(30));
+        assert!(backoff(40, s(1), s(4), None) < s(6), "no overflow far out");
+    }
 }

@@ -55,6 +55,14 @@ pub enum PollError {
 }
 
 impl PollError {
+    /// How long the server asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PollError::Cmu(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+
     /// Whether only a person can fix it (retrying at a fast pace will not help).
     pub fn needs_person(&self) -> bool {
         matches!(
@@ -152,7 +160,9 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
                 let retry = if e.needs_person() {
                     report.interval
                 } else {
-                    (FIRST_RETRY * 2u32.pow((failures - 1).min(10))).min(report.interval)
+                    (FIRST_RETRY * 2u32.pow((failures - 1).min(10)))
+                        .min(report.interval)
+                        .max(e.retry_after().unwrap_or_default())
                 };
                 let retry_at = now + jiff::SignedDuration::try_from(retry).unwrap_or_default();
                 at = retry_at.min(next_regular);
@@ -174,23 +184,35 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
     }
 }
 
-/// GETs a report with the shared token; a 401 renews the token once and retries.
+/// GETs a report with the shared token; a 401 renews the token once and
+/// retries. Transient failures are retried by [`CmuClient::get`], first
+/// after `first_pause`.
 pub async fn fetch(
     cmu: &CmuClient,
     credentials: &Credentials,
     endpoint: &str,
     path: &crate::report::ReportPath,
     url: reqwest::Url,
+    first_pause: Duration,
 ) -> Result<bytes::Bytes, PollError> {
     let token = credentials.access_token().await?;
-    match cmu.get(endpoint, path, url.clone(), &token).await {
+    match cmu
+        .get(endpoint, path, url.clone(), &token, first_pause)
+        .await
+    {
         Err(CmuError::Unauthorized) => {
             credentials.reject(&token).await;
             let token = credentials.access_token().await?;
-            Ok(cmu.get(endpoint, path, url, &token).await?)
+            Ok(cmu.get(endpoint, path, url, &token, first_pause).await?)
         }
         other => Ok(other?),
     }
+}
+
+/// First pause between attempts of one request: a tenth of the report's
+/// interval, between 100 ms and 1 s, so retries stay well inside it.
+pub fn first_retry_pause(interval: Duration) -> Duration {
+    (interval / 10).clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
 /// Drops a failing report's last good values once they are older than `max_age`.
@@ -228,7 +250,15 @@ pub async fn poll_once(report: &ReportConfig, ctx: &PollContext) -> Result<(), P
         filters: report.filters.clone(),
     };
     let url = ctx.cmu.url(&report.path, &query);
-    let body = fetch(&ctx.cmu, &ctx.credentials, name, &report.path, url).await?;
+    let body = fetch(
+        &ctx.cmu,
+        &ctx.credentials,
+        name,
+        &report.path,
+        url,
+        first_retry_pause(report.interval),
+    )
+    .await?;
     let spec = SnapshotSpec {
         report: name.to_owned(),
         path: Some(report.path.clone()),

@@ -13,7 +13,6 @@ pub mod store;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 
 pub use dcr::{DcrClient, DcrError, OAuthError};
@@ -362,11 +361,12 @@ impl Credentials {
 
     /// After a 429: at least 1 s (or `Retry-After`), doubling with jitter.
     async fn wait_out_throttle(&self, attempt: u32, retry_after: Option<Duration>) {
-        let base = Duration::from_secs(1) * 2u32.pow(attempt.saturating_sub(1).min(6));
-        let jitter = rand::rng().random_range(0.0..0.5);
-        let pause = retry_after
-            .unwrap_or_default()
-            .max(base.mul_f64(1.0 + jitter));
+        let pause = crate::http::backoff(
+            attempt,
+            Duration::from_secs(1),
+            Duration::from_secs(64),
+            retry_after,
+        );
         tracing::warn!(
             attempt,
             pause_ms = pause.as_millis() as u64,
