@@ -15,10 +15,11 @@ use crate::credentials::{
     Credentials, CredentialsError, DcrClient, SoftwareStatement, StateStore, StoreError,
 };
 use crate::export::ExportStore;
-use crate::poller::{self, PollContext};
+use crate::poller::PollContext;
 use crate::server::{AppState, router};
 use crate::shutdown::Shutdown;
 use crate::status::StatusBoard;
+use crate::supervisor::Supervisor;
 use crate::telemetry::Telemetry;
 
 /// Timeout of one request to Adobe.
@@ -32,6 +33,8 @@ pub struct Options {
     /// Path of the metrics page (`--web.telemetry-path`).
     pub telemetry_path: String,
     pub clock: Clock,
+    /// The configuration file, read again on reload (`None` for the demo).
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 /// Why the exporter did not start.
@@ -55,6 +58,8 @@ pub struct Running {
     pub board: Arc<StatusBoard>,
     pub telemetry: Telemetry,
     pub credentials: Arc<Credentials>,
+    /// The pollers; [`Supervisor::reload`] applies a new configuration file.
+    pub supervisor: Arc<Supervisor>,
     shutdown: Shutdown,
     tasks: JoinSet<()>,
 }
@@ -111,28 +116,6 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
-    let shutdown = Shutdown::new();
-    let mut tasks = JoinSet::new();
-    let state = AppState {
-        store: export.clone(),
-        board: board.clone(),
-        telemetry: telemetry.clone(),
-        credentials: credentials.clone(),
-        clock: options.clock.clone(),
-        telemetry_path: options.telemetry_path.clone(),
-    };
-    for listener in listeners {
-        let app = router(state.clone());
-        let mut signal = shutdown.signal();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { signal.wait().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server stopped");
-            }
-        });
-    }
     let ctx = PollContext {
         cmu: CmuClient::new(
             http,
@@ -150,8 +133,29 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
             config.adobe.max_concurrent_requests,
         )),
     };
-    for report in config.reports {
-        tasks.spawn(poller::run(report, ctx.clone(), shutdown.signal()));
+    let supervisor = Arc::new(Supervisor::start(config, options.config_file.clone(), ctx));
+    let shutdown = Shutdown::new();
+    let mut tasks = JoinSet::new();
+    let state = AppState {
+        store: export.clone(),
+        board: board.clone(),
+        telemetry: telemetry.clone(),
+        credentials: credentials.clone(),
+        supervisor: supervisor.clone(),
+        clock: options.clock.clone(),
+        telemetry_path: options.telemetry_path.clone(),
+    };
+    for listener in listeners {
+        let app = router(state.clone());
+        let mut signal = shutdown.signal();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { signal.wait().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        });
     }
     Ok(Running {
         addrs,
@@ -159,6 +163,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         board,
         telemetry,
         credentials,
+        supervisor,
         shutdown,
         tasks,
     })
@@ -176,15 +181,17 @@ impl Running {
     }
 
     /// Stops every task and waits for them.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
         self.shutdown.trigger();
-        while self.tasks.join_next().await.is_some() {}
+        self.wait().await;
     }
 
-    /// Runs until shutdown is triggered, then waits for the tasks.
+    /// Runs until shutdown is triggered, then stops the pollers (each
+    /// finishes its poll in flight, briefly) and waits for every task.
     pub async fn wait(mut self) {
         let mut signal = self.shutdown.signal();
         signal.wait().await;
+        self.supervisor.stop_all().await;
         while self.tasks.join_next().await.is_some() {}
     }
 }

@@ -276,7 +276,13 @@ async fn serve(
         .ok_or("--config.file is required to run the service (or try `cmu-exporter demo`)")?;
     let config = Config::load(&file).map_err(|e| e.to_string())?;
     let listen = listen_addresses(listen, &format!(":{DEFAULT_PORT}"))?;
-    let running = start_until_signal(config, listen, telemetry_path).await?;
+    let options = Options {
+        listen,
+        telemetry_path: telemetry_path.to_owned(),
+        clock: Clock::wall(),
+        config_file: Some(file),
+    };
+    let running = start_until_signal(config, options).await?;
     for addr in &running.addrs {
         tracing::info!(%addr, "serving metrics");
     }
@@ -284,17 +290,9 @@ async fn serve(
     Ok(())
 }
 
-/// Starts the exporter on the wall clock; SIGINT or SIGTERM will stop it.
-async fn start_until_signal(
-    config: Config,
-    listen: Vec<SocketAddr>,
-    telemetry_path: &str,
-) -> Result<app::Running, String> {
-    let options = Options {
-        listen,
-        telemetry_path: telemetry_path.to_owned(),
-        clock: Clock::wall(),
-    };
+/// Starts the exporter; SIGINT or SIGTERM will stop it, SIGHUP reloads its
+/// configuration file.
+async fn start_until_signal(config: Config, options: Options) -> Result<app::Running, String> {
     let running = app::start(config, options)
         .await
         .map_err(|e| e.to_string())?;
@@ -304,6 +302,20 @@ async fn start_until_signal(
         tracing::info!("stopping");
         handle.trigger();
     });
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let supervisor = running.supervisor.clone();
+        let mut hangup =
+            signal(SignalKind::hangup()).map_err(|e| format!("cannot watch SIGHUP: {e}"))?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the configuration");
+                // The outcome is logged and counted by the supervisor.
+                let _ = supervisor.reload().await;
+            }
+        });
+    }
     Ok(running)
 }
 
@@ -333,7 +345,13 @@ async fn demo(listen: &[String], telemetry_path: &str) -> Result<(), String> {
     let config =
         Config::from_yaml(&yaml, "the built-in demo configuration").map_err(|e| e.to_string())?;
     let reports = config.reports.len();
-    let running = start_until_signal(config, listen, telemetry_path).await?;
+    let options = Options {
+        listen,
+        telemetry_path: telemetry_path.to_owned(),
+        clock: Clock::wall(),
+        config_file: None,
+    };
+    let running = start_until_signal(config, options).await?;
     let url = running.url();
     println!("cmu-exporter demo: {reports} reports from the built-in Adobe Pass simulator");
     println!("  metrics:        {url}{telemetry_path}");

@@ -16,6 +16,7 @@
 //!   snapshots are assembled into the exposition `/metrics` serves.
 //! - [`poller`]: one task per report: poll at the report's pace, publish
 //!   the snapshot, keep the last good one on failure.
+//! - [`supervisor`]: runs the pollers and applies a reloaded configuration.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz` and the landing page.
 //! - [`telemetry`]: the `cmu_exporter_*` self-metrics and their log lines.
 //! - [`status`]: each report's state, for the landing page and readiness.
@@ -46,4 +47,5 @@ pub mod server;
 pub mod shutdown;
 pub mod simulator;
 pub mod status;
+pub mod supervisor;
 pub mod telemetry;

@@ -1,5 +1,7 @@
 //! The exporter's HTTP face: `/metrics`, `/healthz`, `/readyz` and a landing page.
 //!
+//! `POST /-/reload` reloads the configuration file, as SIGHUP does.
+//!
 //! `/metrics` serves the exposition assembled at the last poll plus the
 //! self-metrics; it never calls Adobe and never re-encodes report series.
 
@@ -11,13 +13,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use jiff::Timestamp;
 
 use crate::clock::Clock;
 use crate::credentials::{Credentials, Health};
 use crate::export::ExportStore;
 use crate::status::StatusBoard;
+use crate::supervisor::Supervisor;
 use crate::telemetry::Telemetry;
 
 /// Content type of the Prometheus text format.
@@ -30,6 +33,7 @@ pub struct AppState {
     pub board: Arc<StatusBoard>,
     pub telemetry: Telemetry,
     pub credentials: Arc<Credentials>,
+    pub supervisor: Arc<Supervisor>,
     pub clock: Clock,
     /// Where `/metrics` is served (`--web.telemetry-path`).
     pub telemetry_path: String,
@@ -42,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route(&state.telemetry_path, get(metrics))
         .route("/healthz", get(|| async { "OK\n" }))
         .route("/readyz", get(readyz))
+        .route("/-/reload", post(reload))
         .with_state(state)
 }
 
@@ -139,6 +144,19 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Some(why) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: {why}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// `POST /-/reload`: 200 with what changed, or 400 with why the new
+/// configuration was refused (the previous one keeps running).
+async fn reload(State(state): State<AppState>) -> Response {
+    match state.supervisor.reload().await {
+        Ok(summary) => (StatusCode::OK, format!("reloaded: {summary}\n")).into_response(),
+        Err(reason) => (
+            StatusCode::BAD_REQUEST,
+            format!("reload refused, the previous configuration keeps running: {reason}\n"),
         )
             .into_response(),
     }

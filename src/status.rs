@@ -36,6 +36,12 @@ impl StatusBoard {
         change(reports.entry(report.to_owned()).or_default());
     }
 
+    /// Forgets a report that left the configuration.
+    pub fn remove(&self, report: &str) {
+        let mut reports = self.reports.write().unwrap_or_else(|e| e.into_inner());
+        reports.remove(report);
+    }
+
     /// When `report` last polled successfully.
     pub fn last_success(&self, report: &str) -> Option<Timestamp> {
         self.reports

@@ -46,6 +46,8 @@ pub struct Telemetry {
     polls: IntCounterVec,
     truncated: IntCounterVec,
     dropped: IntCounterVec,
+    reload_ok: IntGauge,
+    reload_success: Gauge,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -195,7 +197,52 @@ impl Telemetry {
                 "Series the max_series guard dropped from a report's polls: raise max_series or narrow the report.",
                 &["report"],
             ),
+            reload_ok: register(
+                &r,
+                IntGauge::new(
+                    "cmu_exporter_config_last_reload_successful",
+                    "1 if the last configuration load (at start, SIGHUP or POST /-/reload) succeeded, 0 if the new file was refused and the previous one kept running.",
+                )
+                .expect("valid metric"),
+            ),
+            reload_success: register(
+                &r,
+                Gauge::new(
+                    "cmu_exporter_config_last_reload_success_timestamp_seconds",
+                    "When the configuration was last loaded successfully, as a Unix timestamp.",
+                )
+                .expect("valid metric"),
+            ),
             registry: r,
+        }
+    }
+
+    /// The configuration was loaded (at start or by a reload) at `now` (Unix seconds).
+    pub fn config_loaded(&self, now: f64) {
+        self.reload_ok.set(1);
+        self.reload_success.set(now);
+    }
+
+    /// A new configuration was refused; the previous one keeps running.
+    pub fn config_refused(&self, reason: &str) {
+        self.reload_ok.set(0);
+        tracing::error!(
+            reason,
+            "configuration reload refused; the previous configuration keeps running"
+        );
+    }
+
+    /// A report left the configuration: its series go with it.
+    pub fn forget_report(&self, report: &str) {
+        let _ = self.report_up.remove_label_values(&[report]);
+        let _ = self.report_last_success.remove_label_values(&[report]);
+        let _ = self.report_series.remove_label_values(&[report]);
+        let _ = self.report_poll_duration.remove_label_values(&[report]);
+        let _ = self.report_next_poll.remove_label_values(&[report]);
+        let _ = self.truncated.remove_label_values(&[report]);
+        let _ = self.dropped.remove_label_values(&[report]);
+        for result in ["success", "failure"] {
+            let _ = self.polls.remove_label_values(&[report, result]);
         }
     }
 

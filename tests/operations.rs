@@ -146,3 +146,159 @@ async fn self_metrics_and_readiness_follow_the_simulator_failing_and_recovering(
     assert_eq!(metric_value(&base, ok).await, Some(0.0));
     exporter.stop().await;
 }
+
+/// The config file with `reports` in place of the old list.
+fn rewrite_reports(config: &std::path::Path, reports: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    let head = &text[..text.find("reports:\n").unwrap()];
+    std::fs::write(config, format!("{head}reports:\n{reports}")).unwrap();
+}
+
+fn cmu_calls_to(sim: &Simulator, path: &str) -> usize {
+    sim.requests()
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::Cmu && r.path.ends_with(path))
+        .count()
+}
+
+async fn post(url: &str) -> (u16, String) {
+    let response = http().post(url).send().await.expect("POST succeeds");
+    (
+        response.status().as_u16(),
+        response.text().await.unwrap_or_default(),
+    )
+}
+
+const DAILY: &str = "  - name: daily\n    path: tenant/year/month/day\n    interval: 1h\n";
+const HOURLY_REPORT: &str =
+    "  - name: hourly\n    path: tenant/year/month/day/hour\n    interval: 1h\n";
+const MONTHLY: &str = "  - name: monthly\n    path: tenant/year/month\n    interval: 1h\n";
+
+#[tokio::test]
+async fn reload_keeps_unchanged_reports_and_refuses_a_bad_file() {
+    let (sim, _dir, config) = simulator_and_config(&format!("{DAILY}{HOURLY_REPORT}")).await;
+    let exporter = exporter(&config).await;
+    let base = exporter.url();
+    wait_for("both reports polled", WAIT, || async {
+        let up = |r: &str| format!("cmu_exporter_report_up{{report=\"{r}\"}} 1");
+        let text = get_text(&format!("{base}/metrics")).await.1;
+        (text.contains(&up("daily")) && text.contains(&up("hourly"))).then_some(())
+    })
+    .await;
+    let next_daily = "cmu_exporter_report_next_poll_timestamp_seconds{report=\"daily\"}";
+    let scheduled = metric_value(&base, next_daily).await.unwrap();
+    let daily_series = "cmu_active_users{report=\"daily\",tenant=\"ACME\"}";
+
+    rewrite_reports(&config, &format!("{DAILY}{MONTHLY}"));
+    let (status, body) = post(&format!("{base}/-/reload")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("kept: daily;")
+            && body.contains("added: monthly;")
+            && body.contains("removed: hourly"),
+        "{body}"
+    );
+    wait_for("the new report", WAIT, || async {
+        (metric_value(&base, "cmu_exporter_report_up{report=\"monthly\"}").await == Some(1.0))
+            .then_some(())
+    })
+    .await;
+    let text = get_text(&format!("{base}/metrics")).await.1;
+    assert!(
+        !text.contains("report=\"hourly\""),
+        "the removed report's series are gone"
+    );
+    assert!(text.contains(daily_series), "the kept report's series stay");
+    assert_eq!(
+        metric_value(&base, next_daily).await,
+        Some(scheduled),
+        "the kept report's schedule did not move"
+    );
+    assert_eq!(
+        cmu_calls_to(&sim, "/tenant/year/month/day"),
+        1,
+        "the kept report was not polled again"
+    );
+    assert_eq!(
+        cmu_calls_to(&sim, "/tenant/year/month"),
+        1,
+        "the added one was"
+    );
+    let reloaded = "cmu_exporter_config_last_reload_successful";
+    assert_eq!(metric_value(&base, reloaded).await, Some(1.0));
+
+    // A bad file is refused with its reason; the running configuration stays.
+    rewrite_reports(
+        &config,
+        &format!("{DAILY}  - name: broken\n    path: tenant/year\n    interval: soon\n"),
+    );
+    let (status, body) = post(&format!("{base}/-/reload")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("interval") && body.contains("soon"), "{body}");
+    assert_eq!(metric_value(&base, reloaded).await, Some(0.0));
+    let text = get_text(&format!("{base}/metrics")).await.1;
+    assert!(text.contains(daily_series) && text.contains("report=\"monthly\""));
+
+    // So is a change that needs a restart.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(&sim.cmu_url(), &sim.alias_cmu_url())).unwrap();
+    rewrite_reports(&config, DAILY);
+    let (status, body) = post(&format!("{base}/-/reload")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("adobe.cmu_url") && body.contains("restart"),
+        "{body}"
+    );
+    assert!(
+        get_text(&format!("{base}/metrics"))
+            .await
+            .1
+            .contains("report=\"monthly\"")
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn sighup_applies_a_good_file_and_refuses_a_bad_one() {
+    let (_sim, _dir, config) = simulator_and_config(DAILY).await;
+    let process = spawn_binary(&config, &[], &[]);
+    let base = process.base.clone();
+    let up = |r: &'static str| format!("cmu_exporter_report_up{{report=\"{r}\"}}");
+    wait_for("the first poll", WAIT, || async {
+        (metric_value(&base, &up("daily")).await == Some(1.0)).then_some(())
+    })
+    .await;
+    let hangup = || {
+        let pid = process.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    rewrite_reports(&config, &format!("{DAILY}{MONTHLY}"));
+    hangup();
+    wait_for("the added report", WAIT, || async {
+        (metric_value(&base, &up("monthly")).await == Some(1.0)).then_some(())
+    })
+    .await;
+
+    std::fs::write(&config, "reports: [oops").unwrap();
+    hangup();
+    let reloaded = "cmu_exporter_config_last_reload_successful";
+    wait_for("the refusal", WAIT, || async {
+        (metric_value(&base, reloaded).await == Some(0.0)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        metric_value(&base, &up("monthly")).await,
+        Some(1.0),
+        "still running"
+    );
+    let (status, log) = process.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert!(log.contains("reload refused"), "{log}");
+}

@@ -59,6 +59,7 @@ pub async fn exporter_with_clock(config_file: &Path, clock: Clock) -> Running {
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         telemetry_path: "/metrics".into(),
         clock,
+        config_file: Some(config_file.to_owned()),
     };
     app::start(config, options).await.expect("exporter starts")
 }
@@ -310,9 +311,11 @@ impl Drop for Process {
     }
 }
 
-/// Reads the exporter's `/metrics` and returns the value of one sample line prefix.
+/// Reads the exporter's `/metrics` and returns the value of one sample line
+/// prefix (`None` too while the exporter does not answer yet).
 pub async fn metric_value(base: &str, series: &str) -> Option<f64> {
-    let (_, text) = get_text(&format!("{base}/metrics")).await;
+    let response = http().get(format!("{base}/metrics")).send().await.ok()?;
+    let text = response.text().await.ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
