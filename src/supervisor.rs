@@ -192,27 +192,25 @@ async fn stop(poller: Poller) {
 /// The keys outside `reports` whose change needs a restart.
 fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     let (a, b) = (&old.adobe, &new.adobe);
-    let mut changed = Vec::new();
-    if a.dcr_url != b.dcr_url {
-        changed.push("adobe.dcr_url");
-    }
-    if a.cmu_url != b.cmu_url {
-        changed.push("adobe.cmu_url");
-    }
-    if a.software_statement != b.software_statement {
-        changed.push("adobe.software_statement_file");
-    }
-    if a.client != b.client {
-        changed.push("adobe.client_id_file/client_secret_file");
-    }
-    if a.time_zone != b.time_zone {
-        changed.push("adobe.time_zone");
-    }
-    if a.max_concurrent_requests != b.max_concurrent_requests {
-        changed.push("adobe.max_concurrent_requests");
-    }
-    if old.state_dir != new.state_dir {
-        changed.push("state_dir");
-    }
-    changed
+    [
+        ("adobe.dcr_url", a.dcr_url != b.dcr_url),
+        ("adobe.cmu_url", a.cmu_url != b.cmu_url),
+        (
+            "adobe.software_statement_file",
+            a.software_statement != b.software_statement,
+        ),
+        (
+            "adobe.client_id_file/client_secret_file",
+            a.client != b.client,
+        ),
+        ("adobe.time_zone", a.time_zone != b.time_zone),
+        (
+            "adobe.max_concurrent_requests",
+            a.max_concurrent_requests != b.max_concurrent_requests,
+        ),
+        ("state_dir", old.state_dir != new.state_dir),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect()
 }
