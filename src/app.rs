@@ -35,6 +35,8 @@ pub struct Options {
     pub clock: Clock,
     /// The configuration file, read again on reload (`None` for the demo).
     pub config_file: Option<std::path::PathBuf>,
+    /// TLS, basic auth and client limits (`--web.config.file`).
+    pub web: crate::web::WebConfig,
 }
 
 /// Why the exporter did not start.
@@ -146,16 +148,13 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         telemetry_path: options.telemetry_path.clone(),
     };
     for listener in listeners {
-        let app = router(state.clone());
-        let mut signal = shutdown.signal();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { signal.wait().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP server stopped");
-            }
-        });
+        let app = options.web.protect(router(state.clone()));
+        tasks.spawn(crate::web::serve(
+            listener,
+            app,
+            options.web.clone(),
+            shutdown.signal(),
+        ));
     }
     Ok(Running {
         addrs,

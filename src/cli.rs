@@ -15,6 +15,7 @@ use crate::credentials::SoftwareStatement;
 use crate::export::{BucketChoice, Exposition, SnapshotSpec, build_snapshot};
 use crate::report::ReportPath;
 use crate::simulator::{Simulator, SimulatorConfig};
+use crate::web::WebConfig;
 
 /// Default port: below the exporters' range of Prometheus's port list
 /// (9100-9999, fully allocated) and clear of Prometheus's own 9090-9094.
@@ -44,6 +45,24 @@ pub struct Cli {
     /// Path under which to expose metrics.
     #[arg(long = "web.telemetry-path", env = "CMU_EXPORTER_WEB_TELEMETRY_PATH", global = true, default_value = "/metrics", value_parser = telemetry_path)]
     telemetry_path: String,
+    /// TLS and basic auth settings, in the Prometheus exporter toolkit's format.
+    #[arg(
+        long = "web.config.file",
+        env = "CMU_EXPORTER_WEB_CONFIG_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    web_config_file: Option<PathBuf>,
+    /// Time a client has to send its request headers (and finish a TLS
+    /// handshake); idle keep-alive connections close after it too.
+    #[arg(
+        long = "web.read-header-timeout",
+        env = "CMU_EXPORTER_WEB_READ_HEADER_TIMEOUT",
+        global = true,
+        default_value = "10s",
+        value_name = "DURATION"
+    )]
+    read_header_timeout: humantime::Duration,
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
     #[arg(
         long = "log.level",
@@ -154,8 +173,8 @@ pub fn main() -> ExitCode {
         }
     };
     let outcome = match cli.command {
-        None => runtime.block_on(serve(cli.config_file, &cli.listen, &cli.telemetry_path)),
-        Some(Command::Demo) => runtime.block_on(demo(&cli.listen, &cli.telemetry_path)),
+        None => runtime.block_on(serve(&cli)),
+        Some(Command::Demo) => runtime.block_on(demo(&cli)),
         Some(Command::Simulate {
             listen,
             token_lifetime,
@@ -267,21 +286,33 @@ async fn stop_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn serve(
+/// The service's options from the command line: `--web.*` and the config file.
+fn service_options(
+    cli: &Cli,
+    default_listen: &str,
     config_file: Option<PathBuf>,
-    listen: &[String],
-    telemetry_path: &str,
-) -> Result<(), String> {
-    let file = config_file
+) -> Result<Options, String> {
+    let timeout = cli.read_header_timeout.into();
+    let web = match &cli.web_config_file {
+        Some(file) => WebConfig::load(file, timeout)?,
+        None => WebConfig::plain(timeout),
+    };
+    Ok(Options {
+        listen: listen_addresses(&cli.listen, default_listen)?,
+        telemetry_path: cli.telemetry_path.clone(),
+        clock: Clock::wall(),
+        config_file,
+        web,
+    })
+}
+
+async fn serve(cli: &Cli) -> Result<(), String> {
+    let file = cli
+        .config_file
+        .clone()
         .ok_or("--config.file is required to run the service (or try `cmu-exporter demo`)")?;
     let config = Config::load(&file).map_err(|e| e.to_string())?;
-    let listen = listen_addresses(listen, &format!(":{DEFAULT_PORT}"))?;
-    let options = Options {
-        listen,
-        telemetry_path: telemetry_path.to_owned(),
-        clock: Clock::wall(),
-        config_file: Some(file),
-    };
+    let options = service_options(cli, &format!(":{DEFAULT_PORT}"), Some(file))?;
     let running = start_until_signal(config, options).await?;
     for addr in &running.addrs {
         tracing::info!(%addr, "serving metrics");
@@ -319,8 +350,9 @@ async fn start_until_signal(config: Config, options: Options) -> Result<app::Run
     Ok(running)
 }
 
-async fn demo(listen: &[String], telemetry_path: &str) -> Result<(), String> {
-    let listen = listen_addresses(listen, &format!("127.0.0.1:{DEFAULT_PORT}"))?;
+async fn demo(cli: &Cli) -> Result<(), String> {
+    let options = service_options(cli, &format!("127.0.0.1:{DEFAULT_PORT}"), None)?;
+    let telemetry_path = options.telemetry_path.clone();
     let sim = Simulator::start(
         SimulatorConfig::default(),
         "127.0.0.1:0".parse().expect("literal address"),
@@ -345,12 +377,6 @@ async fn demo(listen: &[String], telemetry_path: &str) -> Result<(), String> {
     let config =
         Config::from_yaml(&yaml, "the built-in demo configuration").map_err(|e| e.to_string())?;
     let reports = config.reports.len();
-    let options = Options {
-        listen,
-        telemetry_path: telemetry_path.to_owned(),
-        clock: Clock::wall(),
-        config_file: None,
-    };
     let running = start_until_signal(config, options).await?;
     let url = running.url();
     println!("cmu-exporter demo: {reports} reports from the built-in Adobe Pass simulator");

@@ -18,6 +18,7 @@
 //!   the snapshot, keep the last good one on failure.
 //! - [`supervisor`]: runs the pollers and applies a reloaded configuration.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz` and the landing page.
+//! - [`web`]: serving those pages: TLS, basic auth, slow-client limits.
 //! - [`telemetry`]: the `cmu_exporter_*` self-metrics and their log lines.
 //! - [`status`]: each report's state, for the landing page and readiness.
 //! - [`app`]: wires the above into a running exporter (service, demo, tests).
@@ -49,3 +50,4 @@ pub mod simulator;
 pub mod status;
 pub mod supervisor;
 pub mod telemetry;
+pub mod web;

@@ -60,6 +60,7 @@ pub async fn exporter_with_clock(config_file: &Path, clock: Clock) -> Running {
         telemetry_path: "/metrics".into(),
         clock,
         config_file: Some(config_file.to_owned()),
+        web: cmu_exporter::web::WebConfig::plain(cmu_exporter::web::DEFAULT_READ_HEADER_TIMEOUT),
     };
     app::start(config, options).await.expect("exporter starts")
 }
