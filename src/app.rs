@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -21,9 +20,6 @@ use crate::shutdown::Shutdown;
 use crate::status::StatusBoard;
 use crate::supervisor::Supervisor;
 use crate::telemetry::Telemetry;
-
-/// Timeout of one request to Adobe.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -46,7 +42,7 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
-    #[error("cannot set up the HTTP client: {0}")]
+    #[error("{0}")]
     Http(String),
     #[error("cannot listen on {addr}: {reason}: pick a free address with --web.listen-address")]
     Listen { addr: SocketAddr, reason: String },
@@ -95,7 +91,7 @@ pub fn open_credentials(
 /// Starts polling and serving. Returns once every address is bound.
 pub async fn start(config: Config, options: Options) -> Result<Running, StartError> {
     let telemetry = Telemetry::new();
-    let http = crate::http::client(REQUEST_TIMEOUT).map_err(|e| StartError::Http(e.to_string()))?;
+    let http = crate::http::adobe_client(&config.adobe).map_err(StartError::Http)?;
     let credentials = Arc::new(open_credentials(
         &config,
         http.clone(),

@@ -438,7 +438,7 @@ async fn credentials(
     let file =
         config_file.ok_or("--config.file is required: the state_dir and statement come from it")?;
     let config = Config::load(&file).map_err(|e| e.to_string())?;
-    let http = crate::http::client(app::REQUEST_TIMEOUT).map_err(|e| e.to_string())?;
+    let http = crate::http::adobe_client(&config.adobe)?;
     let telemetry = crate::telemetry::Telemetry::new();
     let credentials = app::open_credentials(&config, http, Clock::wall(), telemetry)
         .map_err(|e| e.to_string())?;
@@ -486,7 +486,7 @@ async fn credentials(
 fn online_parts(
     config: &Config,
 ) -> Result<(crate::credentials::Credentials, crate::cmu::CmuClient), String> {
-    let http = crate::http::client(app::REQUEST_TIMEOUT).map_err(|e| e.to_string())?;
+    let http = crate::http::adobe_client(&config.adobe)?;
     let telemetry = crate::telemetry::Telemetry::new();
     let credentials = app::open_credentials(config, http.clone(), Clock::wall(), telemetry.clone())
         .map_err(|e| e.to_string())?;

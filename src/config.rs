@@ -40,7 +40,7 @@ pub struct Config {
 }
 
 /// How to reach and authenticate with Adobe.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AdobeConfig {
     pub dcr_url: Url,
     pub cmu_url: Url,
@@ -51,6 +51,10 @@ pub struct AdobeConfig {
     pub time_zone: TimeZone,
     /// Most CMU requests in flight at once, across all reports.
     pub max_concurrent_requests: usize,
+    /// Proxy for every request to Adobe (else `HTTPS_PROXY`/`HTTP_PROXY`).
+    pub proxy_url: Option<Url>,
+    /// Extra CA certificates (PEM) trusted for Adobe's servers, next to the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Where the software statement comes from.
@@ -186,6 +190,8 @@ struct RawAdobe {
     client_secret_file: Option<PathBuf>,
     time_zone: Option<String>,
     max_concurrent_requests: Option<usize>,
+    proxy_url: Option<String>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -370,8 +376,34 @@ fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConf
     if max_concurrent_requests == 0 {
         problems.push("adobe.max_concurrent_requests: 0 would never poll: remove the key (default 2) or set 1 or more".into());
     }
+    let proxy_url = match raw.proxy_url {
+        None => Some(None),
+        Some(text) => match Url::parse(&text) {
+            Ok(url)
+                if matches!(url.scheme(), "http" | "https" | "socks5") && url.host().is_some() =>
+            {
+                Some(Some(url))
+            }
+            _ => {
+                problems.push(format!(
+                    "adobe.proxy_url: `{text}` is not a proxy URL: write it in full, e.g. `http://proxy.internal:3128`"
+                ));
+                None
+            }
+        },
+    };
+    if let Some(file) = &raw.ca_file
+        && !file.is_file()
+    {
+        problems.push(format!(
+            "adobe.ca_file: {} is not a readable file: name a PEM file of CA certificates, or remove the key",
+            file.display()
+        ));
+    }
     Some(AdobeConfig {
         max_concurrent_requests,
+        proxy_url: proxy_url?,
+        ca_file: raw.ca_file,
         dcr_url: dcr_url?,
         cmu_url: cmu_url?,
         software_statement: software_statement?,
@@ -680,6 +712,8 @@ adobe:
   cmu_url: mgmt.auth.adobe.com
   software_statement_file: /x.jwt
   time_zone: Mars/Olympus
+  proxy_url: proxy:3128
+  ca_file: /nonexistent/ca.pem
 reports:
   - name: Hourly
     path: tenant/year/day
@@ -694,6 +728,8 @@ reports:
         for needle in [
             "adobe.cmu_url: `mgmt.auth.adobe.com` is not an http(s) URL",
             "adobe.time_zone: `Mars/Olympus`",
+            "adobe.proxy_url: `proxy:3128` is not a proxy URL",
+            "adobe.ca_file: /nonexistent/ca.pem is not a readable file",
             "state_dir: missing",
             "reports[0].name: `Hourly` is not a report name",
             "reports[0].path: `tenant/year/day`: time dimensions",

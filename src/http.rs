@@ -3,6 +3,7 @@
 //! rustls on the `ring` provider (no OpenSSL, nothing from the system but its
 //! CA certificates), gzip, a `User-Agent` naming the exporter and timeouts.
 
+use std::path::Path;
 use std::time::Duration;
 
 /// `User-Agent` of every outgoing request.
@@ -15,16 +16,59 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Builds the shared client. Fails only if TLS cannot be set up.
-pub fn client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+/// Builds the shared client for Adobe: `proxy_url` (with `NO_PROXY`
+/// honoured) or else the usual proxy variables, and the CAs of `ca_file`
+/// trusted next to the system's. Errors name the setting.
+pub fn client(
+    timeout: Duration,
+    proxy_url: Option<&reqwest::Url>,
+    ca_file: Option<&Path>,
+) -> Result<reqwest::Client, String> {
     install_crypto_provider();
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(Duration::from_secs(10).min(timeout))
         .timeout(timeout)
-        .gzip(true)
+        .gzip(true);
+    if let Some(url) = proxy_url {
+        let proxy = reqwest::Proxy::all(url.clone())
+            .map_err(|e| format!("adobe.proxy_url: {e}"))?
+            .no_proxy(reqwest::NoProxy::from_env());
+        builder = builder.proxy(proxy);
+    }
+    if let Some(file) = ca_file {
+        let pem =
+            std::fs::read(file).map_err(|e| format!("adobe.ca_file {}: {e}", file.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            format!(
+                "adobe.ca_file {}: not PEM certificates: {e}",
+                file.display()
+            )
+        })?;
+        if certs.is_empty() {
+            return Err(format!(
+                "adobe.ca_file {} holds no certificate: give PEM CA certificates",
+                file.display()
+            ));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder
         .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {}", describe(&e)))
 }
+
+/// The client for `adobe`'s settings with the standard request timeout.
+pub fn adobe_client(adobe: &crate::config::AdobeConfig) -> Result<reqwest::Client, String> {
+    client(
+        REQUEST_TIMEOUT,
+        adobe.proxy_url.as_ref(),
+        adobe.ca_file.as_deref(),
+    )
+}
+
+/// Timeout of one request to Adobe.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The `Retry-After` header in seconds, if the server sent one.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {

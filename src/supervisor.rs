@@ -208,6 +208,8 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
             "adobe.max_concurrent_requests",
             a.max_concurrent_requests != b.max_concurrent_requests,
         ),
+        ("adobe.proxy_url", a.proxy_url != b.proxy_url),
+        ("adobe.ca_file", a.ca_file != b.ca_file),
         ("state_dir", old.state_dir != new.state_dir),
     ]
     .into_iter()

@@ -302,3 +302,120 @@ async fn sighup_applies_a_good_file_and_refuses_a_bad_one() {
     assert!(log.contains("configuration reloaded"), "{log}");
     assert!(log.contains("reload refused"), "{log}");
 }
+
+/// The config file with `extra` lines added to its `adobe:` section.
+fn add_adobe_settings(config: &std::path::Path, extra: &str) {
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(
+        config,
+        text.replacen("adobe:\n", &format!("adobe:\n{extra}"), 1),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_configured_proxy_carries_every_request_to_adobe() {
+    let (sim, _dir, config) = simulator_and_config(HOURLY).await;
+    let proxy = forwarder(None, cmu_exporter::web::WebConfig::default()).await;
+    add_adobe_settings(&config, &format!("  proxy_url: http://{}\n", proxy.addr));
+    let exporter = exporter(&config).await;
+    let base = exporter.url();
+    wait_for("a poll through the proxy", WAIT, || async {
+        (metric_value(&base, "cmu_exporter_report_up{report=\"daily\"}").await == Some(1.0))
+            .then_some(())
+    })
+    .await;
+    let seen = proxy.seen.lock().unwrap().clone();
+    let through = |path: &str| seen.iter().filter(|u| u.contains(path)).count();
+    assert_eq!(through("/o/client/register"), sim.count(Endpoint::Register));
+    assert_eq!(through("/o/client/token"), sim.count(Endpoint::Token));
+    assert_eq!(through("/cmu/"), sim.count(Endpoint::Cmu));
+    assert!(sim.count(Endpoint::Cmu) >= 1 && sim.count(Endpoint::Register) == 1);
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn an_extra_ca_file_makes_a_privately_signed_adobe_endpoint_trusted() {
+    let (sim, dir, config) = simulator_and_config(HOURLY).await;
+    let pki = make_pki("private");
+    let front = forwarder(
+        Some(format!("http://{}", sim.addr())),
+        tls_web_config(&pki, dir.path()),
+    )
+    .await;
+    let https = format!("https://127.0.0.1:{}", front.addr.port());
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(&format!("http://{}", sim.addr()), &https);
+    std::fs::write(&config, &text).unwrap();
+
+    // Without the CA the exporter refuses the endpoint's certificate.
+    let untrusted = exporter(&config).await;
+    let base = untrusted.url();
+    let reason = wait_for("the TLS refusal", WAIT, || async {
+        let (status, body) = get_text(&format!("{base}/readyz")).await;
+        (status == 503 && body.contains("certificate")).then_some(body)
+    })
+    .await;
+    assert!(reason.contains("DCR"), "{reason}");
+    assert_eq!(sim.count(Endpoint::Register), 0);
+    untrusted.stop().await;
+
+    let ca_file = dir.path().join("private-ca.pem");
+    std::fs::write(&ca_file, &pki.ca).unwrap();
+    add_adobe_settings(&config, &format!("  ca_file: {}\n", ca_file.display()));
+    let trusted = exporter(&config).await;
+    let base = trusted.url();
+    wait_for("a poll over TLS", WAIT, || async {
+        (metric_value(&base, "cmu_exporter_report_up{report=\"daily\"}").await == Some(1.0))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        front
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|u| u.contains("/cmu/"))
+    );
+    trusted.stop().await;
+}
+
+#[tokio::test]
+async fn the_proxy_variables_are_honoured_with_no_proxy() {
+    let (sim, _dir, config) = simulator_and_config(HOURLY).await;
+    let proxy = forwarder(None, cmu_exporter::web::WebConfig::default()).await;
+    let proxy_url = format!("http://{}", proxy.addr);
+    let up = "cmu_exporter_report_up{report=\"daily\"}";
+    let process = spawn_binary(&config, &[], &[("HTTP_PROXY", &proxy_url)]);
+    let base = process.base.clone();
+    wait_for("a poll through HTTP_PROXY", WAIT, || async {
+        (metric_value(&base, up).await == Some(1.0)).then_some(())
+    })
+    .await;
+    assert!(process.stop().0.success());
+    let proxied = proxy.seen.lock().unwrap().len();
+    assert!(
+        proxied >= 3,
+        "register, token and CMU went through the proxy: {proxied}"
+    );
+
+    let process = spawn_binary(
+        &config,
+        &[],
+        &[("HTTP_PROXY", &proxy_url), ("NO_PROXY", "127.0.0.1")],
+    );
+    let base = process.base.clone();
+    let before = sim.count(Endpoint::Cmu);
+    wait_for("a direct poll", WAIT, || async {
+        (metric_value(&base, up).await == Some(1.0)).then_some(())
+    })
+    .await;
+    assert!(process.stop().0.success());
+    assert!(sim.count(Endpoint::Cmu) > before);
+    assert_eq!(
+        proxy.seen.lock().unwrap().len(),
+        proxied,
+        "NO_PROXY bypassed it"
+    );
+}

@@ -11,9 +11,6 @@ use cmu_exporter::clock::Clock;
 use cmu_exporter::config::Config;
 use cmu_exporter::web::WebConfig;
 use common::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -47,38 +44,6 @@ async fn every_listen_address_serves_the_same_metrics() {
         .await;
     }
     exporter.stop().await;
-}
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate it signed.
-struct Pki {
-    ca: String,
-    server_cert: String,
-    server_key: String,
-    client: String,
-}
-
-fn make_pki(name: &str) -> Pki {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, format!("{name} test CA"));
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
-        .unwrap()
-        .signed_by(&server_key, &ca)
-        .unwrap();
-    let client_key = KeyPair::generate().unwrap();
-    let mut client_params = CertificateParams::new(vec!["prometheus".into()]).unwrap();
-    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client = client_params.signed_by(&client_key, &ca).unwrap();
-    Pki {
-        ca: ca.pem(),
-        server_cert: server.pem(),
-        server_key: server_key.serialize_pem(),
-        client: format!("{}{}", client.pem(), client_key.serialize_pem()),
-    }
 }
 
 fn client(pki: &Pki, identity: Option<&str>) -> reqwest::Client {

@@ -339,3 +339,120 @@ pub fn promtool_accepts(what: &str, text: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A small HTTP forwarder for tests of the outgoing client: as a forward
+/// proxy (`upstream` `None`: requests carry absolute URLs) or as a reverse
+/// proxy in front of `upstream` (TLS when `web` says so). It records the
+/// URL of every request it forwarded.
+pub struct Forwarder {
+    pub addr: std::net::SocketAddr,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _stop: cmu_exporter::shutdown::Shutdown,
+}
+
+pub async fn forwarder(upstream: Option<String>, web: cmu_exporter::web::WebConfig) -> Forwarder {
+    use axum::extract::{Request, State};
+    use axum::response::IntoResponse;
+    type Shared = (
+        Option<String>,
+        reqwest::Client,
+        std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    );
+    async fn forward(
+        State(shared): State<std::sync::Arc<Shared>>,
+        request: Request,
+    ) -> axum::response::Response {
+        let (upstream, client, seen) = &*shared;
+        let target = match upstream {
+            Some(base) => format!(
+                "{base}{}",
+                request.uri().path_and_query().map_or("/", |p| p.as_str())
+            ),
+            None => request.uri().to_string(),
+        };
+        seen.lock().unwrap().push(target.clone());
+        let method = request.method().clone();
+        let mut headers = request.headers().clone();
+        headers.remove(axum::http::header::HOST);
+        let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        match client
+            .request(method, &target)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(r) => {
+                let status = r.status();
+                let mut headers = r.headers().clone();
+                headers.remove(axum::http::header::TRANSFER_ENCODING);
+                headers.remove(axum::http::header::CONTENT_LENGTH);
+                let body = r.bytes().await.unwrap_or_default();
+                (status, headers, body).into_response()
+            }
+            Err(e) => (axum::http::StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+        }
+    }
+    let client = http_builder().no_proxy().no_gzip().build().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared: std::sync::Arc<Shared> = std::sync::Arc::new((upstream, client, seen.clone()));
+    let app = axum::Router::new().fallback(forward).with_state(shared);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = cmu_exporter::shutdown::Shutdown::new();
+    tokio::spawn(cmu_exporter::web::serve(listener, app, web, stop.signal()));
+    Forwarder {
+        addr,
+        seen,
+        _stop: stop,
+    }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate it signed.
+pub struct Pki {
+    pub ca: String,
+    pub server_cert: String,
+    pub server_key: String,
+    pub client: String,
+}
+
+pub fn make_pki(name: &str) -> Pki {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let server_key = rcgen::KeyPair::generate().unwrap();
+    let server = rcgen::CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
+        .unwrap()
+        .signed_by(&server_key, &ca)
+        .unwrap();
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut client_params = rcgen::CertificateParams::new(vec!["prometheus".into()]).unwrap();
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &ca).unwrap();
+    Pki {
+        ca: ca.pem(),
+        server_cert: server.pem(),
+        server_key: server_key.serialize_pem(),
+        client: format!("{}{}", client.pem(), client_key.serialize_pem()),
+    }
+}
+
+/// A web configuration serving TLS with `pki`'s server certificate, the
+/// files written into `dir`.
+pub fn tls_web_config(pki: &Pki, dir: &Path) -> cmu_exporter::web::WebConfig {
+    std::fs::write(dir.join("server.crt"), &pki.server_cert).unwrap();
+    std::fs::write(dir.join("server.key"), &pki.server_key).unwrap();
+    let file = dir.join("tls-web.yml");
+    std::fs::write(
+        &file,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    )
+    .unwrap();
+    cmu_exporter::web::WebConfig::load(&file, Duration::from_secs(10)).unwrap()
+}
