@@ -117,6 +117,7 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
         s.path = report.path.to_string();
         s.interval = report.interval;
     });
+    ctx.telemetry.report_configured(&name, report.interval);
     let step = jiff::SignedDuration::try_from(report.interval)
         .unwrap_or(jiff::SignedDuration::from_secs(3600));
     let first = ctx.clock.now();

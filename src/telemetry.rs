@@ -37,6 +37,8 @@ pub struct Telemetry {
     registrations: IntCounter,
     token_expiry: Gauge,
     credentials_ok: IntGauge,
+    credentials_needs_person: IntGauge,
+    report_interval: GaugeVec,
     credentials_info: GaugeVec,
     report_up: IntGaugeVec,
     report_last_success: GaugeVec,
@@ -156,6 +158,19 @@ impl Telemetry {
                 "The application the software statement belongs to (software_id, or sub where there is none) and its issuer. Always 1.",
                 &["application_id", "issuer"],
             ),
+            credentials_needs_person: register(
+                &r,
+                IntGauge::new(
+                    "cmu_exporter_credentials_needs_person",
+                    "1 while Adobe refuses the credentials for a reason only a person can fix (statement not approved, pre-registered client revoked...): /readyz and the log say which. 0 otherwise.",
+                )
+                .expect("valid metric"),
+            ),
+            report_interval: gauge(
+                "cmu_exporter_report_interval_seconds",
+                "Configured time between polls of the report: compare with the age of its last success.",
+                &["report"],
+            ),
             report_up: int_gauge(
                 "cmu_exporter_report_up",
                 "1 if the last poll of the report succeeded, 0 if it failed.",
@@ -235,6 +250,7 @@ impl Telemetry {
     /// A report left the configuration: its series go with it.
     pub fn forget_report(&self, report: &str) {
         let _ = self.report_up.remove_label_values(&[report]);
+        let _ = self.report_interval.remove_label_values(&[report]);
         let _ = self.report_last_success.remove_label_values(&[report]);
         let _ = self.report_series.remove_label_values(&[report]);
         let _ = self.report_poll_duration.remove_label_values(&[report]);
@@ -295,6 +311,7 @@ impl Telemetry {
     pub fn token_ready(&self, expires_at: f64, fetched: bool) {
         self.token_expiry.set(expires_at);
         self.credentials_ok.set(1);
+        self.credentials_needs_person.set(0);
         if fetched {
             tracing::debug!(expires_at, "fetched a new access token");
         }
@@ -303,11 +320,19 @@ impl Telemetry {
     /// Credentials cannot be had now; `needs_person` when retrying will not help.
     pub fn credentials_failed(&self, reason: &str, needs_person: bool) {
         self.credentials_ok.set(0);
+        self.credentials_needs_person.set(i64::from(needs_person));
         if needs_person {
             tracing::error!(reason, "credentials need a person");
         } else {
             tracing::warn!(reason, "could not obtain an access token");
         }
+    }
+
+    /// A report is configured to be polled every `interval`.
+    pub fn report_configured(&self, report: &str, interval: Duration) {
+        self.report_interval
+            .with_label_values(&[report])
+            .set(interval.as_secs_f64());
     }
 
     /// A report poll is scheduled for `at` (Unix seconds).

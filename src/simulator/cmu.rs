@@ -378,6 +378,7 @@ fn generate_rows(
         return;
     }
     let seed = shared.config.seed;
+    let failure_factor = super::Simulator::failure_factor(shared);
     let hidden = shared
         .hidden
         .lock()
@@ -430,7 +431,14 @@ fn generate_rows(
                 }
                 _ => 1.0,
             };
-            let numbers = row_values(seed, &dims, b, granularity, filled, metrics);
+            let mut numbers = row_values(seed, &dims, b, granularity, filled, metrics);
+            if failure_factor != 1.0 {
+                for (value, metric) in numbers.iter_mut().zip(metrics.iter()) {
+                    if *metric == "failed-attempts" {
+                        *value = (*value as f64 * failure_factor).round() as u64;
+                    }
+                }
+            }
             if written > 0 {
                 out.push(',');
             }

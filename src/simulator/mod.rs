@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     throttle: Mutex<Throttle>,
     /// `(dimension, value)` pairs whose rows are no longer served.
     hidden: Mutex<Vec<(String, String)>>,
+    /// Multiplier of `failed-attempts` (1 normally; more for a failure spike).
+    failure_factor: Mutex<f64>,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -123,6 +125,7 @@ impl Simulator {
             registry: Mutex::new(registry),
             throttle: Mutex::new(Throttle::default()),
             hidden: Mutex::new(Vec::new()),
+            failure_factor: Mutex::new(1.0),
             config,
         });
         let app = axum::Router::new()
@@ -239,6 +242,23 @@ impl Simulator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((dimension.to_owned(), value.to_owned()));
+    }
+
+    /// Multiplies every `failed-attempts` value served from now on by
+    /// `factor` (a failure spike; 1 restores normal data).
+    pub fn set_failure_factor(&self, factor: f64) {
+        *self
+            .shared
+            .failure_factor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = factor;
+    }
+
+    pub(crate) fn failure_factor(shared: &Shared) -> f64 {
+        *shared
+            .failure_factor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Queues `fault` for the next `count` requests to `target`.
