@@ -366,16 +366,7 @@ async fn demo(cli: &Cli) -> Result<(), String> {
     let statement_file = dir.path().join("software-statement.jwt");
     write_private(&statement_file, sim.software_statement().as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", statement_file.display()))?;
-    let yaml = include_str!("demo.yaml")
-        .replace("{dcr_url}", &sim.dcr_url())
-        .replace("{cmu_url}", &sim.cmu_url())
-        .replace("{statement_file}", &statement_file.display().to_string())
-        .replace(
-            "{state_dir}",
-            &dir.path().join("state").display().to_string(),
-        );
-    let config =
-        Config::from_yaml(&yaml, "the built-in demo configuration").map_err(|e| e.to_string())?;
+    let config = demo_config(&sim, &statement_file, &dir.path().join("state"))?;
     let reports = config.reports.len();
     let running = start_until_signal(config, options).await?;
     let url = running.url();
@@ -390,6 +381,21 @@ async fn demo(cli: &Cli) -> Result<(), String> {
     drop(dir);
     println!("cmu-exporter demo: stopped");
     Ok(())
+}
+
+/// The demo's built-in configuration for `sim`, with the statement already
+/// written to `statement_file` and credentials kept in `state_dir`.
+pub fn demo_config(
+    sim: &Simulator,
+    statement_file: &std::path::Path,
+    state_dir: &std::path::Path,
+) -> Result<Config, String> {
+    let yaml = include_str!("demo.yaml")
+        .replace("{dcr_url}", &sim.dcr_url())
+        .replace("{cmu_url}", &sim.cmu_url())
+        .replace("{statement_file}", &statement_file.display().to_string())
+        .replace("{state_dir}", &state_dir.display().to_string());
+    Config::from_yaml(&yaml, "the built-in demo configuration").map_err(|e| e.to_string())
 }
 
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -1,0 +1,362 @@
+//! The shipped dashboards and rules, proven against the exporter's real
+//! output, promtool, a real Prometheus and a real Alertmanager (Debian's
+//! `prometheus` and `prometheus-alertmanager`; scripts/test installs them).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cmu_exporter::app::{self, Options, Running};
+use cmu_exporter::clock::Clock;
+use cmu_exporter::simulator::Simulator;
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(90);
+const RULES: &str = "deploy/prometheus/cmu-exporter.rules.yml";
+const RULE_TESTS: &str = "deploy/prometheus/cmu-exporter.rules.test.yml";
+const DASHBOARDS: [&str; 3] = [
+    "dashboards/cmu-overview.json",
+    "dashboards/cmu-concurrency.json",
+    "dashboards/cmu-exporter-health.json",
+];
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[test]
+fn rules_pass_promtool_check_and_their_unit_tests() {
+    for args in [["check", "rules", RULES], ["test", "rules", RULE_TESTS]] {
+        let out = Command::new(promtool())
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// Every PromQL expression of the dashboards, with its panel's title.
+fn dashboard_queries() -> Vec<(String, String)> {
+    let mut queries = Vec::new();
+    for file in DASHBOARDS {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(repo(file)).unwrap()).unwrap();
+        for panel in json["panels"].as_array().unwrap() {
+            let title = format!("{file}: {}", panel["title"].as_str().unwrap());
+            for target in panel["targets"].as_array().unwrap() {
+                queries.push((title.clone(), target["expr"].as_str().unwrap().to_owned()));
+            }
+        }
+        for var in json["templating"]["list"].as_array().unwrap() {
+            if let Some(q) = var["definition"].as_str() {
+                let inner = q.trim_start_matches("label_values(");
+                let selector = inner.rsplit_once(',').map_or(inner, |(s, _)| s);
+                queries.push((
+                    format!("{file}: variable {}", var["name"]),
+                    selector.to_owned(),
+                ));
+            }
+        }
+    }
+    queries
+}
+
+/// Metric names (`cmu_...`, `cmu:...`) an expression reads.
+fn metric_names(expr: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts = expr[i..].starts_with("cmu_") || expr[i..].starts_with("cmu:");
+        let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        if starts && boundary {
+            let end = expr[i..]
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                .map_or(expr.len(), |n| i + n);
+            names.insert(expr[i..end].to_owned());
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+/// The rule file's recorded names and the metric names its expressions read.
+fn rule_names() -> (BTreeSet<String>, BTreeSet<String>) {
+    let text = std::fs::read_to_string(repo(RULES)).unwrap();
+    let mut recorded = BTreeSet::new();
+    let mut read = BTreeSet::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix("- record: ") {
+            recorded.insert(name.trim().to_owned());
+        } else if !line.starts_with('#') {
+            let code = line.split(" # ").next().unwrap_or_default();
+            read.extend(metric_names(code));
+        }
+    }
+    (recorded, read)
+}
+
+/// The demo's configuration run in-process against a simulator we control.
+async fn demo_exporter() -> (Simulator, tempfile::TempDir, Running) {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let statement = dir.path().join("statement.jwt");
+    std::fs::write(&statement, sim.software_statement()).unwrap();
+    let config =
+        cmu_exporter::cli::demo_config(&sim, &statement, &dir.path().join("state")).unwrap();
+    let options = Options {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        telemetry_path: "/metrics".into(),
+        clock: Clock::wall(),
+        config_file: None,
+        web: cmu_exporter::web::WebConfig::plain(Duration::from_secs(10)),
+    };
+    let running = app::start(config, options).await.unwrap();
+    (sim, dir, running)
+}
+
+/// The exposition once every demo report was polled.
+async fn full_exposition(exporter: &Running) -> String {
+    let url = format!("{}/metrics", exporter.url());
+    wait_for("every demo report polled", WAIT, || async {
+        let text = get_text(&url).await.1;
+        let reports = parse_exposition(&text)
+            .into_iter()
+            .filter(|s| s.name == "cmu_exporter_report_up" && s.value == 1.0)
+            .count();
+        (reports == 7).then_some(text)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn every_metric_of_the_dashboards_and_rules_is_exported_or_recorded() {
+    let (_sim, _dir, exporter) = demo_exporter().await;
+    let text = full_exposition(&exporter).await;
+    let exported: BTreeSet<String> = parse_exposition(&text)
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    let (recorded, read_by_rules) = rule_names();
+    let mut checked = 0;
+    for (place, expr) in dashboard_queries() {
+        for name in metric_names(&expr) {
+            let known = exported.contains(&name) || recorded.contains(&name);
+            assert!(known, "{place}: `{name}` is neither exported nor recorded");
+            checked += 1;
+        }
+    }
+    for name in read_by_rules.difference(&recorded) {
+        assert!(
+            exported.contains(name),
+            "the rules read `{name}`, which is not exported"
+        );
+    }
+    assert!(checked > 30, "the dashboards were read: {checked} names");
+    exporter.stop().await;
+}
+
+/// A child process killed when dropped.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn daemon(program: &str, args: &[String], log: &Path) -> Daemon {
+    let log = std::fs::File::create(log).unwrap();
+    Daemon(
+        Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program} (scripts/test installs it): {e}")),
+    )
+}
+
+/// A webhook receiver: the bodies Alertmanager posted.
+async fn webhook() -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::Json<serde_json::Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body.0);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, received)
+}
+
+async fn query(prometheus: &str, expr: &str) -> Vec<serde_json::Value> {
+    let response = http()
+        .get(format!("{prometheus}/api/v1/query"))
+        .query(&[("query", expr)])
+        .send()
+        .await;
+    let Ok(response) = response else {
+        return Vec::new();
+    };
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    assert_ne!(body["status"], "error", "{expr}: {body}");
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Substitutes the dashboards' variables: every job, instance, tenant and
+/// MVPD, and a report that serves the panel's metrics.
+fn substitute(expr: &str) -> String {
+    expr.replace("$__rate_interval", "30s")
+        .replace("$job", ".+")
+        .replace("$instance", ".+")
+        .replace("$tenant", ".*")
+        .replace("$mvpd", ".*")
+        .replace("$concurrency_report", "daily_concurrency")
+        .replace("$activity_report", "daily_activity")
+        .replace("$report", "hourly_by_mvpd")
+}
+
+#[tokio::test]
+async fn prometheus_answers_every_panel_and_a_failure_spike_reaches_alertmanager() {
+    let (sim, dir, exporter) = demo_exporter().await;
+    full_exposition(&exporter).await;
+    let (hook_port, received) = webhook().await;
+    let work = dir.path();
+
+    // The shipped rules, with their `for:` waits cut to a second so the test
+    // need not wait a quarter of an hour; the expressions are untouched.
+    let rules = std::fs::read_to_string(repo(RULES)).unwrap();
+    let quick: String = rules
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("for: ") {
+                let indent = &l[..l.len() - l.trim_start().len()];
+                format!("{indent}for: 1s\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(work.join("rules.yml"), quick).unwrap();
+
+    let am_port = free_port();
+    std::fs::write(
+        work.join("alertmanager.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{hook_port}/hook\n"
+        ),
+    )
+    .unwrap();
+    let _alertmanager = daemon(
+        "prometheus-alertmanager",
+        &[
+            format!("--config.file={}", work.join("alertmanager.yml").display()),
+            format!("--storage.path={}", work.join("am-data").display()),
+            format!("--web.listen-address=127.0.0.1:{am_port}"),
+            "--cluster.listen-address=".into(),
+        ],
+        &work.join("alertmanager.log"),
+    );
+
+    let prom_port = free_port();
+    let target = exporter.addrs[0];
+    std::fs::write(
+        work.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['127.0.0.1:{am_port}']\nscrape_configs:\n  - job_name: cmu-exporter-test\n    static_configs:\n      - targets: ['{target}']\n",
+            work.join("rules.yml").display()
+        ),
+    )
+    .unwrap();
+    let _prometheus = daemon(
+        "prometheus",
+        &[
+            format!("--config.file={}", work.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", work.join("prom-data").display()),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+        ],
+        &work.join("prometheus.log"),
+    );
+    let prometheus = format!("http://127.0.0.1:{prom_port}");
+    let log = || std::fs::read_to_string(work.join("prometheus.log")).unwrap_or_default();
+
+    // Data, and the recording rules evaluated on it.
+    wait_for("scraped data and recorded what-if shares", WAIT, || async {
+        let shares = query(&prometheus, "cmu:activity_users_over_limit:share").await;
+        let rated = query(&prometheus, "rate(cmu_exporter_http_requests_total[30s])").await;
+        (!shares.is_empty() && !rated.is_empty()).then_some(())
+    })
+    .await;
+    let queries = dashboard_queries();
+    assert!(queries.len() > 25);
+    for (place, expr) in &queries {
+        let expr = substitute(expr);
+        let result = wait_for(
+            &format!("{place}: {expr}"),
+            Duration::from_secs(20),
+            || async { Some(query(&prometheus, &expr).await).filter(|r| !r.is_empty()) },
+        )
+        .await;
+        assert!(!result.is_empty(), "{place}: {expr}\n{}", log());
+    }
+
+    // Ordinary data: the failure alert is not firing.
+    let failing = "ALERTS{alertname=\"CmuFailedAttemptsRatioHigh\",alertstate=\"firing\"}";
+    assert!(query(&prometheus, failing).await.is_empty());
+    let hooked = |name: &str| {
+        received.lock().unwrap().iter().any(|body| {
+            body["alerts"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["labels"]["alertname"] == name && x["status"] == "firing")
+            })
+        })
+    };
+    assert!(!hooked("CmuFailedAttemptsRatioHigh"));
+
+    // A failure spike: ten times the denied attempts.
+    sim.set_failure_factor(10.0);
+    wait_for("the alert at the webhook", WAIT, || async {
+        hooked("CmuFailedAttemptsRatioHigh").then_some(())
+    })
+    .await;
+    let bodies = received.lock().unwrap().clone();
+    let alert = bodies
+        .iter()
+        .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+        .find(|a| a["labels"]["alertname"] == "CmuFailedAttemptsRatioHigh")
+        .unwrap();
+    assert_eq!(alert["labels"]["severity"], "warning");
+    assert_eq!(alert["labels"]["job"], "cmu-exporter-test");
+    assert!(
+        alert["annotations"]["runbook_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("#cmufailedattemptsratiohigh")
+    );
+    exporter.stop().await;
+}
