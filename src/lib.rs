@@ -17,6 +17,7 @@
 //! - [`poller`]: one task per report: poll at the report's pace, publish
 //!   the snapshot, keep the last good one on failure.
 //! - [`supervisor`]: runs the pollers and applies a reloaded configuration.
+//! - [`charts`]: the landing page's SVG concurrency and what-if charts.
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz` and the landing page.
 //! - [`web`]: serving those pages: TLS, basic auth, slow-client limits.
 //! - [`telemetry`]: the `cmu_exporter_*` self-metrics and their log lines.
@@ -33,6 +34,7 @@
 //! -> export::snapshot -> ExportStore -> server.
 
 pub mod app;
+pub mod charts;
 pub mod cli;
 pub mod clock;
 pub mod cmu;

@@ -192,6 +192,34 @@ fn when(t: Option<Timestamp>, now: Timestamp) -> String {
     }
 }
 
+/// The concurrency and activity charts of the first report serving each.
+fn charts_section(store: &ExportStore) -> String {
+    let mut out = String::new();
+    for (family, what) in [
+        ("cmu_concurrency_level_users", "streams opened at once"),
+        ("cmu_activity_level_users", "streams tried at once"),
+    ] {
+        let Some((report, levels)) = store.levels(family).into_iter().next() else {
+            continue;
+        };
+        let report = escape_html(&report);
+        out.push_str("<div class=\"charts\">");
+        out.push_str(&crate::charts::distribution_svg(
+            &format!("Users per level of {what} (report {report})"),
+            &levels,
+        ));
+        out.push_str(&crate::charts::what_if_svg(
+            &format!("What-if: share of users a limit of N would stop ({what})"),
+            &levels,
+        ));
+        out.push_str("</div>");
+    }
+    if out.is_empty() {
+        return "<p>Charts appear here once a concurrency-level or activity-level report has been polled.</p>".into();
+    }
+    format!("<h2>Concurrency</h2>{out}")
+}
+
 async fn landing(State(state): State<AppState>) -> Html<String> {
     let now = state.clock.now();
     let mut page = String::with_capacity(8 * 1024);
@@ -199,7 +227,8 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>cmu-exporter</title>",
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}",
         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}",
-        ".bad{color:#b00}.ok{color:#070}</style></head><body>",
+        ".bad{color:#b00}.ok{color:#070}.charts{display:flex;flex-wrap:wrap;gap:1em}",
+        "figure{margin:0}figcaption{font-size:.9em;margin-bottom:.3em}</style></head><body>",
         "<h1>cmu-exporter</h1><p>Prometheus exporter for Adobe Pass Concurrency Monitoring Usage reports. ",
     ));
     let _ = write!(
@@ -219,6 +248,7 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
         ),
     };
     let _ = write!(page, "<p>Credentials: {credentials}</p>");
+    page.push_str(&charts_section(&state.store));
     page.push_str("<h2>Reports</h2><table><tr><th>report</th><th>path</th><th>interval</th><th>last poll</th><th>last success</th><th>next poll</th><th>series</th><th>state</th></tr>");
     for (name, s) in state.board.all() {
         let state_cell = match &s.last_error {
@@ -239,6 +269,15 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
             state_cell
         );
     }
-    page.push_str("</table></body></html>\n");
+    page.push_str("</table>");
+    // Marks how many charts the browser laid out, for people and for the
+    // headless-browser test alike.
+    page.push_str(concat!(
+        "<script>addEventListener('load',function(){var n=0;",
+        "document.querySelectorAll('svg.chart').forEach(function(c){",
+        "var b=c.getBBox();if(b.width>0&&b.height>0&&c.querySelector('rect.bar,circle'))n++;});",
+        "document.body.setAttribute('data-charts-drawn',String(n));});</script>",
+    ));
+    page.push_str("</body></html>\n");
     Html(page)
 }

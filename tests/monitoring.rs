@@ -360,3 +360,69 @@ async fn prometheus_answers_every_panel_and_a_failure_spike_reaches_alertmanager
     );
     exporter.stop().await;
 }
+
+/// Debian's chromium, headless (scripts/test installs it).
+fn chromium(profile: &Path, args: &[String]) -> std::process::Output {
+    Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--hide-scrollbars",
+            &format!("--user-data-dir={}", profile.display()),
+        ])
+        .args(args)
+        .output()
+        .expect("chromium runs (scripts/test installs Debian's chromium)")
+}
+
+#[tokio::test]
+async fn the_landing_page_draws_the_concurrency_charts_in_a_real_browser() {
+    let (_sim, dir, exporter) = demo_exporter().await;
+    full_exposition(&exporter).await;
+    let url = format!("{}/", exporter.url());
+    let page = get_text(&url).await.1;
+    assert_eq!(page.matches("<svg class=\"chart\"").count(), 4, "{page}");
+    let profile = dir.path().join("chromium");
+    let dom = tokio::task::spawn_blocking({
+        let (profile, url) = (profile.clone(), url.clone());
+        move || chromium(&profile, &["--dump-dom".into(), url])
+    })
+    .await
+    .unwrap();
+    let dom_text = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom_text.contains("data-charts-drawn=\"4\""),
+        "the browser laid out 4 charts with their marks:\n{}\n{}",
+        dom_text.chars().take(2000).collect::<String>(),
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    // A screenshot, as in the README (CMU_SCREENSHOT=path keeps it).
+    let shot = std::env::var("CMU_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| dir.path().join("landing.png"));
+    let taken = tokio::task::spawn_blocking({
+        let shot = shot.clone();
+        move || {
+            chromium(
+                &profile,
+                &[
+                    format!("--screenshot={}", shot.display()),
+                    "--window-size=1100,1000".into(),
+                    url,
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let png = std::fs::read(&shot).unwrap_or_default();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a screenshot was taken: {}",
+        String::from_utf8_lossy(&taken.stderr)
+    );
+    exporter.stop().await;
+}

@@ -49,6 +49,33 @@ impl ExportStore {
             .clone()
     }
 
+    /// Users per level of every report that exports `family` (a level
+    /// family such as `cmu_concurrency_level_users`), summed over the other
+    /// labels, by report name.
+    pub fn levels(&self, family: &str) -> Vec<(String, BTreeMap<u32, f64>)> {
+        let snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        snapshots
+            .iter()
+            .filter_map(|(report, snapshot)| {
+                let body = &snapshot.families.iter().find(|f| f.name == family)?.body;
+                let mut levels = BTreeMap::new();
+                for line in std::str::from_utf8(body).ok()?.lines() {
+                    let level = line
+                        .split_once("level=\"")
+                        .and_then(|(_, rest)| rest.split_once('"'))
+                        .and_then(|(n, _)| n.parse::<u32>().ok());
+                    let value = line
+                        .rsplit_once(' ')
+                        .and_then(|(_, v)| v.parse::<f64>().ok());
+                    if let (Some(level), Some(value)) = (level, value) {
+                        *levels.entry(level).or_insert(0.0) += value;
+                    }
+                }
+                (!levels.is_empty()).then(|| (report.clone(), levels))
+            })
+            .collect()
+    }
+
     /// The last good snapshot of `report`, if any.
     pub fn snapshot(&self, report: &str) -> Option<Arc<ReportSnapshot>> {
         self.snapshots
