@@ -55,12 +55,23 @@ const DRAIN: Duration = Duration::from_secs(5);
 const DUMMY_HASH: &str = "$2b$10$o7bVWC8bQo9y8WkW2M4n5uV4Hn7x3wQF3n1r5FJm1Vq8p5V6C9Q5K";
 
 /// The validated web configuration.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct WebConfig {
     tls: Option<TlsAcceptor>,
     auth: Option<Arc<BasicAuth>>,
     /// See [`DEFAULT_READ_HEADER_TIMEOUT`].
     pub read_header_timeout: Duration,
+}
+
+impl Default for WebConfig {
+    /// Plain HTTP, no auth, the default header timeout.
+    fn default() -> Self {
+        Self {
+            tls: None,
+            auth: None,
+            read_header_timeout: DEFAULT_READ_HEADER_TIMEOUT,
+        }
+    }
 }
 
 impl std::fmt::Debug for WebConfig {
