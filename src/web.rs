@@ -197,8 +197,7 @@ fn tls_acceptor(raw: RawTls, dir: &Path, origin: &str) -> Result<TlsAcceptor, St
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("{origin}: TLS set-up failed: {e}"))?;
     let verify = match (raw.client_auth_type.as_deref(), &raw.client_ca_file) {
-        (None | Some("NoClientCert"), None) => None,
-        (Some("NoClientCert"), Some(_)) => None,
+        (None, None) | (Some("NoClientCert"), _) => None,
         (None | Some("RequireAndVerifyClientCert"), Some(ca)) => Some((resolve(ca), true)),
         (Some("VerifyClientCertIfGiven"), Some(ca)) => Some((resolve(ca), false)),
         (Some(kind @ ("RequireAndVerifyClientCert" | "VerifyClientCertIfGiven")), None) => {

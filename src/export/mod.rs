@@ -61,7 +61,8 @@ impl ExportStore {
                 let mut levels = BTreeMap::new();
                 for line in std::str::from_utf8(body).ok()?.lines() {
                     let level = line
-                        .split_once("level=\"")
+                        // `level` follows `report`, so it is never the first label.
+                        .split_once(",level=\"")
                         .and_then(|(_, rest)| rest.split_once('"'))
                         .and_then(|(n, _)| n.parse::<u32>().ok());
                     let value = line
