@@ -161,12 +161,9 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
                 let retry = if e.needs_person() {
                     report.interval
                 } else {
-                    (FIRST_RETRY * 2u32.pow((failures - 1).min(10)))
-                        .min(report.interval)
-                        .max(e.retry_after().unwrap_or_default())
+                    (FIRST_RETRY * 2u32.pow((failures - 1).min(10))).min(report.interval)
                 };
-                let retry_at = now + jiff::SignedDuration::try_from(retry).unwrap_or_default();
-                at = retry_at.min(next_regular);
+                at = next_attempt(now, retry, e.retry_after(), next_regular);
                 let message = e.to_string();
                 expire_if_stale(&name, report.max_age, now, &ctx);
                 ctx.telemetry.poll_failed(
@@ -183,6 +180,20 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
             }
         }
     }
+}
+
+/// When to poll again after a failure: after `retry`, or at the regular
+/// poll if that comes sooner, but never before the server's `Retry-After`.
+fn next_attempt(
+    now: Timestamp,
+    retry: Duration,
+    retry_after: Option<Duration>,
+    next_regular: Timestamp,
+) -> Timestamp {
+    let after = |d: Duration| now + jiff::SignedDuration::try_from(d).unwrap_or_default();
+    after(retry)
+        .min(next_regular)
+        .max(after(retry_after.unwrap_or_default()))
 }
 
 /// GETs a report with the shared token; a 401 renews the token once and
@@ -319,6 +330,22 @@ mod tests {
         assert_eq!(
             window(Granularity::Total, BucketChoice::Complete, now),
             (None, None)
+        );
+    }
+
+    #[test]
+    fn retry_after_is_never_undercut_by_the_regular_poll() {
+        let now: Timestamp = "2026-11-22T21:00:00Z".parse().unwrap();
+        let regular: Timestamp = "2026-11-22T21:00:20Z".parse().unwrap();
+        let s = Duration::from_secs;
+        assert_eq!(next_attempt(now, s(30), None, regular), regular);
+        assert_eq!(
+            next_attempt(now, s(10), None, regular).to_string(),
+            "2026-11-22T21:00:10Z"
+        );
+        assert_eq!(
+            next_attempt(now, s(30), Some(s(120)), regular).to_string(),
+            "2026-11-22T21:02:00Z"
         );
     }
 
