@@ -12,7 +12,7 @@ use crate::app::{self, Options};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::credentials::SoftwareStatement;
-use crate::export::{BucketChoice, Exposition, SnapshotSpec, build_snapshot};
+use crate::export::{BucketChoice, Exposition, SnapshotSpec, build_snapshot_from};
 use crate::report::ReportPath;
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::web::WebConfig;
@@ -567,10 +567,13 @@ fn render(
     partial: bool,
     time_zone: &str,
 ) -> Result<(), String> {
-    let bytes = match file.as_deref() {
-        None => read_stdin()?,
-        Some(p) if p.as_os_str() == "-" => read_stdin()?,
-        Some(p) => std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+    // The report is streamed through the parser: a large file is never held whole.
+    let mut input: Box<dyn Read> = match file.as_deref() {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(
+            std::fs::File::open(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+        ),
     };
     let path = match path {
         Some(p) => Some(ReportPath::parse(&p).map_err(|e| format!("--path `{p}`: {e}"))?),
@@ -596,7 +599,7 @@ fn render(
     let origin = file
         .as_deref()
         .map_or("standard input".to_owned(), |p| p.display().to_string());
-    let snapshot = build_snapshot(&bytes, &spec).map_err(|e| format!("{origin}: {e}"))?;
+    let snapshot = build_snapshot_from(&mut input, &spec).map_err(|e| format!("{origin}: {e}"))?;
     let exposition = Exposition::assemble([&snapshot]);
     use std::io::Write;
     let mut out = std::io::stdout().lock();
@@ -606,12 +609,4 @@ fn render(
         .try_for_each(|chunk| out.write_all(chunk))
         .and_then(|()| out.flush())
         .map_err(|e| format!("cannot write the output: {e}"))
-}
-
-fn read_stdin() -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read standard input: {e}"))?;
-    Ok(bytes)
 }

@@ -75,10 +75,17 @@ pub fn label_name(dimension: &str) -> String {
 }
 
 /// Appends `value` escaped for use inside a label value's double quotes.
-pub fn escape_label_value(value: &str, out: &mut Vec<u8>) {
-    let bytes = value.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+pub fn escape_label_value(value: impl AsRef<[u8]>, out: &mut Vec<u8>) {
+    let bytes = value.as_ref();
+    let special = |b: &u8| matches!(b, b'\\' | b'"' | b'\n');
+    // Most values need no escape: one search, one copy.
+    let Some(first) = bytes.iter().position(special) else {
+        out.extend_from_slice(bytes);
+        return;
+    };
+    out.extend_from_slice(&bytes[..first]);
+    let mut start = first;
+    for (i, &b) in bytes.iter().enumerate().skip(first) {
         let escaped: &[u8] = match b {
             b'\\' => b"\\\\",
             b'"' => b"\\\"",

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use exposition::Exposition;
-pub use snapshot::{BucketChoice, Family, ReportSnapshot, SnapshotSpec, build_snapshot};
+pub use snapshot::{
+    BucketChoice, Family, ReportSnapshot, SnapshotSpec, build_snapshot, build_snapshot_from,
+};
 
 /// The last good snapshot of every report and their assembled exposition.
 #[derive(Debug, Default)]

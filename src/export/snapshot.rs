@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::hash::BuildHasherDefault;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::ops::Range;
 
 use jiff::Timestamp;
@@ -21,6 +21,7 @@ use crate::names::{
 use crate::report::catalog::{DURATION_METRICS, LEVEL_DIMENSIONS};
 use crate::report::{
     Bucket, Columns, ParseError, Parsed, ReportPath, Row, RowSink, catalog, parse_report,
+    parse_report_from,
 };
 
 /// Which time bucket of a report becomes the exported value.
@@ -93,9 +94,27 @@ pub struct ReportSnapshot {
 
 /// Parses `json` and builds the snapshot described by `spec`.
 pub fn build_snapshot(json: &[u8], spec: &SnapshotSpec) -> Result<ReportSnapshot, ParseError> {
+    build(spec, |path, builder| parse_report(json, path, builder))
+}
+
+/// Like [`build_snapshot`], reading the report from `reader` a piece at a
+/// time, so that a large file is never held whole in memory.
+pub fn build_snapshot_from(
+    reader: &mut dyn Read,
+    spec: &SnapshotSpec,
+) -> Result<ReportSnapshot, ParseError> {
+    build(spec, |path, builder| {
+        parse_report_from(reader, path, builder)
+    })
+}
+
+fn build(
+    spec: &SnapshotSpec,
+    parse: impl FnOnce(Option<&ReportPath>, &mut Builder) -> Result<Parsed, ParseError>,
+) -> Result<ReportSnapshot, ParseError> {
     let now_civil = spec.now.to_zoned(spec.time_zone.clone()).datetime();
     let mut builder = Builder::new(spec, now_civil);
-    let parsed = parse_report(json, spec.path.as_ref(), &mut builder)?;
+    let parsed = parse(spec.path.as_ref(), &mut builder)?;
     Ok(builder.finish(spec, parsed))
 }
 
@@ -242,6 +261,15 @@ impl Builder {
             .map(|(_, v)| *v)
     }
 
+    /// Room for `samples` samples per kept row, with names up to `name_len`
+    /// bytes: no regrowth (each one a copy of megabytes) while writing a
+    /// family. The label text of all kept rows is exactly the arena.
+    fn body_capacity(&self, samples: usize, name_len: usize) -> usize {
+        // Braces, space, newline and 24 bytes of value (a longer one grows the body).
+        const PER_SAMPLE: usize = 4 + 24;
+        samples * (self.arena.len() + self.kept.len() * (name_len + PER_SAMPLE))
+    }
+
     fn write_sample(&self, name: &str, row: &Kept, extra: &[u8], value: f64, body: &mut Vec<u8>) {
         body.extend_from_slice(name.as_bytes());
         body.push(b'{');
@@ -262,7 +290,7 @@ impl Builder {
                 continue; // Exported as the histogram below.
             }
             let name = family_name(metric, level);
-            let mut body = Vec::new();
+            let mut body = Vec::with_capacity(self.body_capacity(1, name.len()));
             for row in &self.kept {
                 if let Some(value) = self.value(row, m) {
                     self.write_sample(&name, row, b"", value, &mut body);
@@ -283,7 +311,8 @@ impl Builder {
                 format!("{DURATION_FAMILY}_bucket"),
                 format!("{DURATION_FAMILY}_count"),
             );
-            let mut body = Vec::new();
+            let samples = DURATION_METRICS.len() + 1;
+            let mut body = Vec::with_capacity(self.body_capacity(samples, bucket_name.len() + 16));
             for row in &self.kept {
                 let Some(counts) = columns
                     .iter()
@@ -481,7 +510,7 @@ fn info_families(
     let mut body = Vec::new();
     let mut path_text = Vec::new();
     escape_label_value(
-        &path.map(|p| p.to_string()).unwrap_or_default(),
+        path.map(|p| p.to_string()).unwrap_or_default(),
         &mut path_text,
     );
     let _ = writeln!(

@@ -1,17 +1,19 @@
 //! Streaming parser for CMU HAL+JSON reports.
 //!
-//! A report of 10^5 rows is parsed in one pass over the bytes: each record is
-//! decoded into reusable buffers and handed to a [`RowSink`] before the next
-//! one is read, so no tree of the whole document is ever built. Field roles
+//! A report of 10^5 rows is parsed in one pass over the bytes (see
+//! [`super::cursor`]): each record is decoded into reusable buffers and handed
+//! to a [`RowSink`] before the next one is read, so no tree of the whole
+//! document is ever built, and the document may arrive in pieces. Field roles
 //! come from the report path and the documented dimension list: time
 //! dimensions pick the bucket, other dimensions become labels, and every
 //! other field (documented or not, like `bstreams-30`) is a metric.
 
-use std::fmt;
+use std::io::{ErrorKind, Read};
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de;
 
+use super::cursor::{Cursor, Pattern, RawStr, Stop, unescape};
 use super::path::{Bucket, ReportPath};
 use crate::names::{KNOWN_DIMENSIONS, TIME_DIMENSIONS};
 
@@ -33,8 +35,9 @@ pub struct Row<'a> {
     pub index: usize,
     /// Time bucket; `None` when the path has no time dimension.
     pub bucket: Option<Bucket>,
-    /// Values of `Columns::dimensions`, same order ("" where absent).
-    pub dimensions: &'a [String],
+    /// Values of `Columns::dimensions`, same order (empty where absent):
+    /// valid UTF-8, checked by the parser.
+    pub dimensions: &'a [Vec<u8>],
     /// Values of `Columns::metrics`, same order (`None` where absent).
     pub metrics: &'a [Option<f64>],
 }
@@ -105,6 +108,8 @@ pub enum ParseError {
     Row { row: usize, reason: String },
     #[error("the document has no `report` array: is this a CMU JSON report?")]
     NoReport,
+    #[error("cannot read the report: {reason}")]
+    Read { reason: String },
 }
 
 /// Parses `json` (a CMU report for `path`, if known) and feeds each row to `sink`.
@@ -116,29 +121,51 @@ pub fn parse_report(
     path: Option<&ReportPath>,
     sink: &mut dyn RowSink,
 ) -> Result<Parsed, ParseError> {
-    let mut state = State::new(path.cloned(), sink);
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let outcome = DocumentSeed { state: &mut state }
-        .deserialize(&mut de)
-        .and_then(|()| de.end());
-    if let Some(err) = state.error.take() {
-        return Err(err);
+    let mut parser = ReportParser::new(path, sink);
+    parser.feed(json, true)?;
+    parser.finish()
+}
+
+/// Bytes asked of a reader at a time by [`parse_report_from`].
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Like [`parse_report`], reading the document from `reader` a piece at a
+/// time: memory holds one piece (and the record that straddles it), not the
+/// whole document.
+pub fn parse_report_from(
+    reader: &mut dyn Read,
+    path: Option<&ReportPath>,
+    sink: &mut dyn RowSink,
+) -> Result<Parsed, ParseError> {
+    let mut parser = ReportParser::new(path, sink);
+    let mut buffer = vec![0u8; READ_CHUNK];
+    // Bytes of `buffer` read but not yet consumed by the parser.
+    let (mut start, mut end) = (0, 0);
+    loop {
+        if end == buffer.len() {
+            if start > 0 {
+                buffer.copy_within(start..end, 0);
+                (start, end) = (0, end - start);
+            } else {
+                // One unit (a record, or a member before the rows) fills the buffer.
+                buffer.resize(buffer.len() * 2, 0);
+            }
+        }
+        let read = match reader.read(&mut buffer[end..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(ParseError::Read {
+                    reason: e.to_string(),
+                });
+            }
+        };
+        end += read;
+        start += parser.feed(&buffer[start..end], read == 0)?;
+        if read == 0 {
+            return parser.finish();
+        }
     }
-    if let Err(e) = outcome {
-        return Err(ParseError::Json {
-            line: e.line(),
-            column: e.column(),
-            reason: json_reason(&e),
-        });
-    }
-    if !state.saw_report {
-        return Err(ParseError::NoReport);
-    }
-    Ok(Parsed {
-        links: state.links,
-        rows: state.rows,
-        columns: state.columns,
-    })
 }
 
 /// serde_json's message without its trailing " at line X column Y".
@@ -148,6 +175,203 @@ fn json_reason(e: &serde_json::Error) -> String {
         Some(i) => text[..i].to_owned(),
         None => text,
     }
+}
+
+/// Where the parser is in the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before the opening `{`.
+    Start,
+    /// Between members of the top-level object.
+    Members { first: bool },
+    /// Inside the `report` array.
+    Rows { first: bool },
+    /// After the closing `}`: only whitespace may follow.
+    End,
+}
+
+/// A parse step's outcome; the report error is boxed to keep results small
+/// (they are returned for every token).
+type Step<T> = Result<T, Stop<Box<ParseError>>>;
+
+/// A resumable parser of one report. [`ReportParser::feed`] takes the
+/// document in pieces of any size and hands each record to the sink as soon
+/// as it is whole; a record cut by the end of a piece is read again, whole,
+/// from the next call.
+pub struct ReportParser<'s> {
+    state: State<'s>,
+    phase: Phase,
+    /// Bytes of the document consumed by earlier calls (and given up by the caller).
+    consumed: usize,
+    /// Newlines in those bytes, and the offset after the last one: error positions.
+    lines: usize,
+    line_start: usize,
+}
+
+impl<'s> ReportParser<'s> {
+    pub fn new(path: Option<&ReportPath>, sink: &'s mut dyn RowSink) -> Self {
+        Self {
+            state: State::new(path.cloned(), sink),
+            phase: Phase::Start,
+            consumed: 0,
+            lines: 0,
+            line_start: 0,
+        }
+    }
+
+    /// Parses the whole units (records, top-level members) at the start of
+    /// `input` and returns how many bytes they took. The caller gives the
+    /// rest again, with more bytes after it; `last` says none will come.
+    pub fn feed(&mut self, input: &[u8], last: bool) -> Result<usize, ParseError> {
+        let mut cursor = Cursor::new(input);
+        loop {
+            let unit = cursor.pos;
+            match self.step(&mut cursor) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if !last {
+                        self.give_up(input);
+                    }
+                    return Ok(input.len());
+                }
+                Err(Stop::More) if !last => {
+                    self.give_up(&input[..unit]);
+                    return Ok(unit);
+                }
+                Err(Stop::More) => {
+                    let reason = "the document ends in the middle of a value";
+                    return Err(self.json_error(input, input.len(), reason));
+                }
+                Err(Stop::Json(reason)) => return Err(self.json_error(input, cursor.pos, reason)),
+                Err(Stop::Report(e)) => return Err(*e),
+            }
+        }
+    }
+
+    /// What the parse saw, once the whole document was fed.
+    pub fn finish(self) -> Result<Parsed, ParseError> {
+        if self.phase != Phase::End {
+            let reason = "the document ends in the middle of a value";
+            return Err(self.json_error(b"", 0, reason));
+        }
+        if !self.state.saw_report {
+            return Err(ParseError::NoReport);
+        }
+        Ok(Parsed {
+            links: self.state.links,
+            rows: self.state.rows,
+            columns: self.state.columns,
+        })
+    }
+
+    /// Reads one unit; `Ok(false)` when only whitespace is left after the document.
+    fn step(&mut self, c: &mut Cursor<'_>) -> Step<bool> {
+        match self.phase {
+            Phase::Start => {
+                c.eat(b'{', "expected a CMU report object")?;
+                self.phase = Phase::Members { first: true };
+            }
+            Phase::Members { first } => {
+                if c.peek()? == b'}' {
+                    c.pos += 1;
+                    self.phase = Phase::End;
+                    return Ok(true);
+                }
+                if !first {
+                    c.eat(b',', "expected `,` or `}`")?;
+                }
+                let key = c.string()?;
+                c.eat(b':', "expected `:`")?;
+                let mut scratch = std::mem::take(&mut self.state.scratch);
+                let outcome = self.member(c, decoded(c.bytes, &key, &mut scratch)?);
+                self.state.scratch = scratch;
+                outcome?;
+            }
+            Phase::Rows { first } => {
+                if c.peek()? == b']' {
+                    c.pos += 1;
+                    self.phase = Phase::Members { first: false };
+                    return Ok(true);
+                }
+                if !first {
+                    c.eat(b',', "expected `,` or `]`")?;
+                }
+                self.state.record(c)?;
+                self.phase = Phase::Rows { first: false };
+            }
+            Phase::End => {
+                return match c.peek::<()>() {
+                    Err(Stop::More) => Ok(false),
+                    _ => Err(Stop::Json("trailing characters after the report object")),
+                };
+            }
+        }
+        Ok(true)
+    }
+
+    /// Reads the value of top-level member `key`.
+    fn member(&mut self, c: &mut Cursor<'_>, key: &[u8]) -> Step<()> {
+        match key {
+            b"report" => {
+                c.eat(b'[', "`report` must be an array of records")?;
+                self.state.saw_report = true;
+                self.phase = Phase::Rows { first: true };
+                return Ok(());
+            }
+            b"_links" => {
+                c.peek()?;
+                let start = c.pos;
+                c.skip_value()?;
+                let links: Links = serde_json::from_slice(&c.bytes[start..c.pos]).map_err(|e| {
+                    let reason = format!("`_links`: {}", json_reason(&e));
+                    Stop::Report(Box::new(self.json_error(c.bytes, start, &reason)))
+                })?;
+                if self.state.path.is_none()
+                    && let Some(link) = &links.self_link
+                {
+                    self.state.path = path_of_href(&link.href);
+                }
+                self.state.links = links;
+            }
+            _ => c.skip_value()?,
+        }
+        self.phase = Phase::Members { first: false };
+        Ok(())
+    }
+
+    /// Forgets `input` (consumed), keeping count of its lines.
+    fn give_up(&mut self, input: &[u8]) {
+        if let Some(last) = memchr::memrchr(b'\n', input) {
+            self.lines += memchr::memchr_iter(b'\n', input).count();
+            self.line_start = self.consumed + last + 1;
+        }
+        self.consumed += input.len();
+    }
+
+    /// A JSON error at offset `at` of the current `input`.
+    fn json_error(&self, input: &[u8], at: usize, reason: &str) -> ParseError {
+        let before = &input[..at.min(input.len())];
+        let column = match memchr::memrchr(b'\n', before) {
+            Some(last) => at - last,
+            None => self.consumed + at - self.line_start + 1,
+        };
+        ParseError::Json {
+            line: self.lines + memchr::memchr_iter(b'\n', before).count() + 1,
+            column,
+            reason: reason.to_owned(),
+        }
+    }
+}
+
+/// The content of string `raw`, decoded into `scratch` only if it has escapes.
+fn decoded<'a>(bytes: &'a [u8], raw: &RawStr, scratch: &'a mut Vec<u8>) -> Step<&'a [u8]> {
+    let content = &bytes[raw.content.clone()];
+    if !raw.escaped {
+        return Ok(content);
+    }
+    scratch.clear();
+    unescape(content, scratch).map_err(Stop::Json)?;
+    Ok(scratch)
 }
 
 /// The role a field plays in every row of a report.
@@ -161,14 +385,25 @@ enum Role {
     Metric(usize),
 }
 
+/// A field name seen in the records.
+struct Field {
+    name: String,
+    role: Role,
+    /// The bytes last seen from this key's opening quote to its string
+    /// value's opening quote (`"year": "`). The same bytes again at the same
+    /// place in the next record read the same way: matching them skips
+    /// reading the key, the colon and the whitespace one by one.
+    lead: Option<Pattern>,
+}
+
 struct State<'s> {
     path: Option<ReportPath>,
     sink: &'s mut dyn RowSink,
     columns: Columns,
-    /// Field name -> role, in order of first appearance.
-    fields: Vec<(String, Role)>,
+    /// Fields in order of first appearance.
+    fields: Vec<Field>,
     /// Per-row buffers, reused across rows.
-    dims: Vec<String>,
+    dims: Vec<Vec<u8>>,
     metrics: Vec<Option<f64>>,
     time: [Option<i32>; 5],
     /// Row number at which each dimension was last set (absent ones are cleared).
@@ -178,10 +413,11 @@ struct State<'s> {
     /// The last time fields seen and their bucket: rows come grouped by bucket.
     last_time: [Option<i32>; 5],
     last_bucket: Option<Bucket>,
+    /// Decoded text of an escaped string.
+    scratch: Vec<u8>,
     links: Links,
     rows: usize,
     saw_report: bool,
-    error: Option<ParseError>,
 }
 
 impl<'s> State<'s> {
@@ -198,26 +434,78 @@ impl<'s> State<'s> {
             position: 0,
             last_time: [None; 5],
             last_bucket: None,
+            scratch: Vec::new(),
             links: Links::default(),
             rows: 0,
             saw_report: false,
-            error: None,
         }
     }
 
-    /// Index in `fields` of field `name`, registering it on first sight. The
-    /// field at the same position in the previous row is tried first: rows
-    /// nearly always list their fields in the same order.
+    /// Reads one record (the cursor is before its `{`) and hands it to the sink.
+    /// Everything it changes before the sink is called is redone by a retry.
+    fn record(&mut self, c: &mut Cursor<'_>) -> Step<()> {
+        if c.peek()? != b'{' {
+            return Err(Stop::Json(
+                "expected a report record (an object of strings)",
+            ));
+        }
+        c.pos += 1;
+        self.position = 0;
+        self.time = [None; 5];
+        self.metrics.fill(None);
+        if c.peek()? == b'}' {
+            c.pos += 1;
+            return self.finish_row();
+        }
+        loop {
+            // Rows nearly always list their fields in the same order and
+            // spacing: the field at this position in the previous row is
+            // tried first, straight on the input.
+            let hint = self.position;
+            self.position += 1;
+            c.peek()?;
+            if let Some(lead) = self.fields.get(hint).and_then(|f| f.lead.as_ref())
+                && lead.matches(&c.bytes[c.pos..])
+            {
+                c.pos += lead.len();
+                let raw = c.string_rest(c.pos)?;
+                self.store_string(c, hint, raw)?;
+            } else {
+                let key_start = c.pos;
+                let field = self.key(c)?;
+                c.eat(b':', "expected `:`")?;
+                if c.peek()? == b'"' {
+                    self.fields[field].lead = Pattern::new(&c.bytes[key_start..=c.pos]);
+                }
+                self.value(c, field)?;
+            }
+            match c.peek()? {
+                b',' => c.pos += 1,
+                b'}' => {
+                    c.pos += 1;
+                    return self.finish_row();
+                }
+                _ => return Err(Stop::Json("expected `,` or `}`")),
+            }
+        }
+    }
+
+    /// Reads a key and resolves it to a field index.
+    fn key(&mut self, c: &mut Cursor<'_>) -> Step<usize> {
+        let raw = c.string()?;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let field = decoded(c.bytes, &raw, &mut scratch).and_then(|name| {
+            self.field(name)
+                .ok_or(Stop::Json("a field name is not valid UTF-8"))
+        });
+        self.scratch = scratch;
+        field
+    }
+
+    /// Index in `fields` of field `name`, registering it on first sight.
     /// `None` when a new name is not valid UTF-8.
     fn field(&mut self, name: &[u8]) -> Option<usize> {
-        let hint = self.position;
-        self.position += 1;
-        if let Some((n, _)) = self.fields.get(hint)
-            && n.as_bytes() == name
-        {
-            return Some(hint);
-        }
-        if let Some(i) = self.fields.iter().position(|(n, _)| n.as_bytes() == name) {
+        if let Some(i) = self.fields.iter().position(|f| f.name.as_bytes() == name) {
             return Some(i);
         }
         let name = std::str::from_utf8(name).ok()?;
@@ -227,7 +515,7 @@ impl<'s> State<'s> {
             || KNOWN_DIMENSIONS.contains(&name)
         {
             self.columns.dimensions.push(name.to_owned());
-            self.dims.push(String::new());
+            self.dims.push(Vec::new());
             self.dim_seen.push(usize::MAX);
             Role::Dimension(self.columns.dimensions.len() - 1)
         } else {
@@ -236,33 +524,70 @@ impl<'s> State<'s> {
             Role::Metric(self.columns.metrics.len() - 1)
         };
         self.columns.version += 1;
-        self.fields.push((name.to_owned(), role));
+        self.fields.push(Field {
+            name: name.to_owned(),
+            role,
+            lead: None,
+        });
         Some(self.fields.len() - 1)
     }
 
-    fn fail<E: de::Error>(&mut self, err: ParseError) -> E {
-        let message = err.to_string();
-        self.error = Some(err);
-        E::custom(message)
+    /// Reads the value of `field`: a string as Adobe sends it, or leniently a
+    /// number or null.
+    #[inline]
+    fn value(&mut self, c: &mut Cursor<'_>, field: usize) -> Step<()> {
+        match c.peek()? {
+            b'"' => {
+                let raw = c.string()?;
+                self.store_string(c, field, raw)
+            }
+            b'-' | b'0'..=b'9' => {
+                let number = c.number()?;
+                self.store_text(field, &c.bytes[number], true)
+            }
+            b'n' => {
+                c.literal(b"null")?;
+                self.store_null(field)
+            }
+            b't' | b'f' => {
+                Err(self.field_error(field, "a true/false value is not a string".into()))
+            }
+            b'{' | b'[' => {
+                Err(self.field_error(field, "an object or array is not a string".into()))
+            }
+            _ => Err(Stop::Json("expected a value")),
+        }
     }
 
-    fn field_error<E: de::Error>(&mut self, field: usize, reason: String) -> E {
-        let name = self.fields[field].0.clone();
-        self.fail(ParseError::Field {
+    /// Stores string `raw` as the value of `field`, decoding its escapes if any.
+    #[inline]
+    fn store_string(&mut self, c: &Cursor<'_>, field: usize, raw: RawStr) -> Step<()> {
+        if !raw.escaped {
+            return self.store_text(field, &c.bytes[raw.content], raw.ascii);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let stored = decoded(c.bytes, &raw, &mut scratch)
+            .and_then(|text| self.store_text(field, text, false));
+        self.scratch = scratch;
+        stored
+    }
+
+    fn field_error(&self, field: usize, reason: String) -> Stop<Box<ParseError>> {
+        row_error(ParseError::Field {
             row: self.rows,
-            field: name,
+            field: self.fields[field].name.clone(),
             reason,
         })
     }
 
     /// Called after a record's fields were read: builds the bucket and hands the row on.
-    fn finish_row<E: de::Error>(&mut self) -> Result<(), E> {
+    fn finish_row(&mut self) -> Step<()> {
         let index = self.rows;
         let depth = self.time.iter().take_while(|t| t.is_some()).count();
         if self.time[depth..].iter().any(Option::is_some) {
             let missing = TIME_DIMENSIONS[depth];
             let reason = format!("has finer time fields but no `{missing}`");
-            return Err(self.fail(ParseError::Row { row: index, reason }));
+            return Err(row_error(ParseError::Row { row: index, reason }));
         }
         let bucket = if depth == 0 {
             None
@@ -273,14 +598,11 @@ impl<'s> State<'s> {
             for (f, t) in fields.iter_mut().zip(&self.time) {
                 *f = t.unwrap_or_default();
             }
-            match Bucket::from_fields(&fields[..depth]) {
-                Ok(b) => {
-                    self.last_time = self.time;
-                    self.last_bucket = Some(b);
-                    Some(b)
-                }
-                Err(reason) => return Err(self.fail(ParseError::Row { row: index, reason })),
-            }
+            let b = Bucket::from_fields(&fields[..depth])
+                .map_err(|reason| row_error(ParseError::Row { row: index, reason }))?;
+            self.last_time = self.time;
+            self.last_bucket = Some(b);
+            Some(b)
         };
         for (slot, seen) in self.dims.iter_mut().zip(&self.dim_seen) {
             if *seen != index {
@@ -293,19 +615,18 @@ impl<'s> State<'s> {
             dimensions: &self.dims,
             metrics: &self.metrics,
         };
-        if let Err(reason) = self.sink.row(&self.columns, &row) {
-            return Err(self.fail(ParseError::Row { row: index, reason }));
-        }
+        self.sink
+            .row(&self.columns, &row)
+            .map_err(|reason| row_error(ParseError::Row { row: index, reason }))?;
         self.rows += 1;
-        self.position = 0;
-        self.time = [None; 5];
-        self.metrics.iter_mut().for_each(|m| *m = None);
         Ok(())
     }
 
-    /// Stores the text value of `field` for the current row.
-    fn store_text<E: de::Error>(&mut self, field: usize, text: &str) -> Result<(), E> {
-        match self.fields[field].1 {
+    /// Stores the text value of `field` for the current row; `ascii` when
+    /// the scanner already knows the text is ASCII (so valid UTF-8).
+    #[inline]
+    fn store_text(&mut self, field: usize, text: &[u8], ascii: bool) -> Step<()> {
+        match self.fields[field].role {
             Role::Time(t) => match parse_int(text) {
                 Some(v) => self.time[t] = Some(v),
                 None => {
@@ -314,9 +635,13 @@ impl<'s> State<'s> {
                 }
             },
             Role::Dimension(d) => {
+                if !ascii && std::str::from_utf8(text).is_err() {
+                    let reason = format!("value {} is not valid UTF-8", quoted(text));
+                    return Err(self.field_error(field, reason));
+                }
                 let slot = &mut self.dims[d];
                 slot.clear();
-                slot.push_str(text);
+                slot.extend_from_slice(text);
                 self.dim_seen[d] = self.rows;
             }
             Role::Metric(m) => match parse_number(text) {
@@ -331,8 +656,8 @@ impl<'s> State<'s> {
     }
 
     /// Stores a JSON null: an absent metric or dimension; a time field must have a value.
-    fn store_null<E: de::Error>(&mut self, field: usize) -> Result<(), E> {
-        match self.fields[field].1 {
+    fn store_null(&mut self, field: usize) -> Step<()> {
+        match self.fields[field].role {
             Role::Time(_) => {
                 Err(self.field_error(field, "time value null is not a whole number".into()))
             }
@@ -345,72 +670,57 @@ impl<'s> State<'s> {
     }
 }
 
+/// A report error that stops the parse.
+fn row_error(e: ParseError) -> Stop<Box<ParseError>> {
+    Stop::Report(Box::new(e))
+}
+
 /// A whole number, with a fast path for plain digits (Adobe's usual form).
-fn parse_int(text: &str) -> Option<i32> {
-    let bytes = text.as_bytes();
-    if !bytes.is_empty() && bytes.len() <= 9 && bytes.iter().all(u8::is_ascii_digit) {
-        return Some(bytes.iter().fold(0i32, |n, b| n * 10 + i32::from(b - b'0')));
+fn parse_int(text: &[u8]) -> Option<i32> {
+    if text.len() <= 9
+        && let Some(n) = digits(text)
+    {
+        return i32::try_from(n).ok();
     }
-    text.trim().parse().ok()
+    std::str::from_utf8(text).ok()?.trim().parse().ok()
 }
 
 /// A number, with a fast path for plain digits (Adobe sends counts as strings).
-fn parse_number(text: &str) -> Option<f64> {
-    let bytes = text.as_bytes();
-    if !bytes.is_empty() && bytes.len() <= 15 && bytes.iter().all(u8::is_ascii_digit) {
-        return Some(bytes.iter().fold(0u64, |n, b| n * 10 + u64::from(b - b'0')) as f64);
+fn parse_number(text: &[u8]) -> Option<f64> {
+    if text.len() <= 15
+        && let Some(n) = digits(text)
+    {
+        return Some(n as f64);
     }
-    text.trim().parse().ok()
+    std::str::from_utf8(text).ok()?.trim().parse().ok()
+}
+
+/// The value of 1 to 15 decimal digits, in one pass; `None` for anything else.
+#[inline]
+fn digits(text: &[u8]) -> Option<u64> {
+    if text.is_empty() {
+        return None;
+    }
+    let mut n = 0u64;
+    for &b in text {
+        // A plain loop: counts are a few digits, too short to vectorize.
+        let digit = b.wrapping_sub(b'0');
+        if digit >= 10 {
+            return None;
+        }
+        n = n * 10 + u64::from(digit);
+    }
+    Some(n)
 }
 
 /// A value for an error message: quoted, and cut short if long.
-fn quoted(value: &str) -> String {
+fn quoted(value: &[u8]) -> String {
+    let value = String::from_utf8_lossy(value);
     let cut: String = value.chars().take(40).collect();
     if cut.len() < value.len() {
         format!("\"{cut}...\"")
     } else {
         format!("\"{cut}\"")
-    }
-}
-
-struct DocumentSeed<'a, 's> {
-    state: &'a mut State<'s>,
-}
-
-impl<'de> DeserializeSeed<'de> for DocumentSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for DocumentSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a CMU report object with `_links` and `report`")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match key.as_ref() {
-                "_links" => {
-                    let links: Links = map.next_value()?;
-                    if self.state.path.is_none()
-                        && let Some(link) = &links.self_link
-                    {
-                        self.state.path = path_of_href(&link.href);
-                    }
-                    self.state.links = links;
-                }
-                "report" => {
-                    self.state.saw_report = true;
-                    map.next_value_seed(RowsSeed { state: self.state })?;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -435,125 +745,6 @@ pub fn path_of_href(href: &str) -> Option<ReportPath> {
     ReportPath::parse(tail).ok()
 }
 
-struct RowsSeed<'a, 's> {
-    state: &'a mut State<'s>,
-}
-
-impl<'de> DeserializeSeed<'de> for RowsSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of report records")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq
-            .next_element_seed(RecordSeed {
-                state: &mut *self.state,
-            })?
-            .is_some()
-        {}
-        Ok(())
-    }
-}
-
-struct RecordSeed<'a, 's> {
-    state: &'a mut State<'s>,
-}
-
-impl<'de> DeserializeSeed<'de> for RecordSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a report record (an object of strings)")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let state = self.state;
-        while let Some(field) = map.next_key_seed(KeySeed { state: &mut *state })? {
-            map.next_value_seed(ValueSeed {
-                state: &mut *state,
-                field,
-            })?;
-        }
-        state.finish_row()
-    }
-}
-
-/// Reads a field name straight from the input and resolves it to a field index.
-struct KeySeed<'a, 's> {
-    state: &'a mut State<'s>,
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
-    type Value = usize;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
-        // Bytes, not str: a known name is matched without a UTF-8 check.
-        d.deserialize_bytes(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_, '_> {
-    type Value = usize;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a field name")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<usize, E> {
-        Ok(self.state.field(v.as_bytes()).unwrap_or_default())
-    }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<usize, E> {
-        self.state
-            .field(v)
-            .ok_or_else(|| E::custom("a field name is not valid UTF-8"))
-    }
-}
-
-/// Reads a field's value straight from the input into the row buffers: a
-/// string as Adobe sends it, or leniently a number or null.
-struct ValueSeed<'a, 's> {
-    state: &'a mut State<'s>,
-    field: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string value")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.state.store_text(self.field, v)
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.state.store_text(self.field, &v.to_string())
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.state.store_text(self.field, &v.to_string())
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.state.store_text(self.field, &v.to_string())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.state.store_null(self.field)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,8 +757,10 @@ mod tests {
         fn row(&mut self, columns: &Columns, row: &Row<'_>) -> Result<(), String> {
             self.1 = columns.clone();
             let bucket = row.bucket.map(|b| b.start.to_string());
+            let dimensions = row.dimensions.iter();
+            let dimensions = dimensions.map(|d| String::from_utf8(d.clone()).unwrap());
             self.0
-                .push((bucket, row.dimensions.to_vec(), row.metrics.to_vec()));
+                .push((bucket, dimensions.collect(), row.metrics.to_vec()));
             Ok(())
         }
     }
@@ -634,6 +827,126 @@ mod tests {
         assert_eq!(err, ParseError::NoReport);
         let err = parse_report(b"[1, 2]", None, &mut Collect::default()).unwrap_err();
         assert!(matches!(err, ParseError::Json { .. }), "{err}");
+    }
+
+    /// A reader that hands out at most `step` bytes per call.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    fn whole(doc: &str) -> (Result<usize, ParseError>, Vec<Seen>) {
+        let mut sink = Collect::default();
+        let outcome = parse_report(doc.as_bytes(), None, &mut sink).map(|p| p.rows);
+        (outcome, sink.0)
+    }
+
+    fn trickled(doc: &str, step: usize) -> (Result<usize, ParseError>, Vec<Seen>) {
+        let mut sink = Collect::default();
+        let mut reader = Trickle {
+            bytes: doc.as_bytes(),
+            step,
+        };
+        let outcome = parse_report_from(&mut reader, None, &mut sink).map(|p| p.rows);
+        (outcome, sink.0)
+    }
+
+    /// Records whose keys, order, spacing and value kinds change from row to
+    /// row: the learned key-to-value leads must never misread one.
+    const SHIFTING: &str = "{\"_links\": {\"self\": {\"href\": \"/cmu/v2/year/month/tenant\"}},\n \"report\": [\n\
+        {\"year\": \"2023\", \"month\": \"11\", \"tenant\": \"A\", \"users\": \"1\"},\n\
+        {\"year\": \"2023\", \"month\": \"11\", \"tenant\": \"B\", \"users\": 2},\n\
+        {\"year\":\"2023\",\"month\":\"11\",\"tenant\":\"C\",\"users\":\"3\"},\n\
+        {\"month\": \"11\", \"year\": \"2023\", \"users\": \"4\", \"tenant\": \"D\"},\n\
+        {\"year\": \"2023\", \"month\": \"11\", \"ten\\u0061nt\": \"\\u00c9\\\"\", \"users\": null},\n\
+        {\"year\" : \"2023\" , \"month\" :\"12\", \"tenant\": \"caf\u{e9}\", \"users\": \"6\", \"extra\": \"7\"},\n\
+        {\"year\": \"2023\", \"month\": \"12\", \"users\": \"8\"}\n\
+        ]}\n";
+
+    #[test]
+    fn changing_field_order_spacing_and_escapes_read_the_same() {
+        let (outcome, rows) = whole(SHIFTING);
+        assert_eq!(outcome, Ok(7));
+        let tenants: Vec<&str> = rows.iter().map(|r| r.1[0].as_str()).collect();
+        assert_eq!(tenants, ["A", "B", "C", "D", "\u{c9}\"", "caf\u{e9}", ""]);
+        let users: Vec<Option<f64>> = rows.iter().map(|r| r.2[0]).collect();
+        let expected = [1.0, 2.0, 3.0, 4.0].map(Some);
+        assert_eq!(users[..4], expected);
+        assert_eq!(users[4..], [None, Some(6.0), Some(8.0)]);
+        assert_eq!(rows[5].2[1], Some(7.0), "a new metric in a later row");
+        assert_eq!(rows[6].0.as_deref(), Some("2023-12-01T00:00:00"));
+    }
+
+    #[test]
+    fn a_document_in_pieces_of_any_size_reads_like_the_whole() {
+        let expected = whole(SHIFTING);
+        for step in [1, 2, 3, 5, 7, 13, 64, 1000] {
+            assert_eq!(trickled(SHIFTING, step), expected, "pieces of {step} bytes");
+        }
+        // Errors too, with the same position, whatever the pieces.
+        let broken = SHIFTING.replace("\"users\": 2}", "\"users\": 2 \"x\"}");
+        let expected = whole(&broken);
+        assert_eq!(
+            expected.0,
+            Err(ParseError::Json {
+                line: 4,
+                column: 59,
+                reason: "expected `,` or `}`".into()
+            })
+        );
+        for step in [1, 3, 64] {
+            assert_eq!(
+                trickled(&broken, step).0,
+                expected.0,
+                "pieces of {step} bytes"
+            );
+        }
+        let cut = &SHIFTING[..SHIFTING.len() - 4];
+        assert!(matches!(trickled(cut, 7).0, Err(ParseError::Json { .. })));
+    }
+
+    #[test]
+    fn values_that_are_not_text_or_not_utf8_name_their_field() {
+        let check = |doc: &[u8], message: &str| {
+            let err = parse_report(doc, None, &mut Collect::default()).unwrap_err();
+            assert_eq!(err.to_string(), message);
+        };
+        check(
+            br#"{"report": [{"tenant": {"a": 1}}]}"#,
+            "row 0, field `tenant`: an object or array is not a string",
+        );
+        check(
+            br#"{"report": [{"users": true}]}"#,
+            "row 0, field `users`: a true/false value is not a string",
+        );
+        check(
+            b"{\"report\": [{\"tenant\": \"a\xff\"}]}",
+            "row 0, field `tenant`: value \"a\u{fffd}\" is not valid UTF-8",
+        );
+        check(
+            br#"{"report": [{"year": null}]}"#,
+            "row 0, field `year`: time value null is not a whole number",
+        );
+        check(
+            br#"{"report": [{"users": "1"}]} x"#,
+            "not valid JSON at line 1, column 30: trailing characters after the report object",
+        );
+        check(
+            br#"{"report": {"users": "1"}}"#,
+            "not valid JSON at line 1, column 12: `report` must be an array of records",
+        );
+        check(
+            br#"{"_links": {"self": 3}, "report": []}"#,
+            "not valid JSON at line 1, column 12: `_links`: invalid type: integer `3`, expected struct Link",
+        );
     }
 
     #[test]
