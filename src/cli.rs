@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use jiff::tz::TimeZone;
 
 use crate::app::{self, Options};
 use crate::clock::Clock;
@@ -162,35 +161,23 @@ pub fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cmu-exporter: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let outcome = match cli.command {
-        None => runtime.block_on(serve(&cli)),
-        Some(Command::Demo) => runtime.block_on(demo(&cli)),
+        None => run_async(serve(&cli)),
+        Some(Command::Demo) => run_async(demo(&cli)),
         Some(Command::Simulate {
             listen,
             token_lifetime,
             scale,
-        }) => runtime.block_on(simulate(&listen, token_lifetime.into(), scale)),
+        }) => run_async(simulate(&listen, token_lifetime.into(), scale)),
         Some(Command::CheckConfig { file, online }) => check_config(&file).and_then(|()| {
             if online {
-                runtime.block_on(check_online(&file))
+                run_async(check_online(&file))
             } else {
                 Ok(())
             }
         }),
-        Some(Command::Discover) => runtime.block_on(discover(cli.config_file)),
-        Some(Command::Credentials { action }) => {
-            runtime.block_on(credentials(cli.config_file, action))
-        }
+        Some(Command::Discover) => run_async(discover(cli.config_file)),
+        Some(Command::Credentials { action }) => run_async(credentials(cli.config_file, action)),
         Some(Command::Render {
             file,
             report,
@@ -211,6 +198,16 @@ pub fn main() -> ExitCode {
 /// glibc gives every thread that allocates its own heap arena, each holding
 /// on to freed memory. An exporter is a few mostly idle threads: two arenas
 /// keep its memory small at no visible cost. `MALLOC_ARENA_MAX` still wins.
+/// Runs `work` on a multi-threaded runtime, built only for the commands that
+/// need one (`render` and an offline `check-config` start no threads).
+fn run_async(work: impl Future<Output = Result<(), String>>) -> Result<(), String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?
+        .block_on(work)
+}
+
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
@@ -579,7 +576,7 @@ fn render(
         Some(p) => Some(ReportPath::parse(&p).map_err(|e| format!("--path `{p}`: {e}"))?),
         None => None,
     };
-    let time_zone = TimeZone::get(time_zone).map_err(|_| {
+    let time_zone = crate::config::time_zone(time_zone).ok_or_else(|| {
         format!("--time-zone `{time_zone}` is not a known time zone: use an IANA name such as UTC")
     })?;
     let choice = if partial {

@@ -27,6 +27,7 @@
 //! - [`simulator`]: a faithful simulator of Adobe's DCR and CMU servers,
 //!   used by the tests, the demo and the benchmarks.
 //! - [`names`]: the one place CMU names become Prometheus names.
+//! - `swar`: byte search eight bytes at a time, for the parser and labels.
 //! - [`clock`], [`shutdown`], [`http`]: the time source, the shutdown
 //!   signal, and the outgoing HTTP client, shared by everything.
 //!
@@ -51,5 +52,6 @@ pub mod shutdown;
 pub mod simulator;
 pub mod status;
 pub mod supervisor;
+mod swar;
 pub mod telemetry;
 pub mod web;

@@ -6,6 +6,8 @@
 //! goes through the same rules here, so the output is always legal
 //! exposition and an unknown name never fails a poll.
 
+use crate::swar;
+
 /// Prefix of every gauge derived from a CMU report.
 pub const METRIC_PREFIX: &str = "cmu_";
 
@@ -77,9 +79,9 @@ pub fn label_name(dimension: &str) -> String {
 /// Appends `value` escaped for use inside a label value's double quotes.
 pub fn escape_label_value(value: impl AsRef<[u8]>, out: &mut Vec<u8>) {
     let bytes = value.as_ref();
-    let special = |b: &u8| matches!(b, b'\\' | b'"' | b'\n');
     // Most values need no escape: one search, one copy.
-    let Some(first) = bytes.iter().position(special) else {
+    let special = |w| swar::equal(w, b'\\') | swar::equal(w, b'"') | swar::equal(w, b'\n');
+    let Some(first) = swar::find(bytes, special, |b| matches!(b, b'\\' | b'"' | b'\n')) else {
         out.extend_from_slice(bytes);
         return;
     };

@@ -161,9 +161,9 @@ impl std::hash::Hasher for PassThrough {
 /// Name of the histogram built from the `duration_*` ranges.
 pub const DURATION_FAMILY: &str = "cmu_session_duration_seconds";
 
-/// A kept row: its label text in the arena and its values.
+/// A kept row: its key in the arena and its values.
 struct Kept {
-    labels: Range<usize>,
+    key: Range<usize>,
     values: Range<usize>,
 }
 
@@ -172,16 +172,19 @@ struct Builder {
     choice: BucketChoice,
     /// `report="name"` encoded once.
     report_label: Vec<u8>,
-    /// Dimension indexes sorted by label name, with the encoded `,name="`.
-    label_order: Vec<(usize, Vec<u8>)>,
     columns_version: u32,
     best: Option<Option<Bucket>>,
+    /// The keys of kept rows: their dimension values, each after its length
+    /// (four bytes), trailing empty ones left out. An empty value is no
+    /// label, so equal keys are exactly equal label sets. Label text is only
+    /// written at the end, for the rows still kept: most rows of a large
+    /// report belong to earlier buckets and are dropped when a newer starts.
     arena: Vec<u8>,
     /// (metric index, value) pairs of kept rows.
     values: Vec<(u32, f64)>,
     kept: Vec<Kept>,
-    /// Label-text hash -> the kept row with that text, to drop duplicates.
-    /// A true 64-bit collision between different texts falls back to a scan.
+    /// Key hash -> the kept row with that key, to drop duplicates.
+    /// A true 64-bit collision between different keys falls back to a scan.
     seen: HashMap<u64, u32, BuildHasherDefault<PassThrough>>,
     /// The last bucket judged and whether it may be shown (rows come grouped).
     judged: Option<(Option<Bucket>, bool)>,
@@ -212,7 +215,6 @@ impl Builder {
             now,
             choice: spec.choice,
             report_label,
-            label_order: Vec::new(),
             columns_version: u32::MAX,
             best: None,
             arena: Vec::new(),
@@ -261,19 +263,72 @@ impl Builder {
             .map(|(_, v)| *v)
     }
 
-    /// Room for `samples` samples per kept row, with names up to `name_len`
-    /// bytes: no regrowth (each one a copy of megabytes) while writing a
-    /// family. The label text of all kept rows is exactly the arena.
-    fn body_capacity(&self, samples: usize, name_len: usize) -> usize {
-        // Braces, space, newline and 24 bytes of value (a longer one grows the body).
-        const PER_SAMPLE: usize = 4 + 24;
-        samples * (self.arena.len() + self.kept.len() * (name_len + PER_SAMPLE))
+    /// The label text of every kept row, in one buffer with a range per row,
+    /// labels in name order.
+    fn label_texts(&self, columns: &Columns) -> (Vec<u8>, Vec<Range<usize>>) {
+        let level = level_dimension(&columns.dimensions);
+        let mut order: Vec<(usize, Vec<u8>)> = columns
+            .dimensions
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let label = if Some(d.as_str()) == level {
+                    "level".to_owned()
+                } else {
+                    label_name(d)
+                };
+                (i, format!(",{label}=\"").into_bytes())
+            })
+            .collect();
+        order.sort_by(|a, b| a.1.cmp(&b.1));
+        let prefixes: usize = order.iter().map(|(_, p)| p.len() + 1).sum();
+        let per_row = self.report_label.len() + prefixes;
+        let mut text = Vec::with_capacity(self.kept.len() * per_row + self.arena.len());
+        let mut spans = Vec::with_capacity(self.kept.len());
+        let mut values: Vec<&[u8]> = Vec::with_capacity(order.len());
+        for row in &self.kept {
+            values.clear();
+            let mut key = &self.arena[row.key.clone()];
+            while let Some((len, rest)) = key.split_first_chunk::<4>() {
+                let (value, rest) = rest.split_at(u32::from_le_bytes(*len) as usize);
+                values.push(value);
+                key = rest;
+            }
+            let start = text.len();
+            text.extend_from_slice(&self.report_label);
+            for (dim, prefix) in &order {
+                let Some(value) = values.get(*dim).filter(|v| !v.is_empty()) else {
+                    continue; // An empty label value is the same as no label.
+                };
+                text.extend_from_slice(prefix);
+                escape_label_value(value, &mut text);
+                text.push(b'"');
+            }
+            spans.push(start..text.len());
+        }
+        (text, spans)
     }
 
-    fn write_sample(&self, name: &str, row: &Kept, extra: &[u8], value: f64, body: &mut Vec<u8>) {
+    /// Room for `samples` samples per kept row, with names up to `name_len`
+    /// bytes and `label_bytes` of label text in all: no regrowth (each one a
+    /// copy of megabytes) while writing a family.
+    fn body_capacity(&self, samples: usize, name_len: usize, label_bytes: usize) -> usize {
+        // Braces, space, newline and 24 bytes of value (a longer one grows the body).
+        const PER_SAMPLE: usize = 4 + 24;
+        samples * (label_bytes + self.kept.len() * (name_len + PER_SAMPLE))
+    }
+
+    fn write_sample(
+        &self,
+        name: &str,
+        labels: &[u8],
+        extra: &[u8],
+        value: f64,
+        body: &mut Vec<u8>,
+    ) {
         body.extend_from_slice(name.as_bytes());
         body.push(b'{');
-        body.extend_from_slice(&self.arena[row.labels.clone()]);
+        body.extend_from_slice(labels);
         body.extend_from_slice(extra);
         body.extend_from_slice(b"} ");
         write_value(value, body);
@@ -283,6 +338,7 @@ impl Builder {
     fn finish(self, spec: &SnapshotSpec, parsed: Parsed) -> ReportSnapshot {
         let metrics = &parsed.columns.metrics;
         let level = level_dimension(&parsed.columns.dimensions);
+        let (labels, spans) = self.label_texts(&parsed.columns);
         let mut families = Vec::with_capacity(metrics.len() + 3);
         let mut series = 0;
         for (m, metric) in metrics.iter().enumerate() {
@@ -290,10 +346,10 @@ impl Builder {
                 continue; // Exported as the histogram below.
             }
             let name = family_name(metric, level);
-            let mut body = Vec::with_capacity(self.body_capacity(1, name.len()));
-            for row in &self.kept {
+            let mut body = Vec::with_capacity(self.body_capacity(1, name.len(), labels.len()));
+            for (row, span) in self.kept.iter().zip(&spans) {
                 if let Some(value) = self.value(row, m) {
-                    self.write_sample(&name, row, b"", value, &mut body);
+                    self.write_sample(&name, &labels[span.clone()], b"", value, &mut body);
                     series += 1;
                 }
             }
@@ -312,8 +368,10 @@ impl Builder {
                 format!("{DURATION_FAMILY}_count"),
             );
             let samples = DURATION_METRICS.len() + 1;
-            let mut body = Vec::with_capacity(self.body_capacity(samples, bucket_name.len() + 16));
-            for row in &self.kept {
+            let capacity = self.body_capacity(samples, bucket_name.len() + 16, labels.len());
+            let mut body = Vec::with_capacity(capacity);
+            for (row, span) in self.kept.iter().zip(&spans) {
+                let row_labels = &labels[span.clone()];
                 let Some(counts) = columns
                     .iter()
                     .map(|m| self.value(row, *m))
@@ -328,9 +386,15 @@ impl Builder {
                         Some(seconds) => format!(",le=\"{seconds}\""),
                         None => ",le=\"+Inf\"".to_owned(),
                     };
-                    self.write_sample(&bucket_name, row, le.as_bytes(), cumulative, &mut body);
+                    self.write_sample(
+                        &bucket_name,
+                        row_labels,
+                        le.as_bytes(),
+                        cumulative,
+                        &mut body,
+                    );
                 }
-                self.write_sample(&count_name, row, b"", cumulative, &mut body);
+                self.write_sample(&count_name, row_labels, b"", cumulative, &mut body);
                 series += DURATION_METRICS.len() + 1;
             }
             if !body.is_empty() {
@@ -375,52 +439,29 @@ impl RowSink for Builder {
             _ => self.reset(row.bucket),
         }
         if self.columns_version != columns.version {
-            let level = level_dimension(&columns.dimensions);
-            let mut order: Vec<(usize, Vec<u8>)> = columns
-                .dimensions
-                .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let label = if Some(d.as_str()) == level {
-                        "level".to_owned()
-                    } else {
-                        label_name(d)
-                    };
-                    (i, format!(",{label}=\"").into_bytes())
-                })
-                .collect();
             let position = |name: &str| columns.metrics.iter().position(|m| m == name);
             self.durations = DURATION_METRICS
                 .iter()
                 .map(|(name, _)| position(name))
                 .collect::<Option<Vec<usize>>>()
                 .map(|v| v.try_into().expect("twelve ranges"));
-            order.sort_by(|a, b| a.1.cmp(&b.1));
-            self.label_order = order;
             self.columns_version = columns.version;
         }
         let start = self.arena.len();
-        self.arena.extend_from_slice(&self.report_label);
-        for (dim, prefix) in &self.label_order {
-            let value = &row.dimensions[*dim];
-            if value.is_empty() {
-                continue; // An empty label value is the same as no label.
-            }
-            self.arena.extend_from_slice(prefix);
-            escape_label_value(value, &mut self.arena);
-            self.arena.push(b'"');
+        let used = row.dimensions.iter().rposition(|v| !v.is_empty());
+        for value in &row.dimensions[..used.map_or(0, |last| last + 1)] {
+            self.arena
+                .extend_from_slice(&(value.len() as u32).to_le_bytes());
+            self.arena.extend_from_slice(value);
         }
-        let labels = start..self.arena.len();
-        let hash = fast_hash(&self.arena[labels.clone()]);
+        let key = start..self.arena.len();
+        let hash = fast_hash(&self.arena[key.clone()]);
         let index = self.kept.len() as u32;
         match self.seen.entry(hash) {
             Entry::Occupied(e) => {
-                let text = &self.arena[labels.clone()];
-                let same = &self.arena[self.kept[*e.get() as usize].labels.clone()] == text
-                    || self
-                        .kept
-                        .iter()
-                        .any(|k| &self.arena[k.labels.clone()] == text);
+                let text = &self.arena[key.clone()];
+                let same = &self.arena[self.kept[*e.get() as usize].key.clone()] == text
+                    || self.kept.iter().any(|k| &self.arena[k.key.clone()] == text);
                 if same {
                     self.arena.truncate(start);
                     self.duplicates += 1;
@@ -449,7 +490,7 @@ impl RowSink for Builder {
             }
         }
         self.kept.push(Kept {
-            labels,
+            key,
             values: first..self.values.len(),
         });
         Ok(())
@@ -604,6 +645,32 @@ mod tests {
             body(&s, "cmu_report_info"),
             "cmu_report_info{report=\"daily\",path=\"year/month/day/tenant\",granularity=\"day\"} 1\n"
         );
+    }
+
+    #[test]
+    fn rows_with_the_same_labels_are_one_series_whatever_their_columns() {
+        // A dimension that appears mid-report, an empty value (no label),
+        // another field order, and a value that needs escaping.
+        let doc = r#"{"report": [
+            {"tenant": "A", "users": "1"},
+            {"tenant": "A", "mvpd": "", "users": "2"},
+            {"tenant": "A", "mvpd": "M\"x", "users": "3"},
+            {"mvpd": "M\"x", "tenant": "A", "users": "4"},
+            {"channel": "c", "users": "5"},
+            {"users": "6", "channel": "c", "tenant": "", "mvpd": ""}
+        ]}"#;
+        let spec = SnapshotSpec {
+            path: None,
+            ..spec(BucketChoice::Complete)
+        };
+        let s = build_snapshot(doc.as_bytes(), &spec).unwrap();
+        assert_eq!(
+            body(&s, "cmu_users"),
+            "cmu_users{report=\"daily\",tenant=\"A\"} 1\n\
+             cmu_users{report=\"daily\",mvpd=\"M\\\"x\",tenant=\"A\"} 3\n\
+             cmu_users{report=\"daily\",channel=\"c\"} 5\n"
+        );
+        assert_eq!((s.series, s.duplicates), (3, 3));
     }
 
     #[test]

@@ -12,6 +12,8 @@
 
 use std::ops::Range;
 
+use crate::swar;
+
 /// Why a cursor method did not move past a token.
 #[derive(Debug)]
 pub enum Stop<E> {
@@ -235,7 +237,7 @@ impl Pattern {
             ..Self::default()
         };
         for k in 0..4 {
-            pattern.words[k] = word_at(&padded, 8 * k);
+            pattern.words[k] = swar::word_at(&padded, 8 * k);
             let own = bytes.len().saturating_sub(8 * k).min(8);
             pattern.masks[k] = if own == 8 {
                 u64::MAX
@@ -261,64 +263,40 @@ impl Pattern {
                     w[i % 8] == input[i]
                 });
         };
-        let differ = |k: usize| (word_at(window, 8 * k) ^ self.words[k]) & self.masks[k];
+        let differ = |k: usize| (swar::word_at(window, 8 * k) ^ self.words[k]) & self.masks[k];
         differ(0) | differ(1) | differ(2) | differ(3) == 0
     }
 }
 
-/// The eight bytes of `bytes` at `at`, as a little-endian word.
-#[inline(always)]
-fn word_at(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"))
-}
-
 /// Position of the first byte that ends or escapes a string, or is a control
-/// character (`None` if there is none), and the OR of the bytes read on the
-/// way, at least those before it: its high bit says whether any was not ASCII.
-///
-/// Eight bytes at a time: a byte is found by the "has zero byte" trick on the
-/// word xor'ed with it, and control characters by the "has byte less than"
-/// trick. Borrows only ever flag bytes above a true match, so the lowest flag
-/// is exact.
-#[inline]
+/// character (`None` if there is none), and 0x80 if a byte read on the way,
+/// at least each one before it, was not ASCII (else 0).
+#[inline(always)]
 fn string_stop(bytes: &[u8]) -> (Option<usize>, u8) {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
     let mut i = 0;
-    let mut seen = 0u64;
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        seen |= word;
-        let quote = word ^ (ONES * u64::from(b'"'));
-        let backslash = word ^ (ONES * u64::from(b'\\'));
-        let found = (quote.wrapping_sub(ONES) & !quote)
-            | (backslash.wrapping_sub(ONES) & !backslash)
-            | (word.wrapping_sub(ONES * 0x20) & !word);
-        let found = found & HIGH;
+    let mut high = 0u64;
+    while i + 8 <= bytes.len() {
+        let word = swar::word_at(bytes, i);
+        high |= swar::non_ascii(word);
+        let found = swar::equal(word, b'"') | swar::equal(word, b'\\') | swar::below(word, 0x20);
         if found != 0 {
-            return (
-                Some(i + (found.trailing_zeros() / 8) as usize),
-                high_bits(seen),
-            );
+            return (Some(i + swar::first(found)), ascii_flag(high));
         }
         i += 8;
     }
     for (p, &b) in bytes[i..].iter().enumerate() {
         if b == b'"' || b == b'\\' || b < 0x20 {
-            return (Some(i + p), high_bits(seen));
+            return (Some(i + p), ascii_flag(high));
         }
-        seen |= u64::from(b);
+        high |= u64::from(b & 0x80);
     }
-    (None, high_bits(seen))
+    (None, ascii_flag(high))
 }
 
-/// 0x80 if any byte of `word` has its high bit set, else 0.
-fn high_bits(word: u64) -> u8 {
-    if word & u64::from_le_bytes([0x80; 8]) != 0 {
-        0x80
-    } else {
-        0
-    }
+/// 0x80 if `high` has any bit set, else 0.
+#[inline(always)]
+fn ascii_flag(high: u64) -> u8 {
+    if high != 0 { 0x80 } else { 0 }
 }
 
 /// Length of the escape sequence at the start of `bytes` (which begins with `\`).

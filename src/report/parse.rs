@@ -624,20 +624,16 @@ impl<'s> State<'s> {
 
     /// Stores the text value of `field` for the current row; `ascii` when
     /// the scanner already knows the text is ASCII (so valid UTF-8).
-    #[inline]
+    #[inline(always)]
     fn store_text(&mut self, field: usize, text: &[u8], ascii: bool) -> Step<()> {
         match self.fields[field].role {
             Role::Time(t) => match parse_int(text) {
                 Some(v) => self.time[t] = Some(v),
-                None => {
-                    let reason = format!("time value {} is not a whole number", quoted(text));
-                    return Err(self.field_error(field, reason));
-                }
+                None => return Err(self.bad_value(field, "time value", text, "a whole number")),
             },
             Role::Dimension(d) => {
                 if !ascii && std::str::from_utf8(text).is_err() {
-                    let reason = format!("value {} is not valid UTF-8", quoted(text));
-                    return Err(self.field_error(field, reason));
+                    return Err(self.bad_value(field, "value", text, "valid UTF-8"));
                 }
                 let slot = &mut self.dims[d];
                 slot.clear();
@@ -646,13 +642,25 @@ impl<'s> State<'s> {
             }
             Role::Metric(m) => match parse_number(text) {
                 Some(v) => self.metrics[m] = Some(v),
-                None => {
-                    let reason = format!("metric value {} is not a number", quoted(text));
-                    return Err(self.field_error(field, reason));
-                }
+                None => return Err(self.bad_value(field, "metric value", text, "a number")),
             },
         }
         Ok(())
+    }
+
+    /// The error for a value `text` of `field` that is not `wanted`. Out of
+    /// line: formatting is rare, and kept out of the hot path's registers.
+    #[cold]
+    #[inline(never)]
+    fn bad_value(
+        &self,
+        field: usize,
+        what: &str,
+        text: &[u8],
+        wanted: &str,
+    ) -> Stop<Box<ParseError>> {
+        let reason = format!("{what} {} is not {wanted}", quoted(text));
+        self.field_error(field, reason)
     }
 
     /// Stores a JSON null: an absent metric or dimension; a time field must have a value.
