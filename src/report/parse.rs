@@ -389,11 +389,15 @@ enum Role {
 struct Field {
     name: String,
     role: Role,
-    /// The bytes last seen from this key's opening quote to its string
-    /// value's opening quote (`"year": "`). The same bytes again at the same
-    /// place in the next record read the same way: matching them skips
-    /// reading the key, the colon and the whitespace one by one.
+    /// The bytes last seen from the end of what came before this field (the
+    /// record's `{` or the previous value) to its string value's opening
+    /// quote: `, "year": "`. The same bytes again at the same place in the
+    /// next record read the same way: matching them skips reading the comma,
+    /// the key, the colon and the whitespace one by one.
     lead: Option<Pattern>,
+    /// Whether `lead` was seen as a record's first field (no comma): it is
+    /// only tried there, and the other leads only elsewhere.
+    lead_first: bool,
 }
 
 struct State<'s> {
@@ -453,40 +457,41 @@ impl<'s> State<'s> {
         self.position = 0;
         self.time = [None; 5];
         self.metrics.fill(None);
-        if c.peek()? == b'}' {
-            c.pos += 1;
-            return self.finish_row();
-        }
         loop {
             // Rows nearly always list their fields in the same order and
             // spacing: the field at this position in the previous row is
             // tried first, straight on the input.
             let hint = self.position;
             self.position += 1;
-            c.peek()?;
-            if let Some(lead) = self.fields.get(hint).and_then(|f| f.lead.as_ref())
+            let first = hint == 0;
+            if let Some(field) = self.fields.get(hint)
+                && let Some(lead) = field.lead.as_ref()
+                && field.lead_first == first
                 && lead.matches(&c.bytes[c.pos..])
             {
                 c.pos += lead.len();
                 let raw = c.string_rest(c.pos)?;
                 self.store_string(c, hint, raw)?;
-            } else {
-                let key_start = c.pos;
-                let field = self.key(c)?;
-                c.eat(b':', "expected `:`")?;
-                if c.peek()? == b'"' {
-                    self.fields[field].lead = Pattern::new(&c.bytes[key_start..=c.pos]);
-                }
-                self.value(c, field)?;
+                continue;
             }
-            match c.peek()? {
-                b',' => c.pos += 1,
-                b'}' => {
+            let lead_start = c.pos;
+            match (c.peek()?, first) {
+                (b'}', _) => {
                     c.pos += 1;
                     return self.finish_row();
                 }
-                _ => return Err(Stop::Json("expected `,` or `}`")),
+                (b',', false) => c.pos += 1,
+                (_, false) => return Err(Stop::Json("expected `,` or `}`")),
+                (_, true) => {}
             }
+            let field = self.key(c)?;
+            c.eat(b':', "expected `:`")?;
+            if c.peek()? == b'"' {
+                let f = &mut self.fields[field];
+                f.lead = Pattern::new(&c.bytes[lead_start..=c.pos]);
+                f.lead_first = first;
+            }
+            self.value(c, field)?;
         }
     }
 
@@ -528,6 +533,7 @@ impl<'s> State<'s> {
             name: name.to_owned(),
             role,
             lead: None,
+            lead_first: false,
         });
         Some(self.fields.len() - 1)
     }
@@ -919,6 +925,18 @@ mod tests {
         }
         let cut = &SHIFTING[..SHIFTING.len() - 4];
         assert!(matches!(trickled(cut, 7).0, Err(ParseError::Json { .. })));
+    }
+
+    #[test]
+    fn learned_leads_never_accept_a_comma_where_none_may_be() {
+        // After the second row, `a` was last seen after a comma: its lead
+        // starts with `, `. A record that starts with that is still refused.
+        let doc = br#"{"report": [{"a": "1", "b": "2"}, {"b": "2", "a": "1"}, {, "a": "1"}]}"#;
+        let err = parse_report(doc, None, &mut Collect::default()).unwrap_err();
+        assert!(matches!(err, ParseError::Json { column: 58, .. }), "{err}");
+        let doc = br#"{"report": [{"a": "1", "b": "2"}, {"a": "1" "b": "2"}]}"#;
+        let err = parse_report(doc, None, &mut Collect::default()).unwrap_err();
+        assert!(err.to_string().contains("expected `,` or `}`"), "{err}");
     }
 
     #[test]
