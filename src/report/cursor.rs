@@ -95,7 +95,14 @@ impl<'b> Cursor<'b> {
                 b'"' => break,
                 b'\\' => {
                     escaped = true;
-                    i += escape_len(&self.bytes[i..])?;
+                    match escape_len(&self.bytes[i..]) {
+                        Ok(len) => i += len,
+                        Err(stop) => {
+                            // At the backslash, however the string was entered.
+                            self.pos = i;
+                            return Err(stop);
+                        }
+                    }
                 }
                 _ => {
                     self.pos = i;

@@ -927,6 +927,51 @@ mod tests {
         assert!(matches!(trickled(cut, 7).0, Err(ParseError::Json { .. })));
     }
 
+    /// Messages of JSON errors about a valid document of the wrong shape.
+    const SHAPE_ERRORS: [&str; 4] = [
+        "expected a CMU report object",
+        "`report` must be an array of records",
+        "expected a report record (an object of strings)",
+        "`_links`: ",
+    ];
+
+    #[test]
+    fn mutated_documents_agree_with_serde_json_and_read_the_same_in_pieces() {
+        let original = SHIFTING.as_bytes();
+        let replacements = b"\",:{}[] \\1an-.e";
+        let mut checked = 0;
+        for at in 0..original.len() {
+            let deleted = [&original[..at], &original[at + 1..]].concat();
+            let replaced = replacements.iter().map(|&b| {
+                let mut doc = original.to_vec();
+                doc[at] = b;
+                doc
+            });
+            for doc in std::iter::once(deleted).chain(replaced) {
+                let mut sink = Collect::default();
+                let ours = parse_report(&doc, None, &mut sink).map(|p| p.rows);
+                let valid = serde_json::from_slice::<serde_json::Value>(&doc).is_ok();
+                let text = String::from_utf8_lossy(&doc);
+                match &ours {
+                    Ok(_) => assert!(valid, "accepted invalid JSON: {text}"),
+                    Err(ParseError::Json { reason, .. }) if valid => assert!(
+                        SHAPE_ERRORS.iter().any(|shape| reason.starts_with(shape)),
+                        "refused valid JSON ({reason}): {text}"
+                    ),
+                    Err(_) => {}
+                }
+                let step = 1 + at % 9;
+                let mut pieces = Collect::default();
+                let mut reader = Trickle { bytes: &doc, step };
+                let in_pieces = parse_report_from(&mut reader, None, &mut pieces).map(|p| p.rows);
+                assert_eq!(in_pieces, ours, "pieces of {step} bytes: {text}");
+                assert_eq!(pieces.0, sink.0, "pieces of {step} bytes: {text}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 8_000, "{checked}");
+    }
+
     #[test]
     fn learned_leads_never_accept_a_comma_where_none_may_be() {
         // After the second row, `a` was last seen after a comma: its lead
