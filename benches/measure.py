@@ -14,7 +14,7 @@ FLOOR_PARSE = os.path.join(REL, "examples", "parse_floor")
 FLOOR_SERVER = os.path.join(REL, "examples", "static_server")
 BASELINE = os.path.join(ROOT, "..", "shared", "bench", "python_baseline.py")
 ROWS = int(os.environ.get("BENCH_ROWS", "100000"))
-RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+RUNS = int(os.environ.get("BENCH_RUNS", "7"))
 WRK_SECONDS = os.environ.get("BENCH_WRK_SECONDS", "10")
 
 rows_out = []
@@ -30,14 +30,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-def timed(cmd, stdout=subprocess.DEVNULL):
-    """Median wall time of RUNS runs of a whole process."""
-    times = []
+def timed(*cmds):
+    """Median wall time of each whole-process command over RUNS rounds.
+
+    The commands take turns within each round, so a noisy spell on a shared
+    machine slows all of them alike instead of one."""
+    times = [[] for _ in cmds]
     for _ in range(RUNS):
-        start = time.perf_counter()
-        subprocess.run(cmd, stdout=stdout, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for cmd, samples in zip(cmds, times):
+            start = time.perf_counter()
+            subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+            samples.append(time.perf_counter() - start)
+    return [statistics.median(samples) for samples in times]
 
 
 def peak_rss_kb(cmd):
@@ -90,9 +94,8 @@ def ingest(work):
     with open(report, "w") as f:
         subprocess.run([sys.executable, BASELINE, "--make", str(ROWS)], stdout=f, check=True)
     size_kb = os.path.getsize(report) / 1024
-    ours = timed([EXPORTER, "render", report])
-    python = timed([sys.executable, BASELINE, report])
-    floor = timed([FLOOR_PARSE, report])
+    ours, python, floor = timed([EXPORTER, "render", report], [sys.executable, BASELINE, report],
+                                [FLOOR_PARSE, report])
     row(f"ingest {ROWS} rows ({size_kb / 1024:.0f} MB): render vs python baseline",
         f"{ours * 1000:.0f} ms", f"{python * 1000:.0f} ms", f"{python / ours:.1f}x faster", ">= 30x", python / ours >= 30)
     row("ingest vs serde_json into IgnoredAny (floor)",
