@@ -137,8 +137,18 @@ pub fn parse_report_from(
     path: Option<&ReportPath>,
     sink: &mut dyn RowSink,
 ) -> Result<Parsed, ParseError> {
+    parse_in_pieces(reader, path, sink, READ_CHUNK)
+}
+
+/// [`parse_report_from`] with a buffer of `piece` bytes to start with.
+fn parse_in_pieces(
+    reader: &mut dyn Read,
+    path: Option<&ReportPath>,
+    sink: &mut dyn RowSink,
+    piece: usize,
+) -> Result<Parsed, ParseError> {
     let mut parser = ReportParser::new(path, sink);
-    let mut buffer = vec![0u8; READ_CHUNK];
+    let mut buffer = vec![0u8; piece.max(1)];
     // Bytes of `buffer` read but not yet consumed by the parser.
     let (mut start, mut end) = (0, 0);
     loop {
@@ -147,7 +157,9 @@ pub fn parse_report_from(
                 buffer.copy_within(start..end, 0);
                 (start, end) = (0, end - start);
             } else {
-                // One unit (a record, or a member before the rows) fills the buffer.
+                // One unit (a record, or a member before the rows) fills the
+                // buffer: double it, so that a large unit is read again only
+                // a logarithmic number of times.
                 buffer.resize(buffer.len() * 2, 0);
             }
         }
@@ -161,6 +173,9 @@ pub fn parse_report_from(
             }
         };
         end += read;
+        if read > 0 && end < buffer.len() {
+            continue; // Parse full buffers only (pipes hand out small reads).
+        }
         start += parser.feed(&buffer[start..end], read == 0)?;
         if read == 0 {
             return parser.finish();
@@ -843,7 +858,9 @@ mod tests {
         assert!(matches!(err, ParseError::Json { .. }), "{err}");
     }
 
-    /// A reader that hands out at most `step` bytes per call.
+    /// A reader that hands out at most `step` bytes per call (like a pipe),
+    /// read into a buffer of `step` bytes to start with: records straddle
+    /// pieces and are read again.
     struct Trickle<'a> {
         bytes: &'a [u8],
         step: usize,
@@ -869,7 +886,7 @@ mod tests {
             bytes: doc.as_bytes(),
             step,
         };
-        let outcome = parse_report_from(&mut reader, None, &mut sink).map(|p| p.rows);
+        let outcome = parse_in_pieces(&mut reader, None, &mut sink, step).map(|p| p.rows);
         (outcome, sink.0)
     }
 
@@ -963,7 +980,8 @@ mod tests {
                 let step = 1 + at % 9;
                 let mut pieces = Collect::default();
                 let mut reader = Trickle { bytes: &doc, step };
-                let in_pieces = parse_report_from(&mut reader, None, &mut pieces).map(|p| p.rows);
+                let in_pieces =
+                    parse_in_pieces(&mut reader, None, &mut pieces, step).map(|p| p.rows);
                 assert_eq!(in_pieces, ours, "pieces of {step} bytes: {text}");
                 assert_eq!(pieces.0, sink.0, "pieces of {step} bytes: {text}");
                 checked += 1;
