@@ -43,9 +43,17 @@ async fn transient_cmu_failures_are_retried_with_growing_pauses() {
     // An hourly report's first pause is 1 s, then 2 s, each stretched by up to 50%.
     assert!(first >= Duration::from_secs(1), "first pause {first:?}");
     assert!(second >= Duration::from_secs(2), "second pause {second:?}");
+    // The simulator counts the 200 before the exporter has parsed and
+    // published the report: wait for the published state.
     let metrics = format!("{}/metrics", exporter.url());
-    let text = get_text(&metrics).await.1;
-    assert!(text.contains("cmu_exporter_report_up{report=\"daily\"} 1"));
+    wait_for("the report up after the retries", WAIT, || async {
+        get_text(&metrics)
+            .await
+            .1
+            .contains("cmu_exporter_report_up{report=\"daily\"} 1")
+            .then_some(())
+    })
+    .await;
     exporter.stop().await;
 }
 
