@@ -45,13 +45,9 @@ async fn transient_cmu_failures_are_retried_with_growing_pauses() {
     assert!(second >= Duration::from_secs(2), "second pause {second:?}");
     // The simulator counts the 200 before the exporter has parsed and
     // published the report: wait for the published state.
-    let metrics = format!("{}/metrics", exporter.url());
+    let (base, up) = (exporter.url(), "cmu_exporter_report_up{report=\"daily\"}");
     wait_for("the report up after the retries", WAIT, || async {
-        get_text(&metrics)
-            .await
-            .1
-            .contains("cmu_exporter_report_up{report=\"daily\"} 1")
-            .then_some(())
+        (metric_value(&base, up).await == Some(1.0)).then_some(())
     })
     .await;
     exporter.stop().await;
