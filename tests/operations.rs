@@ -46,10 +46,7 @@ async fn transient_cmu_failures_are_retried_with_growing_pauses() {
     // The simulator counts the 200 before the exporter has parsed and
     // published the report: wait for the published state.
     let (base, up) = (exporter.url(), "cmu_exporter_report_up{report=\"daily\"}");
-    wait_for("the report up after the retries", WAIT, || async {
-        (metric_value(&base, up).await == Some(1.0)).then_some(())
-    })
-    .await;
+    wait_for_value("the report up after the retries", WAIT, &base, up, 1.0).await;
     exporter.stop().await;
 }
 
@@ -119,10 +116,7 @@ async fn self_metrics_and_readiness_follow_the_simulator_failing_and_recovering(
     assert_eq!(metric_value(&base, errors_503).await, None);
 
     sim.inject(Target::Cmu, Fault::Status(503), 1_000);
-    wait_for("report_up 0", WAIT, || async {
-        (metric_value(&base, up).await == Some(0.0)).then_some(())
-    })
-    .await;
+    wait_for_value("report_up 0", WAIT, &base, up, 0.0).await;
     assert!(metric_value(&base, failures).await.unwrap() >= 1.0);
     assert!(
         metric_value(&base, errors_503).await.unwrap() >= 3.0,
@@ -132,10 +126,7 @@ async fn self_metrics_and_readiness_follow_the_simulator_failing_and_recovering(
     assert_eq!(get_text(&format!("{base}/readyz")).await.0, 200);
 
     sim.clear_faults();
-    wait_for("report_up back to 1", WAIT, || async {
-        (metric_value(&base, up).await == Some(1.0)).then_some(())
-    })
-    .await;
+    wait_for_value("report_up back to 1", WAIT, &base, up, 1.0).await;
 
     // Revoked credentials whose re-registration is refused need a person.
     sim.revoke_credentials();
@@ -202,10 +193,13 @@ async fn reload_keeps_unchanged_reports_and_refuses_a_bad_file() {
             && body.contains("removed: hourly"),
         "{body}"
     );
-    wait_for("the new report", WAIT, || async {
-        (metric_value(&base, "cmu_exporter_report_up{report=\"monthly\"}").await == Some(1.0))
-            .then_some(())
-    })
+    wait_for_value(
+        "the new report",
+        WAIT,
+        &base,
+        "cmu_exporter_report_up{report=\"monthly\"}",
+        1.0,
+    )
     .await;
     let text = get_text(&format!("{base}/metrics")).await.1;
     assert!(
@@ -268,10 +262,7 @@ async fn sighup_applies_a_good_file_and_refuses_a_bad_one() {
     let process = spawn_binary(&config, &[], &[]);
     let base = process.base.clone();
     let up = |r: &'static str| format!("cmu_exporter_report_up{{report=\"{r}\"}}");
-    wait_for("the first poll", WAIT, || async {
-        (metric_value(&base, &up("daily")).await == Some(1.0)).then_some(())
-    })
-    .await;
+    wait_for_value("the first poll", WAIT, &base, &up("daily"), 1.0).await;
     let hangup = || {
         let pid = process.child.id().to_string();
         assert!(
@@ -284,18 +275,12 @@ async fn sighup_applies_a_good_file_and_refuses_a_bad_one() {
     };
     rewrite_reports(&config, &format!("{DAILY}{MONTHLY}"));
     hangup();
-    wait_for("the added report", WAIT, || async {
-        (metric_value(&base, &up("monthly")).await == Some(1.0)).then_some(())
-    })
-    .await;
+    wait_for_value("the added report", WAIT, &base, &up("monthly"), 1.0).await;
 
     std::fs::write(&config, "reports: [oops").unwrap();
     hangup();
     let reloaded = "cmu_exporter_config_last_reload_successful";
-    wait_for("the refusal", WAIT, || async {
-        (metric_value(&base, reloaded).await == Some(0.0)).then_some(())
-    })
-    .await;
+    wait_for_value("the refusal", WAIT, &base, reloaded, 0.0).await;
     assert_eq!(
         metric_value(&base, &up("monthly")).await,
         Some(1.0),
@@ -324,10 +309,13 @@ async fn a_configured_proxy_carries_every_request_to_adobe() {
     add_adobe_settings(&config, &format!("  proxy_url: http://{}\n", proxy.addr));
     let exporter = exporter(&config).await;
     let base = exporter.url();
-    wait_for("a poll through the proxy", WAIT, || async {
-        (metric_value(&base, "cmu_exporter_report_up{report=\"daily\"}").await == Some(1.0))
-            .then_some(())
-    })
+    wait_for_value(
+        "a poll through the proxy",
+        WAIT,
+        &base,
+        "cmu_exporter_report_up{report=\"daily\"}",
+        1.0,
+    )
     .await;
     let seen = proxy.seen.lock().unwrap().clone();
     let through = |path: &str| seen.iter().filter(|u| u.contains(path)).count();
@@ -369,10 +357,13 @@ async fn an_extra_ca_file_makes_a_privately_signed_adobe_endpoint_trusted() {
     add_adobe_settings(&config, &format!("  ca_file: {}\n", ca_file.display()));
     let trusted = exporter(&config).await;
     let base = trusted.url();
-    wait_for("a poll over TLS", WAIT, || async {
-        (metric_value(&base, "cmu_exporter_report_up{report=\"daily\"}").await == Some(1.0))
-            .then_some(())
-    })
+    wait_for_value(
+        "a poll over TLS",
+        WAIT,
+        &base,
+        "cmu_exporter_report_up{report=\"daily\"}",
+        1.0,
+    )
     .await;
     assert!(
         front
@@ -393,10 +384,7 @@ async fn the_proxy_variables_are_honoured_with_no_proxy() {
     let up = "cmu_exporter_report_up{report=\"daily\"}";
     let process = spawn_binary(&config, &[], &[("HTTP_PROXY", &proxy_url)]);
     let base = process.base.clone();
-    wait_for("a poll through HTTP_PROXY", WAIT, || async {
-        (metric_value(&base, up).await == Some(1.0)).then_some(())
-    })
-    .await;
+    wait_for_value("a poll through HTTP_PROXY", WAIT, &base, up, 1.0).await;
     assert!(process.stop().0.success());
     let proxied = proxy.seen.lock().unwrap().len();
     assert!(
@@ -411,10 +399,7 @@ async fn the_proxy_variables_are_honoured_with_no_proxy() {
     );
     let base = process.base.clone();
     let before = sim.count(Endpoint::Cmu);
-    wait_for("a direct poll", WAIT, || async {
-        (metric_value(&base, up).await == Some(1.0)).then_some(())
-    })
-    .await;
+    wait_for_value("a direct poll", WAIT, &base, up, 1.0).await;
     assert!(process.stop().0.success());
     assert!(sim.count(Endpoint::Cmu) > before);
     assert_eq!(

@@ -37,10 +37,13 @@ async fn every_listen_address_serves_the_same_metrics() {
     assert_ne!(exporter.addrs[0], exporter.addrs[1]);
     for addr in &exporter.addrs {
         let base = format!("http://{addr}");
-        wait_for("the report on every address", WAIT, || async {
-            (metric_value(&base, "cmu_exporter_report_up{report=\"daily\"}").await == Some(1.0))
-                .then_some(())
-        })
+        wait_for_value(
+            "the report on every address",
+            WAIT,
+            &base,
+            "cmu_exporter_report_up{report=\"daily\"}",
+            1.0,
+        )
         .await;
     }
     exporter.stop().await;

@@ -84,6 +84,15 @@ where
     }
 }
 
+/// Waits until sample `series` of the exporter at `base` reads `value`, or
+/// panics naming `what`.
+pub async fn wait_for_value(what: &str, timeout: Duration, base: &str, series: &str, value: f64) {
+    wait_for(what, timeout, || async {
+        (metric_value(base, series).await == Some(value)).then_some(())
+    })
+    .await;
+}
+
 /// An HTTP client for tests (rustls needs its crypto provider first).
 pub fn http() -> reqwest::Client {
     http_builder().build().unwrap()
