@@ -5,7 +5,8 @@
 
 use std::hint::black_box;
 
-use cmu_exporter::export::{BucketChoice, Exposition, SnapshotSpec, build_snapshot};
+use cmu_exporter::export::{Exposition, SnapshotSpec, build_snapshot};
+use cmu_exporter::report::BucketChoice;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// The baseline's synthetic report: six hours of rows over tenant, mvpd,

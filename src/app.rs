@@ -8,16 +8,16 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
-use crate::cmu::CmuClient;
+use crate::cmu::{AuthorizedClient, CmuClient};
 use crate::config::Config;
 use crate::credentials::{
     Credentials, CredentialsError, DcrClient, SoftwareStatement, StateStore, StoreError,
 };
-use crate::export::ExportStore;
+use crate::outgoing::ClientError;
 use crate::poller::PollContext;
+use crate::reports::Reports;
 use crate::server::{AppState, router};
 use crate::shutdown::Shutdown;
-use crate::status::StatusBoard;
 use crate::supervisor::Supervisor;
 use crate::telemetry::Telemetry;
 
@@ -42,8 +42,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
-    #[error("{0}")]
-    Http(String),
+    #[error(transparent)]
+    Http(#[from] ClientError),
     #[error("cannot listen on {addr}: {reason}: pick a free address with --web.listen-address")]
     Listen { addr: SocketAddr, reason: String },
 }
@@ -52,8 +52,8 @@ pub enum StartError {
 pub struct Running {
     /// The addresses actually bound.
     pub addrs: Vec<SocketAddr>,
-    pub store: Arc<ExportStore>,
-    pub board: Arc<StatusBoard>,
+    /// Every report's snapshot, status and self-metrics.
+    pub reports: Arc<Reports>,
     pub telemetry: Telemetry,
     pub credentials: Arc<Credentials>,
     /// The pollers; [`Supervisor::reload`] applies a new configuration file.
@@ -91,15 +91,14 @@ pub fn open_credentials(
 /// Starts polling and serving. Returns once every address is bound.
 pub async fn start(config: Config, options: Options) -> Result<Running, StartError> {
     let telemetry = Telemetry::new();
-    let http = crate::http::adobe_client(&config.adobe).map_err(StartError::Http)?;
+    let http = crate::outgoing::adobe_client(&config.adobe)?;
     let credentials = Arc::new(open_credentials(
         &config,
         http.clone(),
         options.clock.clone(),
         telemetry.clone(),
     )?);
-    let export = Arc::new(ExportStore::default());
-    let board = Arc::new(StatusBoard::default());
+    let reports = Arc::new(Reports::new(telemetry.clone(), options.clock.clone()));
     let mut listeners = Vec::new();
     for addr in &options.listen {
         let listener = TcpListener::bind(addr)
@@ -115,28 +114,32 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         .filter_map(|l| l.local_addr().ok())
         .collect();
     let ctx = PollContext {
-        cmu: CmuClient::new(
-            http,
-            config.adobe.cmu_url.clone(),
-            telemetry.clone(),
-            options.clock.clone(),
-        ),
-        credentials: credentials.clone(),
-        store: export.clone(),
-        board: board.clone(),
-        telemetry: telemetry.clone(),
+        client: AuthorizedClient {
+            cmu: CmuClient::new(
+                http,
+                config.adobe.cmu_url.clone(),
+                telemetry.clone(),
+                options.clock.clone(),
+            ),
+            credentials: credentials.clone(),
+        },
+        reports: reports.clone(),
         clock: options.clock.clone(),
         time_zone: config.adobe.time_zone.clone(),
         permits: Arc::new(tokio::sync::Semaphore::new(
             config.adobe.max_concurrent_requests,
         )),
     };
-    let supervisor = Arc::new(Supervisor::start(config, options.config_file.clone(), ctx));
+    let supervisor = Arc::new(Supervisor::start(
+        config,
+        options.config_file.clone(),
+        ctx,
+        telemetry.clone(),
+    ));
     let shutdown = Shutdown::new();
     let mut tasks = JoinSet::new();
     let state = AppState {
-        store: export.clone(),
-        board: board.clone(),
+        reports: reports.clone(),
         telemetry: telemetry.clone(),
         credentials: credentials.clone(),
         supervisor: supervisor.clone(),
@@ -154,8 +157,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
     }
     Ok(Running {
         addrs,
-        store: export,
-        board,
+        reports,
         telemetry,
         credentials,
         supervisor,

@@ -11,8 +11,8 @@ use crate::app::{self, Options};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::credentials::SoftwareStatement;
-use crate::export::{BucketChoice, Exposition, SnapshotSpec, build_snapshot_from};
-use crate::report::ReportPath;
+use crate::export::{Exposition, SnapshotSpec, build_snapshot_from};
+use crate::report::{BucketChoice, ReportPath};
 use crate::simulator::{Simulator, SimulatorConfig};
 use crate::web::WebConfig;
 
@@ -441,7 +441,7 @@ async fn credentials(
     let file =
         config_file.ok_or("--config.file is required: the state_dir and statement come from it")?;
     let config = Config::load(&file).map_err(|e| e.to_string())?;
-    let http = crate::http::adobe_client(&config.adobe)?;
+    let http = crate::outgoing::adobe_client(&config.adobe).map_err(|e| e.to_string())?;
     let telemetry = crate::telemetry::Telemetry::new();
     let credentials = app::open_credentials(&config, http, Clock::wall(), telemetry)
         .map_err(|e| e.to_string())?;
@@ -485,39 +485,42 @@ async fn credentials(
     Ok(())
 }
 
-/// Credentials and a CMU client for the one-off commands.
-fn online_parts(
-    config: &Config,
-) -> Result<(crate::credentials::Credentials, crate::cmu::CmuClient), String> {
-    let http = crate::http::adobe_client(&config.adobe)?;
+/// An authorized CMU client for the one-off commands.
+fn online_client(config: &Config) -> Result<crate::cmu::AuthorizedClient, String> {
+    let http = crate::outgoing::adobe_client(&config.adobe).map_err(|e| e.to_string())?;
     let telemetry = crate::telemetry::Telemetry::new();
     let credentials = app::open_credentials(config, http.clone(), Clock::wall(), telemetry.clone())
         .map_err(|e| e.to_string())?;
-    Ok((
-        credentials,
-        crate::cmu::CmuClient::new(http, config.adobe.cmu_url.clone(), telemetry, Clock::wall()),
-    ))
+    Ok(crate::cmu::AuthorizedClient {
+        credentials: std::sync::Arc::new(credentials),
+        cmu: crate::cmu::CmuClient::new(
+            http,
+            config.adobe.cmu_url.clone(),
+            telemetry,
+            Clock::wall(),
+        ),
+    })
 }
 
 async fn discover(config_file: Option<PathBuf>) -> Result<(), String> {
     let file =
         config_file.ok_or("--config.file is required: the CMU URL and credentials come from it")?;
     let config = Config::load(&file).map_err(|e| e.to_string())?;
-    let (credentials, cmu) = online_parts(&config)?;
-    let paths = crate::discovery::walk(&cmu, &credentials)
+    let client = online_client(&config)?;
+    let paths = crate::discovery::walk(&client)
         .await
         .map_err(|e| format!("discovery failed: {e}"))?;
     print!(
         "{}",
-        crate::discovery::describe(&paths, config.adobe.cmu_url.as_str())
+        crate::discovery::config_snippet(&paths, config.adobe.cmu_url.as_str())
     );
     Ok(())
 }
 
 async fn check_online(file: &std::path::Path) -> Result<(), String> {
     let config = Config::load(file).map_err(|e| e.to_string())?;
-    let (credentials, cmu) = online_parts(&config)?;
-    let paths = crate::discovery::walk(&cmu, &credentials)
+    let client = online_client(&config)?;
+    let paths = crate::discovery::walk(&client)
         .await
         .map_err(|e| format!("online check failed: {e}"))?;
     let missing: Vec<String> = config

@@ -1,6 +1,8 @@
-//! Client of the CMU report API (reference §6).
+//! Client of the CMU report API (reference §6), and [`AuthorizedClient`]:
+//! the one way to GET a report with the shared token (poller, discovery).
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use jiff::civil::DateTime;
@@ -8,8 +10,10 @@ use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::Clock;
-use crate::http::{backoff, describe, retry_after};
+use crate::credentials::{Credentials, CredentialsError};
+use crate::outgoing::{exchange, first_line};
 use crate::report::ReportPath;
+use crate::retry::{RetryPolicy, Verdict};
 use crate::telemetry::{Api, Telemetry};
 
 /// What to ask a report for.
@@ -76,6 +80,18 @@ impl CmuError {
 /// Attempts of one CMU request when the failures are transient.
 pub const ATTEMPTS: u32 = 3;
 
+/// How one request of a report polled every `interval` is retried: first
+/// after a tenth of the interval (between 100 ms and 1 s, so retries stay
+/// well inside it), doubling up to ten times that, [`ATTEMPTS`] in all.
+pub fn request_retry(interval: Duration) -> RetryPolicy {
+    let first = (interval / 10).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    RetryPolicy {
+        first,
+        cap: first * 10,
+        attempts: ATTEMPTS,
+    }
+}
+
 /// Longest `Retry-After` waited out inside a poll; a longer one ends the
 /// poll and the poller comes back after it.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -91,17 +107,6 @@ pub struct CmuClient {
 
 fn iso(t: DateTime) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S").to_string()
-}
-
-/// The first line of an error body, short, for messages.
-fn first_line(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    text.lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect()
 }
 
 impl CmuClient {
@@ -156,34 +161,33 @@ impl CmuClient {
 
     /// GETs a report; `endpoint` labels the request in self-metrics.
     ///
-    /// Transient failures are retried up to [`ATTEMPTS`] times in all, after
-    /// pauses that start at `first_pause` and double (with jitter) up to
-    /// `10 * first_pause`, or after the server's `Retry-After` when it asks
-    /// for longer (up to [`MAX_RETRY_AFTER`]).
+    /// Transient failures are retried as `retry` says, or after the
+    /// server's `Retry-After` when it asks for longer (up to
+    /// [`MAX_RETRY_AFTER`]; a longer one ends the request).
     pub async fn get(
         &self,
         endpoint: &str,
         path: &ReportPath,
         url: Url,
         token: &SecretString,
-        first_pause: Duration,
+        retry: RetryPolicy,
     ) -> Result<Bytes, CmuError> {
-        let mut attempt = 1;
-        loop {
-            match self.get_once(endpoint, path, url.clone(), token).await {
-                Err(e)
-                    if e.is_transient()
-                        && attempt < ATTEMPTS
-                        && e.retry_after().is_none_or(|w| w <= MAX_RETRY_AFTER) =>
-                {
-                    let pause = backoff(attempt, first_pause, first_pause * 10, e.retry_after());
-                    tracing::debug!(report = %endpoint, error = %e, attempt, pause_ms = pause.as_millis() as u64, "CMU request failed; retrying");
-                    self.clock.sleep(pause).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let judge = |e: &CmuError| match e.retry_after() {
+            _ if !e.is_transient() => Verdict::GiveUp,
+            Some(wait) if wait > MAX_RETRY_AFTER => Verdict::GiveUp,
+            retry_after => Verdict::Retry { retry_after },
+        };
+        let wait = |attempt: u32, pause: Duration, e: &CmuError| {
+            tracing::debug!(report = %endpoint, error = %e, attempt, pause_ms = pause.as_millis() as u64, "CMU request failed; retrying");
+            self.clock.sleep(pause)
+        };
+        retry
+            .run(
+                || self.get_once(endpoint, path, url.clone(), token),
+                judge,
+                wait,
+            )
+            .await
     }
 
     async fn get_once(
@@ -193,27 +197,16 @@ impl CmuClient {
         url: Url,
         token: &SecretString,
     ) -> Result<Bytes, CmuError> {
-        let started = Instant::now();
         let request = self
             .http
             .get(url)
             .bearer_auth(token.expose_secret())
             .header("accept", "application/json");
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                self.telemetry
-                    .http_request(Api::Cmu, endpoint, None, started.elapsed());
-                return Err(CmuError::Transport(describe(&e)));
-            }
-        };
-        let status = response.status();
-        let wait = retry_after(response.headers());
-        let body = response.bytes().await;
-        self.telemetry
-            .http_request(Api::Cmu, endpoint, Some(status.as_u16()), started.elapsed());
-        let body = body.map_err(|e| CmuError::Transport(describe(&e)))?;
-        match status {
+        let answer = exchange(&self.telemetry, Api::Cmu, endpoint, request)
+            .await
+            .map_err(|e| CmuError::Transport(e.reason))?;
+        let body = answer.body;
+        match answer.status {
             s if s.is_success() => Ok(body),
             StatusCode::UNAUTHORIZED => Err(CmuError::Unauthorized),
             StatusCode::NOT_FOUND => Err(CmuError::NotFound {
@@ -222,12 +215,77 @@ impl CmuClient {
             StatusCode::BAD_REQUEST => Err(CmuError::BadRequest {
                 reason: first_line(&body),
             }),
-            StatusCode::TOO_MANY_REQUESTS => Err(CmuError::Throttled { retry_after: wait }),
+            StatusCode::TOO_MANY_REQUESTS => Err(CmuError::Throttled {
+                retry_after: answer.retry_after,
+            }),
             s => Err(CmuError::Status {
                 status: s.as_u16(),
                 reason: first_line(&body),
-                retry_after: wait,
+                retry_after: answer.retry_after,
             }),
+        }
+    }
+}
+
+/// Why an authorized GET failed: no token could be had, or CMU refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error(transparent)]
+    Cmu(#[from] CmuError),
+}
+
+impl FetchError {
+    /// How long the server asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FetchError::Cmu(e) => e.retry_after(),
+            FetchError::Credentials(_) => None,
+        }
+    }
+
+    /// Whether only a person can fix it (retrying at a fast pace will not help).
+    pub fn needs_person(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Credentials(CredentialsError::NeedsPerson(_))
+                | FetchError::Cmu(CmuError::NotFound { .. })
+        )
+    }
+}
+
+/// GETs reports with the shared access token: on 401 the token is
+/// rejected, renewed once, and the request sent again.
+#[derive(Debug, Clone)]
+pub struct AuthorizedClient {
+    pub cmu: CmuClient,
+    pub credentials: Arc<Credentials>,
+}
+
+impl AuthorizedClient {
+    /// The report at `path` for `query`; `endpoint` labels the requests in
+    /// self-metrics, `retry` paces retries of transient failures.
+    pub async fn get(
+        &self,
+        endpoint: &str,
+        path: &ReportPath,
+        query: &ReportQuery,
+        retry: RetryPolicy,
+    ) -> Result<Bytes, FetchError> {
+        let url = self.cmu.url(path, query);
+        let token = self.credentials.access_token().await?;
+        match self
+            .cmu
+            .get(endpoint, path, url.clone(), &token, retry)
+            .await
+        {
+            Err(CmuError::Unauthorized) => {
+                self.credentials.reject(&token).await;
+                let token = self.credentials.access_token().await?;
+                Ok(self.cmu.get(endpoint, path, url, &token, retry).await?)
+            }
+            other => Ok(other?),
         }
     }
 }

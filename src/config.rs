@@ -14,9 +14,8 @@ use jiff::tz::TimeZone;
 use reqwest::Url;
 use serde::Deserialize;
 
-use crate::export::BucketChoice;
 use crate::report::catalog::LEVEL_DIMENSIONS;
-use crate::report::{Granularity, ReportPath};
+use crate::report::{BucketChoice, Granularity, ReportPath};
 
 /// Adobe's production DCR host.
 pub const DEFAULT_DCR_URL: &str = "https://api.auth.adobe.com";
@@ -461,7 +460,7 @@ fn parse_filter(text: &str) -> Result<(String, String, bool), String> {
             "`{text}`: `{dimension}` is not a dimension name, e.g. `mvpd`"
         ));
     }
-    if crate::names::is_time_dimension(dimension) {
+    if crate::report::catalog::is_time_dimension(dimension) {
         return Err(format!(
             "`{text}`: time dimensions cannot be filtered (Adobe answers 400); the exporter chooses the time window itself"
         ));
@@ -482,7 +481,7 @@ fn check_static_label(name: &str, path: Option<&ReportPath>) -> Result<(), Strin
     if !legal {
         return Err("not a label name: use letters, digits and underscores, not starting with a digit or `__`".into());
     }
-    let taken = ["report", "le", "level"].contains(&name)
+    let taken = crate::names::RESERVED_LABELS.contains(&name)
         || path.is_some_and(|p| {
             p.segments()
                 .iter()

@@ -4,24 +4,28 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-use crate::cmu::{CmuClient, ReportQuery};
-use crate::credentials::Credentials;
-use crate::poller::{PollError, fetch};
+use crate::cmu::{AuthorizedClient, ReportQuery};
+use crate::poller::PollError;
 use crate::report::{ReportPath, path_of_href};
+use crate::retry::RetryPolicy;
 
 /// The `endpoint` label of discovery requests in self-metrics.
 const ENDPOINT: &str = "discover";
+
+/// Retries of one discovery request: 1 s, then 2 s.
+const RETRY: RetryPolicy = RetryPolicy {
+    first: Duration::from_secs(1),
+    cap: Duration::from_secs(10),
+    attempts: crate::cmu::ATTEMPTS,
+};
 
 /// Every path reachable from the root, in sorted order.
 ///
 /// Each node is asked for one row only (`limit=1`): the links are what
 /// matters. Links are resolved by their path after `/v2/`, whatever prefix
 /// they carry.
-pub async fn walk(
-    cmu: &CmuClient,
-    credentials: &Credentials,
-) -> Result<BTreeSet<ReportPath>, PollError> {
-    let root = ReportPath::parse("").expect("the root is a path");
+pub async fn walk(client: &AuthorizedClient) -> Result<BTreeSet<ReportPath>, PollError> {
+    let root = ReportPath::root();
     let mut found = BTreeSet::new();
     let mut queue = VecDeque::from([root]);
     let query = ReportQuery {
@@ -32,16 +36,7 @@ pub async fn walk(
         if !found.insert(path.clone()) {
             continue;
         }
-        let url = cmu.url(&path, &query);
-        let body = fetch(
-            cmu,
-            credentials,
-            ENDPOINT,
-            &path,
-            url,
-            Duration::from_secs(1),
-        )
-        .await?;
+        let body = client.get(ENDPOINT, &path, &query, RETRY).await?;
         let links = links_of(&body)?;
         for link in links.drill_down {
             match path_of_href(&link.href) {
@@ -81,7 +76,7 @@ pub fn suggested_name(path: &ReportPath) -> String {
 }
 
 /// The text `discover` prints: a table, then a configuration snippet.
-pub fn describe(paths: &BTreeSet<ReportPath>, base: &str) -> String {
+pub fn config_snippet(paths: &BTreeSet<ReportPath>, base: &str) -> String {
     let mut out = format!(
         "# {} report paths under {base}\n# path  (time granularity, default interval)\n",
         paths.len()

@@ -1,12 +1,12 @@
-//! The one place that maps CMU names to Prometheus names.
+//! Every name the exporter exports, and the one place that maps Adobe's
+//! names to Prometheus names.
 //!
 //! CMU metric and dimension names contain dashes and digits
 //! (`active-users`, `application-id`, `duration_0-15`) and Adobe serves names
 //! no page documents (`bstreams-30`, `occurrences`). Every name, known or not,
 //! goes through the same rules here, so the output is always legal
-//! exposition and an unknown name never fails a poll.
-
-use crate::swar;
+//! exposition and an unknown name never fails a poll. What Adobe *sends* is
+//! described in [`crate::report::catalog`].
 
 /// Prefix of every gauge derived from a CMU report.
 pub const METRIC_PREFIX: &str = "cmu_";
@@ -14,30 +14,32 @@ pub const METRIC_PREFIX: &str = "cmu_";
 /// Label that carries the configured report name on every CMU series.
 pub const REPORT_LABEL: &str = "report";
 
-/// Time dimensions, coarsest first. They select a time bucket and never
-/// become labels.
-pub const TIME_DIMENSIONS: [&str; 5] = ["year", "month", "day", "hour", "minute"];
+/// Label of the concurrency or activity level in level families.
+pub const LEVEL_LABEL: &str = "level";
 
-/// Dimensions documented by Adobe (plus `tenant`, used by every example).
-pub const KNOWN_DIMENSIONS: [&str; 13] = [
-    "tenant",
-    "year",
-    "month",
-    "day",
-    "hour",
-    "minute",
-    "application",
-    "application-id",
-    "channel",
-    "mvpd",
-    "platform",
-    "concurrency-level",
-    "activity-level",
-];
+/// Upper bound label of histogram buckets.
+pub const LE_LABEL: &str = "le";
 
-/// Whether a CMU field name is a time dimension.
-pub fn is_time_dimension(name: &str) -> bool {
-    TIME_DIMENSIONS.contains(&name)
+/// Labels the exporter sets itself: a dimension with one of these names is
+/// renamed ([`label_name`]) and a static label may not take one.
+pub const RESERVED_LABELS: [&str; 3] = [REPORT_LABEL, LE_LABEL, LEVEL_LABEL];
+
+/// Prefix given to a dimension whose label name would be reserved.
+const RESERVED_PREFIX: &str = "cmu_";
+
+/// `cmu_report_info{report, path, granularity} 1`.
+pub const REPORT_INFO_FAMILY: &str = "cmu_report_info";
+
+/// Start of the bucket a report's series show, per report.
+pub const BUCKET_START_FAMILY: &str = "cmu_report_bucket_start_timestamp_seconds";
+
+/// The histogram built from the `duration_*` ranges.
+pub const DURATION_FAMILY: &str = "cmu_session_duration_seconds";
+
+/// Family of a metric in a level report: `cmu_concurrency_level_users` for
+/// `users` by `concurrency-level`.
+pub fn level_family(level_dimension: &str, metric: &str) -> String {
+    metric_family(&format!("{level_dimension}_{metric}"))
 }
 
 /// Replaces every character that is not `[a-zA-Z0-9_]` with `_`.
@@ -61,17 +63,18 @@ pub fn metric_family(metric: &str) -> String {
 
 /// Prometheus label name of a CMU dimension: `application-id` -> `application_id`.
 ///
-/// Names that would be illegal or reserved get a `dim_` prefix (a leading
-/// digit, a leading `__`), and a dimension called `report` becomes
-/// `cmu_report` so it cannot collide with the exporter's own `report` label.
+/// Names that would be illegal get a `dim_` prefix (a leading digit, a
+/// leading `__`), and a dimension named like one of the exporter's own
+/// labels ([`RESERVED_LABELS`]: `report`, `le`, `level`) becomes
+/// `cmu_report`, `cmu_le`, `cmu_level`, so a label is never duplicated.
 pub fn label_name(dimension: &str) -> String {
     let mut out = String::with_capacity(dimension.len() + 4);
     sanitize(dimension, &mut out);
     if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) || out.starts_with("__") {
         out.insert_str(0, "dim_");
     }
-    if out == REPORT_LABEL {
-        out.insert_str(0, "cmu_");
+    if RESERVED_LABELS.contains(&out.as_str()) {
+        out.insert_str(0, RESERVED_PREFIX);
     }
     out
 }
@@ -80,8 +83,7 @@ pub fn label_name(dimension: &str) -> String {
 pub fn escape_label_value(value: impl AsRef<[u8]>, out: &mut Vec<u8>) {
     let bytes = value.as_ref();
     // Most values need no escape: one search, one copy.
-    let special = |w| swar::equal(w, b'\\') | swar::equal(w, b'"') | swar::equal(w, b'\n');
-    let Some(first) = swar::find(bytes, special, |b| matches!(b, b'\\' | b'"' | b'\n')) else {
+    let Some(first) = memchr::memchr3(b'\\', b'"', b'\n', bytes) else {
         out.extend_from_slice(bytes);
         return;
     };
@@ -124,29 +126,10 @@ pub fn write_value(value: f64, out: &mut Vec<u8>) {
     } else if value.is_infinite() {
         out.extend_from_slice(if value > 0.0 { b"+Inf" } else { b"-Inf" });
     } else if value.fract() == 0.0 && value.abs() < 9.0e15 {
-        write_integer(value as i64, out);
+        out.extend_from_slice(itoa::Buffer::new().format(value as i64).as_bytes());
     } else {
         let _ = write!(out, "{value}");
     }
-}
-
-/// Appends the decimal digits of `n` (faster than `fmt` on the encoding path).
-fn write_integer(n: i64, out: &mut Vec<u8>) {
-    if n < 0 {
-        out.push(b'-');
-    }
-    let mut digits = [0u8; 20];
-    let mut rest = n.unsigned_abs();
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 #[cfg(test)]
@@ -167,6 +150,8 @@ mod tests {
         assert_eq!(label_name("30-day"), "dim_30_day");
         assert_eq!(label_name("__name__"), "dim___name__");
         assert_eq!(label_name("report"), "cmu_report");
+        assert_eq!(label_name("le"), "cmu_le");
+        assert_eq!(label_name("level"), "cmu_level");
         assert_eq!(label_name(""), "dim_");
     }
 

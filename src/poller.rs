@@ -1,42 +1,48 @@
-//! Polls each configured report at its own pace and publishes snapshots.
+//! Polls each configured report at its own pace and says what happened.
 //!
 //! A report is polled once right away, then on a fixed grid of its interval
 //! (shifted by a per-report phase so reports do not fire together). A failed
 //! poll keeps the last good values and is retried sooner, backing off up to
-//! the interval. A global semaphore bounds concurrent CMU requests.
+//! the interval. A global semaphore bounds concurrent CMU requests. Each
+//! step's [`PollOutcome`] goes to [`Reports::apply`], which owns the state.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use jiff::Timestamp;
-use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
-use crate::cmu::{CmuClient, CmuError, ReportQuery};
+use crate::cmu::{AuthorizedClient, FetchError, ReportQuery, request_retry};
 use crate::config::ReportConfig;
-use crate::credentials::{Credentials, CredentialsError};
-use crate::export::{BucketChoice, ExportStore, SnapshotSpec, build_snapshot};
-use crate::report::{Granularity, ParseError};
+use crate::export::{ReportSnapshot, SnapshotSpec, build_snapshot};
+use crate::faults::{InjectedFault, strike};
+use crate::report::{ParseError, window};
+use crate::reports::{PollOutcome, Reports};
+use crate::retry::RetryPolicy;
 use crate::shutdown::ShutdownSignal;
-use crate::status::StatusBoard;
-use crate::telemetry::Telemetry;
 
 /// How long a poll in flight may still run after shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Shortest pause before retrying a failed poll.
-const FIRST_RETRY: Duration = Duration::from_secs(30);
+/// The schedule after failed polls: 30 s, doubling with jitter, never
+/// longer than the report's interval (a regular poll comes by then anyway).
+fn failure_retry(interval: Duration) -> RetryPolicy {
+    RetryPolicy {
+        first: Duration::from_secs(30),
+        cap: interval,
+        attempts: u32::MAX,
+    }
+}
 
 /// What every poller shares.
 #[derive(Clone)]
 pub struct PollContext {
-    pub cmu: CmuClient,
-    pub credentials: Arc<Credentials>,
-    pub store: Arc<ExportStore>,
-    pub board: Arc<StatusBoard>,
-    pub telemetry: Telemetry,
+    pub client: AuthorizedClient,
+    pub reports: Arc<Reports>,
     pub clock: Clock,
     pub time_zone: TimeZone,
     /// Bounds concurrent CMU requests across all reports.
@@ -47,55 +53,47 @@ pub struct PollContext {
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
     #[error(transparent)]
-    Credentials(#[from] CredentialsError),
-    #[error(transparent)]
-    Cmu(#[from] CmuError),
+    Fetch(#[from] FetchError),
     #[error("answer is not a usable report: {0}")]
     Parse(#[from] ParseError),
+    /// A bug in the exporter (a panic while fetching, parsing or building):
+    /// the poll fails, the poller goes on.
+    #[error("internal error (a bug in the exporter, please report it): {0}")]
+    Internal(String),
 }
 
 impl PollError {
     /// How long the server asked us to wait, if it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            PollError::Cmu(e) => e.retry_after(),
+            PollError::Fetch(e) => e.retry_after(),
             _ => None,
         }
     }
 
     /// Whether only a person can fix it (retrying at a fast pace will not help).
     pub fn needs_person(&self) -> bool {
-        matches!(
-            self,
-            PollError::Credentials(CredentialsError::NeedsPerson(_))
-                | PollError::Cmu(CmuError::NotFound { .. })
-        )
+        matches!(self, PollError::Fetch(e) if e.needs_person())
+    }
+
+    /// Whether it is a bug of ours rather than a failure of Adobe's.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, PollError::Internal(_))
+    }
+
+    fn from_panic(panic: Box<dyn std::any::Any + Send>) -> Self {
+        PollError::Internal(panic_message(panic))
     }
 }
 
-/// The window to ask for: the buckets needed and no more.
-///
-/// For the newest complete bucket: the two buckets before the current one
-/// (the older in case Adobe has not computed the newer yet), ending before
-/// the current bucket starts. For the partial bucket: the current one and the
-/// one before. Paths without a time dimension ignore the window.
-pub fn window(
-    granularity: Granularity,
-    choice: BucketChoice,
-    now: DateTime,
-) -> (Option<DateTime>, Option<DateTime>) {
-    let Some(span) = granularity.span() else {
-        return (None, None);
-    };
-    let current = granularity.floor(now);
-    let back = |n: i64| current.checked_sub(span.checked_mul(n).ok()?).ok();
-    match choice {
-        BucketChoice::Complete => (
-            back(2),
-            current.checked_sub(jiff::Span::new().seconds(1)).ok(),
-        ),
-        BucketChoice::Partial => (back(1), Some(now)),
-    }
+/// What a caught panic said.
+pub fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    let text = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    format!("panicked: {text}")
 }
 
 /// A stable offset in [0, min(interval / 10, 5 min)) from the report's name.
@@ -110,14 +108,11 @@ fn phase(name: &str, interval: Duration) -> Duration {
     Duration::from_millis(h % spread)
 }
 
-/// Polls one report until shutdown.
+/// Polls one report until shutdown. A failed poll (a panic included)
+/// only fails that poll; the loop goes on.
 pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownSignal) {
     let name = report.name.to_string();
-    ctx.board.update(&name, |s| {
-        s.path = report.path.to_string();
-        s.interval = report.interval;
-    });
-    ctx.telemetry.report_configured(&name, report.interval);
+    ctx.reports.configured(&report);
     let step = jiff::SignedDuration::try_from(report.interval)
         .unwrap_or(jiff::SignedDuration::from_secs(3600));
     let first = ctx.clock.now();
@@ -127,58 +122,56 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
     let mut failures = 0u32;
     let mut at = first;
     loop {
-        ctx.telemetry
-            .poll_scheduled(&name, at.as_millisecond() as f64 / 1000.0);
-        ctx.board.update(&name, |s| s.next_poll = Some(at));
+        strike(&name, InjectedFault::PanicInPoller);
+        ctx.reports.apply(&name, PollOutcome::Scheduled { at });
         tokio::select! {
             () = ctx.clock.sleep_until(at) => {}
             () = shutdown.wait() => return,
         }
         let started = Instant::now();
-        let poll = poll_once(&report, &ctx);
+        let poll = AssertUnwindSafe(poll_once(&report, &ctx))
+            .catch_unwind()
+            .map(|caught| caught.unwrap_or_else(|panic| Err(PollError::from_panic(panic))));
         tokio::pin!(poll);
         let result = tokio::select! {
             r = &mut poll => r,
             () = shutdown.wait() => {
-                // Finish the poll in flight (it publishes what it fetched), but not for long.
-                if tokio::time::timeout(SHUTDOWN_GRACE, poll).await.is_err() {
-                    tracing::warn!(report = %name, "stopping: the poll in flight did not finish in time and was abandoned");
+                // Finish the poll in flight and publish what it fetched, but not for long.
+                match tokio::time::timeout(SHUTDOWN_GRACE, poll).await {
+                    Ok(Ok(snapshot)) => ctx.reports.apply(&name, PollOutcome::Succeeded { snapshot, took: started.elapsed() }),
+                    Ok(Err(_)) => {}
+                    Err(_) => tracing::warn!(report = %name, "stopping: the poll in flight did not finish in time and was abandoned"),
                 }
                 return;
             }
         };
+        let took = started.elapsed();
         let now = ctx.clock.now();
         while next_regular <= now {
             next_regular += step;
         }
-        match result {
-            Ok(()) => {
+        let outcome = match result {
+            Ok(snapshot) => {
                 failures = 0;
                 at = next_regular;
+                PollOutcome::Succeeded { snapshot, took }
             }
-            Err(e) => {
+            Err(error) => {
                 failures += 1;
-                let retry = if e.needs_person() {
+                let retry = if error.needs_person() {
                     report.interval
                 } else {
-                    (FIRST_RETRY * 2u32.pow((failures - 1).min(10))).min(report.interval)
+                    failure_retry(report.interval).pause(failures, None)
                 };
-                at = next_attempt(now, retry, e.retry_after(), next_regular);
-                let message = e.to_string();
-                expire_if_stale(&name, report.max_age, now, &ctx);
-                ctx.telemetry.poll_failed(
-                    &name,
-                    &message,
-                    started.elapsed(),
-                    ctx.clock.real_duration(retry),
-                );
-                ctx.board.update(&name, |s| {
-                    s.last_attempt = Some(now);
-                    s.last_error = Some(message);
-                    s.needs_person = e.needs_person();
-                });
+                at = next_attempt(now, retry, error.retry_after(), next_regular);
+                PollOutcome::Failed {
+                    error,
+                    took,
+                    retry_in: at.duration_since(now).unsigned_abs(),
+                }
             }
-        }
+        };
+        ctx.reports.apply(&name, outcome);
     }
 }
 
@@ -196,55 +189,12 @@ fn next_attempt(
         .max(after(retry_after.unwrap_or_default()))
 }
 
-/// GETs a report with the shared token; a 401 renews the token once and
-/// retries. Transient failures are retried by [`CmuClient::get`], first
-/// after `first_pause`.
-pub async fn fetch(
-    cmu: &CmuClient,
-    credentials: &Credentials,
-    endpoint: &str,
-    path: &crate::report::ReportPath,
-    url: reqwest::Url,
-    first_pause: Duration,
-) -> Result<bytes::Bytes, PollError> {
-    let token = credentials.access_token().await?;
-    match cmu
-        .get(endpoint, path, url.clone(), &token, first_pause)
-        .await
-    {
-        Err(CmuError::Unauthorized) => {
-            credentials.reject(&token).await;
-            let token = credentials.access_token().await?;
-            Ok(cmu.get(endpoint, path, url, &token, first_pause).await?)
-        }
-        other => Ok(other?),
-    }
-}
-
-/// First pause between attempts of one request: a tenth of the report's
-/// interval, between 100 ms and 1 s, so retries stay well inside it.
-pub fn first_retry_pause(interval: Duration) -> Duration {
-    (interval / 10).clamp(Duration::from_millis(100), Duration::from_secs(1))
-}
-
-/// Drops a failing report's last good values once they are older than `max_age`.
-fn expire_if_stale(name: &str, max_age: Duration, now: Timestamp, ctx: &PollContext) {
-    let Some(snapshot_time) = ctx.board.last_success(name) else {
-        return;
-    };
-    let age = now.duration_since(snapshot_time);
-    if age > jiff::SignedDuration::try_from(max_age).unwrap_or(jiff::SignedDuration::MAX)
-        && ctx.store.snapshot(name).is_some()
-    {
-        ctx.store.remove(name);
-        ctx.board.update(name, |s| s.series = 0);
-        ctx.telemetry.report_expired(name, max_age);
-    }
-}
-
-/// One poll: token, request (one renewal and retry on 401), parse, publish.
-pub async fn poll_once(report: &ReportConfig, ctx: &PollContext) -> Result<(), PollError> {
-    let started = Instant::now();
+/// One poll: a window of the report, fetched with the shared token,
+/// parsed and built into a snapshot.
+pub async fn poll_once(
+    report: &ReportConfig,
+    ctx: &PollContext,
+) -> Result<Arc<ReportSnapshot>, PollError> {
     let _permit = ctx
         .permits
         .acquire()
@@ -261,16 +211,10 @@ pub async fn poll_once(report: &ReportConfig, ctx: &PollContext) -> Result<(), P
         metrics: report.metrics.clone(),
         filters: report.filters.clone(),
     };
-    let url = ctx.cmu.url(&report.path, &query);
-    let body = fetch(
-        &ctx.cmu,
-        &ctx.credentials,
-        name,
-        &report.path,
-        url,
-        first_retry_pause(report.interval),
-    )
-    .await?;
+    let body = ctx
+        .client
+        .get(name, &report.path, &query, request_retry(report.interval))
+        .await?;
     let spec = SnapshotSpec {
         report: name.to_owned(),
         path: Some(report.path.clone()),
@@ -282,56 +226,16 @@ pub async fn poll_once(report: &ReportConfig, ctx: &PollContext) -> Result<(), P
     };
     let snapshot = tokio::task::spawn_blocking(move || build_snapshot(&body, &spec))
         .await
-        .expect("snapshot building does not panic")?;
-    if snapshot.rows as u64 >= u64::from(report.limit) {
-        ctx.telemetry.poll_truncated(name, report.limit);
-    }
-    if snapshot.dropped > 0 {
-        ctx.telemetry.series_dropped(
-            name,
-            snapshot.dropped,
-            report.max_series.unwrap_or_default(),
-        );
-    }
-    let (series, rows, bucket_start) = (snapshot.series, snapshot.rows, snapshot.bucket_start);
-    ctx.store.publish(name, Arc::new(snapshot));
-    let done = ctx.clock.now();
-    ctx.telemetry.poll_succeeded(
-        name,
-        series,
-        started.elapsed(),
-        done.as_millisecond() as f64 / 1000.0,
-    );
-    ctx.board.update(name, |s| {
-        s.last_attempt = Some(done);
-        s.last_success = Some(done);
-        s.last_error = None;
-        s.needs_person = false;
-        s.series = series;
-        s.rows = rows;
-        s.bucket_start = bucket_start;
-    });
-    Ok(())
+        .map_err(|e| match e.try_into_panic() {
+            Ok(panic) => PollError::from_panic(panic),
+            Err(e) => PollError::Internal(e.to_string()),
+        })??;
+    Ok(Arc::new(snapshot))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn window_covers_the_buckets_needed() {
-        let now: DateTime = "2026-11-22T21:35:10".parse().unwrap();
-        let (s, e) = window(Granularity::Hour, BucketChoice::Complete, now);
-        assert_eq!(s.unwrap().to_string(), "2026-11-22T19:00:00");
-        assert_eq!(e.unwrap().to_string(), "2026-11-22T20:59:59");
-        let (s, e) = window(Granularity::Month, BucketChoice::Partial, now);
-        assert_eq!(s.unwrap().to_string(), "2026-10-01T00:00:00");
-        assert_eq!(e.unwrap(), now);
-        assert_eq!(
-            window(Granularity::Total, BucketChoice::Complete, now),
-            (None, None)
-        );
-    }
 
     #[test]
     fn retry_after_is_never_undercut_by_the_regular_poll() {

@@ -19,8 +19,8 @@ use jiff::Timestamp;
 use crate::clock::Clock;
 use crate::credentials::{Credentials, Health};
 use crate::export::ExportStore;
-use crate::status::StatusBoard;
-use crate::supervisor::Supervisor;
+use crate::reports::Reports;
+use crate::supervisor::{ReloadError, Supervisor};
 use crate::telemetry::Telemetry;
 
 /// Content type of the Prometheus text format.
@@ -29,8 +29,7 @@ pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// What the handlers read.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<ExportStore>,
-    pub board: Arc<StatusBoard>,
+    pub reports: Arc<Reports>,
     pub telemetry: Telemetry,
     pub credentials: Arc<Credentials>,
     pub supervisor: Arc<Supervisor>,
@@ -70,7 +69,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let exposition = state.store.current();
+    let exposition = state.reports.store().current();
     let mut own = Vec::with_capacity(16 * 1024);
     state.telemetry.encode(&mut own);
     let mut response = if accepts_gzip(&headers) {
@@ -119,7 +118,7 @@ pub fn unready_reason(state: &AppState) -> Option<String> {
         Health::Failing(why) => return Some(format!("no access token: {why}")),
         Health::Unknown | Health::Ok => {}
     }
-    let reports = state.board.all();
+    let reports = state.reports.all();
     if let Some((name, s)) = reports.iter().find(|(_, s)| s.needs_person) {
         return Some(format!(
             "report {name}: {}",
@@ -149,16 +148,24 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// `POST /-/reload`: 200 with what changed, or 400 with why the new
-/// configuration was refused (the previous one keeps running).
+/// `POST /-/reload`: 200 with what changed, or why the new configuration
+/// was refused (the previous one keeps running): 400 for a bad or missing
+/// file, 409 for a change that needs a restart, 503 while stopping.
 async fn reload(State(state): State<AppState>) -> Response {
     match state.supervisor.reload().await {
         Ok(summary) => (StatusCode::OK, format!("reloaded: {summary}\n")).into_response(),
-        Err(reason) => (
-            StatusCode::BAD_REQUEST,
-            format!("reload refused, the previous configuration keeps running: {reason}\n"),
-        )
-            .into_response(),
+        Err(reason) => {
+            let status = match reason {
+                ReloadError::NoFile | ReloadError::Invalid(_) => StatusCode::BAD_REQUEST,
+                ReloadError::NeedsRestart { .. } => StatusCode::CONFLICT,
+                ReloadError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (
+                status,
+                format!("reload refused, the previous configuration keeps running: {reason}\n"),
+            )
+                .into_response()
+        }
     }
 }
 
@@ -195,11 +202,11 @@ fn when(t: Option<Timestamp>, now: Timestamp) -> String {
 /// The concurrency and activity charts of the first report serving each.
 fn charts_section(store: &ExportStore) -> String {
     let mut out = String::new();
-    for (family, what) in [
-        ("cmu_concurrency_level_users", "streams opened at once"),
-        ("cmu_activity_level_users", "streams tried at once"),
+    for (dimension, what) in [
+        ("concurrency-level", "streams opened at once"),
+        ("activity-level", "streams tried at once"),
     ] {
-        let Some((report, levels)) = store.levels(family).into_iter().next() else {
+        let Some((report, levels)) = store.levels(dimension).into_iter().next() else {
             continue;
         };
         let report = escape_html(&report);
@@ -248,9 +255,9 @@ async fn landing(State(state): State<AppState>) -> Html<String> {
         ),
     };
     let _ = write!(page, "<p>Credentials: {credentials}</p>");
-    page.push_str(&charts_section(&state.store));
+    page.push_str(&charts_section(state.reports.store()));
     page.push_str("<h2>Reports</h2><table><tr><th>report</th><th>path</th><th>interval</th><th>last poll</th><th>last success</th><th>next poll</th><th>series</th><th>state</th></tr>");
-    for (name, s) in state.board.all() {
+    for (name, s) in state.reports.all() {
         let state_cell = match &s.last_error {
             None if s.last_success.is_some() => "<span class=\"ok\">up</span>".to_owned(),
             None => "waiting for the first poll".to_owned(),

@@ -49,4 +49,9 @@ impl ShutdownSignal {
         // An error means the sender is gone, which also means: stop.
         let _ = self.receiver.wait_for(|stop| *stop).await;
     }
+
+    /// Whether shutdown was triggered (or the sender is gone).
+    pub fn is_triggered(&self) -> bool {
+        *self.receiver.borrow() || self.receiver.has_changed().is_err()
+    }
 }

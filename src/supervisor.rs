@@ -13,13 +13,45 @@
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, ReportConfig};
+use crate::config::{Config, ConfigError, ReportConfig};
 use crate::poller::{self, PollContext};
-use crate::shutdown::Shutdown;
+use crate::retry::RetryPolicy;
+use crate::shutdown::{Shutdown, ShutdownSignal};
+use crate::telemetry::Telemetry;
+
+/// Pauses before restarting a poller that died: 1 s, doubling to 5 min.
+const RESTART: RetryPolicy = RetryPolicy {
+    first: Duration::from_secs(1),
+    cap: Duration::from_secs(300),
+    attempts: u32::MAX,
+};
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(
+        "the exporter was started without --config.file (the demo's built-in configuration): there is no file to reload"
+    )]
+    NoFile,
+    #[error("{0}")]
+    Invalid(#[from] ConfigError),
+    #[error(
+        "{} changed in {}: these hold the credentials and the HTTP client, so restart the exporter to apply them (nothing was changed)",
+        keys.join(", "),
+        file.display()
+    )]
+    NeedsRestart {
+        keys: Vec<&'static str>,
+        file: PathBuf,
+    },
+    #[error("the exporter is stopping")]
+    Stopping,
+}
 
 /// One running poller.
 struct Poller {
@@ -62,6 +94,7 @@ pub struct Supervisor {
     /// The file reloads read; `None` when started from text (the demo).
     file: Option<PathBuf>,
     ctx: PollContext,
+    telemetry: Telemetry,
     state: Mutex<State>,
 }
 
@@ -74,17 +107,22 @@ struct State {
 
 impl Supervisor {
     /// Starts a poller for each report of `config`.
-    pub fn start(config: Config, file: Option<PathBuf>, ctx: PollContext) -> Self {
+    pub fn start(
+        config: Config,
+        file: Option<PathBuf>,
+        ctx: PollContext,
+        telemetry: Telemetry,
+    ) -> Self {
         let pollers = config
             .reports
             .iter()
-            .map(|r| (r.name.to_string(), spawn(r.clone(), &ctx)))
+            .map(|r| (r.name.to_string(), spawn(r.clone(), &ctx, &telemetry)))
             .collect();
-        ctx.telemetry
-            .config_loaded(ctx.clock.now().as_millisecond() as f64 / 1000.0);
+        telemetry.config_loaded(ctx.clock.now().as_millisecond() as f64 / 1000.0);
         Self {
             file,
             ctx,
+            telemetry,
             state: Mutex::new(State {
                 config,
                 pollers,
@@ -95,36 +133,32 @@ impl Supervisor {
 
     /// Reads the configuration file again and applies it; on error nothing
     /// changes and the reason is returned (and logged, and counted).
-    pub async fn reload(&self) -> Result<ReloadSummary, String> {
+    pub async fn reload(&self) -> Result<ReloadSummary, ReloadError> {
         let result = self.try_reload().await;
         match &result {
             Ok(summary) => {
-                self.ctx
-                    .telemetry
+                self.telemetry
                     .config_loaded(self.ctx.clock.now().as_millisecond() as f64 / 1000.0);
                 tracing::info!(%summary, "configuration reloaded");
             }
-            Err(reason) => self.ctx.telemetry.config_refused(reason),
+            Err(reason) => self.telemetry.config_refused(&reason.to_string()),
         }
         result
     }
 
-    async fn try_reload(&self) -> Result<ReloadSummary, String> {
-        let file = self.file.as_ref().ok_or(
-            "the exporter was started without --config.file (the demo's built-in configuration): there is no file to reload",
-        )?;
-        let new = Config::load(file).map_err(|e| e.to_string())?;
+    async fn try_reload(&self) -> Result<ReloadSummary, ReloadError> {
+        let file = self.file.as_ref().ok_or(ReloadError::NoFile)?;
+        let new = Config::load(file)?;
         let mut state = self.state.lock().await;
         if state.stopped {
-            return Err("the exporter is stopping".into());
+            return Err(ReloadError::Stopping);
         }
-        let restart_needed = needs_restart(&state.config, &new);
-        if !restart_needed.is_empty() {
-            return Err(format!(
-                "{} changed in {}: these hold the credentials and the HTTP client, so restart the exporter to apply them (nothing was changed)",
-                restart_needed.join(", "),
-                file.display()
-            ));
+        let keys = needs_restart(&state.config, &new);
+        if !keys.is_empty() {
+            return Err(ReloadError::NeedsRestart {
+                keys,
+                file: file.clone(),
+            });
         }
         let mut summary = ReloadSummary::default();
         let wanted: BTreeMap<String, &ReportConfig> = new
@@ -141,20 +175,20 @@ impl Supervisor {
                 summary.kept.push(name);
                 continue;
             }
-            let poller = state.pollers.remove(&name).expect("listed above");
-            stop(poller).await;
-            self.ctx.store.remove(&name);
+            if let Some(poller) = state.pollers.remove(&name) {
+                stop(poller).await;
+            }
             if wanted.contains_key(&name) {
+                self.ctx.reports.clear_series(&name);
                 summary.restarted.push(name);
             } else {
-                self.ctx.board.remove(&name);
-                self.ctx.telemetry.forget_report(&name);
+                self.ctx.reports.remove(&name);
                 summary.removed.push(name);
             }
         }
         for (name, report) in wanted {
             if let Entry::Vacant(slot) = state.pollers.entry(name.clone()) {
-                slot.insert(spawn(report.clone(), &self.ctx));
+                slot.insert(spawn(report.clone(), &self.ctx, &self.telemetry));
                 if !summary.restarted.contains(&name) {
                     summary.added.push(name);
                 }
@@ -178,10 +212,47 @@ impl Supervisor {
     }
 }
 
-fn spawn(config: ReportConfig, ctx: &PollContext) -> Poller {
+/// Starts the poller of `config`, supervised: if its task ever ends
+/// without being told to stop (a panic outside a poll), it is logged,
+/// counted in `cmu_exporter_poller_restarts_total` and started again.
+fn spawn(config: ReportConfig, ctx: &PollContext, telemetry: &Telemetry) -> Poller {
     let stop = Shutdown::new();
-    let task = tokio::spawn(poller::run(config.clone(), ctx.clone(), stop.signal()));
+    let task = tokio::spawn(supervise(
+        config.clone(),
+        ctx.clone(),
+        telemetry.clone(),
+        stop.signal(),
+    ));
     Poller { config, stop, task }
+}
+
+async fn supervise(
+    config: ReportConfig,
+    ctx: PollContext,
+    telemetry: Telemetry,
+    mut stop: ShutdownSignal,
+) {
+    let name = config.name.to_string();
+    let mut restarts = 0;
+    loop {
+        let run = tokio::spawn(poller::run(config.clone(), ctx.clone(), stop.clone()));
+        let ended = run.await;
+        if stop.is_triggered() {
+            return;
+        }
+        let why = match ended {
+            Err(e) if e.is_panic() => poller::panic_message(e.into_panic()),
+            Err(e) => e.to_string(),
+            Ok(()) => "it returned".to_owned(),
+        };
+        restarts += 1;
+        let pause = RESTART.pause(restarts, None);
+        telemetry.poller_restarted(&name, &why, pause);
+        tokio::select! {
+            () = ctx.clock.sleep(pause) => {}
+            () = stop.wait() => return,
+        }
+    }
 }
 
 async fn stop(poller: Poller) {

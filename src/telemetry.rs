@@ -4,8 +4,12 @@
 //! renewed, a registration happened) is one method here that both logs and
 //! updates its metrics, so the two always tell the same story.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -27,10 +31,45 @@ impl Api {
     }
 }
 
+/// Removes one report's series from one metric vector.
+type Forget = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Every metric vector labelled by `report`, to forget a report in one go.
+#[derive(Clone, Default)]
+struct PerReport(Vec<Forget>);
+
+impl std::fmt::Debug for PerReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PerReport({} vectors)", self.0.len())
+    }
+}
+
+/// A [`Forget`] for `vec`: removes every series whose `report` label is the one given.
+fn forgetter<T: MetricVecBuilder + 'static>(vec: MetricVec<T>) -> Forget {
+    Arc::new(move |report: &str| {
+        for family in vec.collect() {
+            for metric in family.get_metric() {
+                let labels: HashMap<&str, &str> = metric
+                    .get_label()
+                    .iter()
+                    .map(|l| (l.name(), l.value()))
+                    .collect();
+                if labels.get(REPORT) == Some(&report) {
+                    let _ = vec.remove(&labels);
+                }
+            }
+        }
+    })
+}
+
+/// The label of per-report self-metrics.
+const REPORT: &str = crate::names::REPORT_LABEL;
+
 /// Self-metrics registry and the event methods that feed it.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
     registry: Registry,
+    per_report: PerReport,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     dcr_requests: IntCounterVec,
@@ -50,6 +89,8 @@ pub struct Telemetry {
     dropped: IntCounterVec,
     reload_ok: IntGauge,
     reload_success: Gauge,
+    internal_errors: IntCounterVec,
+    poller_restarts: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -68,30 +109,45 @@ impl Default for Telemetry {
 impl Telemetry {
     pub fn new() -> Self {
         let r = Registry::new();
+        let per_report = RefCell::new(Vec::new());
+        // Registers a vector, and notes it as per-report when `report` is its first label.
+        let vector = |labels: &[&str], make: &dyn Fn() -> Forget| {
+            if labels.first() == Some(&REPORT) {
+                per_report.borrow_mut().push(make());
+            }
+        };
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            register(
+            let v = register(
                 &r,
                 IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
-            )
+            );
+            vector(labels, &|| forgetter(v.clone()));
+            v
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
-            register(
+            let v = register(
                 &r,
                 GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
-            )
+            );
+            vector(labels, &|| forgetter(v.clone()));
+            v
         };
         let int_gauge = |name: &str, help: &str, labels: &[&str]| {
-            register(
+            let v = register(
                 &r,
                 IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
-            )
+            );
+            vector(labels, &|| forgetter(v.clone()));
+            v
         };
         let histogram = |name: &str, help: &str, labels: &[&str], buckets: Vec<f64>| {
-            register(
+            let v = register(
                 &r,
                 HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
                     .expect("valid metric"),
-            )
+            );
+            vector(labels, &|| forgetter(v.clone()));
+            v
         };
         let latency = vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
         let build_info = int_gauge(
@@ -228,6 +284,17 @@ impl Telemetry {
                 )
                 .expect("valid metric"),
             ),
+            internal_errors: counter(
+                "cmu_exporter_report_internal_errors_total",
+                "Polls of the report that failed on a bug in the exporter (a panic while fetching, parsing or building). The poll is retried; each one is logged at ERROR: please report it.",
+                &["report"],
+            ),
+            poller_restarts: counter(
+                "cmu_exporter_poller_restarts_total",
+                "Times the report's poller task ended unasked (a bug in the exporter) and was started again. Each one is logged at ERROR: please report it.",
+                &["report"],
+            ),
+            per_report: PerReport(per_report.take()),
             registry: r,
         }
     }
@@ -249,16 +316,8 @@ impl Telemetry {
 
     /// A report left the configuration: its series go with it.
     pub fn forget_report(&self, report: &str) {
-        let _ = self.report_up.remove_label_values(&[report]);
-        let _ = self.report_interval.remove_label_values(&[report]);
-        let _ = self.report_last_success.remove_label_values(&[report]);
-        let _ = self.report_series.remove_label_values(&[report]);
-        let _ = self.report_poll_duration.remove_label_values(&[report]);
-        let _ = self.report_next_poll.remove_label_values(&[report]);
-        let _ = self.truncated.remove_label_values(&[report]);
-        let _ = self.dropped.remove_label_values(&[report]);
-        for result in ["success", "failure"] {
-            let _ = self.polls.remove_label_values(&[report, result]);
+        for forget in &self.per_report.0 {
+            forget(report);
         }
     }
 
@@ -400,5 +459,22 @@ impl Telemetry {
         self.report_series.with_label_values(&[report]).set(0);
         let age = humantime::format_duration(max_age).to_string();
         tracing::warn!(report, max_age = %age, "no successful poll within max_age: the report's series are no longer exported");
+    }
+
+    /// A poll failed on a bug of ours (a panic); it is retried like any failure.
+    pub fn poll_internal_error(&self, report: &str, error: &str) {
+        self.internal_errors.with_label_values(&[report]).inc();
+        tracing::error!(
+            report,
+            error,
+            "poll failed on an internal error (a bug in the exporter): the poll is retried; please report this"
+        );
+    }
+
+    /// A report's poller task ended unasked and starts again after `pause`.
+    pub fn poller_restarted(&self, report: &str, why: &str, pause: Duration) {
+        self.poller_restarts.with_label_values(&[report]).inc();
+        let pause = humantime::format_duration(Duration::from_secs(pause.as_secs())).to_string();
+        tracing::error!(report, why, restart_in = %pause, "the report's poller stopped unasked (a bug in the exporter): restarting it; please report this");
     }
 }

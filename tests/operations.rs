@@ -237,12 +237,12 @@ async fn reload_keeps_unchanged_reports_and_refuses_a_bad_file() {
     let text = get_text(&format!("{base}/metrics")).await.1;
     assert!(text.contains(daily_series) && text.contains("report=\"monthly\""));
 
-    // So is a change that needs a restart.
+    // So is a change that needs a restart, with 409 (a conflict, not a bad file).
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace(&sim.cmu_url(), &sim.alias_cmu_url())).unwrap();
     rewrite_reports(&config, DAILY);
     let (status, body) = post(&format!("{base}/-/reload")).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!(status, 409, "{body}");
     assert!(
         body.contains("adobe.cmu_url") && body.contains("restart"),
         "{body}"
@@ -407,4 +407,64 @@ async fn the_proxy_variables_are_honoured_with_no_proxy() {
         proxied,
         "NO_PROXY bypassed it"
     );
+}
+
+#[tokio::test]
+async fn a_panic_while_building_fails_the_poll_not_the_poller_and_max_age_still_expires() {
+    use cmu_exporter::faults::{InjectedFault, inject};
+    // A name of its own: injected faults are per report and process-wide.
+    let (_sim, _dir, config) = simulator_and_config(
+        "  - name: panicky\n    path: tenant/year/month/day\n    interval: 1s\n    max_age: 2s\n",
+    )
+    .await;
+    let exporter = exporter(&config).await;
+    let base = exporter.url();
+    let up = "cmu_exporter_report_up{report=\"panicky\"}";
+    wait_for_value("the first good poll", WAIT, &base, up, 1.0).await;
+    let series = "cmu_exporter_report_series{report=\"panicky\"}";
+    let before = metric_value(&base, series).await.unwrap();
+    assert!(before > 0.0, "the report exports series");
+
+    inject("panicky", InjectedFault::PanicWhileBuilding, 5);
+    let errors = "cmu_exporter_report_internal_errors_total{report=\"panicky\"}";
+    wait_for_value("a caught panic", WAIT, &base, errors, 1.0).await;
+    assert_eq!(metric_value(&base, up).await, Some(0.0), "the poll failed");
+    // The poller lives on: it keeps polling, and the stale values expire.
+    wait_for_value(
+        "max_age expiring the stale series",
+        WAIT,
+        &base,
+        series,
+        0.0,
+    )
+    .await;
+    let text = get_text(&format!("{base}/metrics")).await.1;
+    assert!(
+        !text.contains("cmu_active_users{report=\"panicky\""),
+        "expired series are gone"
+    );
+    wait_for_value("every injected panic caught", WAIT, &base, errors, 5.0).await;
+    wait_for_value("the report back after the faults", WAIT, &base, up, 1.0).await;
+    assert_eq!(metric_value(&base, series).await, Some(before));
+    let restarts = "cmu_exporter_poller_restarts_total{report=\"panicky\"}";
+    assert_eq!(metric_value(&base, restarts).await, None, "no poller died");
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn a_poller_that_dies_is_restarted_and_counted() {
+    use cmu_exporter::faults::{InjectedFault, inject};
+    let (_sim, _dir, config) = simulator_and_config(
+        "  - name: restless\n    path: tenant/year/month/day\n    interval: 1s\n",
+    )
+    .await;
+    inject("restless", InjectedFault::PanicInPoller, 2);
+    let exporter = exporter(&config).await;
+    let base = exporter.url();
+    let restarts = "cmu_exporter_poller_restarts_total{report=\"restless\"}";
+    wait_for_value("two restarts", WAIT, &base, restarts, 2.0).await;
+    let up = "cmu_exporter_report_up{report=\"restless\"}";
+    wait_for_value("the restarted poller polling", WAIT, &base, up, 1.0).await;
+    assert_eq!(metric_value(&base, restarts).await, Some(2.0));
+    exporter.stop().await;
 }

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use cmu_exporter::clock::Clock;
-use cmu_exporter::export::{BucketChoice, Exposition, SnapshotSpec, build_snapshot};
-use cmu_exporter::report::ReportPath;
+use cmu_exporter::export::{Exposition, SnapshotSpec, build_snapshot};
+use cmu_exporter::report::{BucketChoice, ReportPath};
 use cmu_exporter::simulator::{Endpoint, Fault, SimulatorConfig, Target};
 use common::*;
 use jiff::Timestamp;

@@ -1,7 +1,7 @@
 //! Client of Adobe's DCR server: register a client, get an access token.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
 use secrecy::ExposeSecret;
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::statement::SoftwareStatement;
 use super::store::{AccessToken, ClientCredentials};
 use crate::clock::Clock;
-use crate::http::{describe, retry_after};
+use crate::outgoing::exchange;
 use crate::telemetry::{Api, Telemetry};
 
 /// An OAuth error code from a DCR 400 answer (reference §3, §4).
@@ -119,7 +119,7 @@ pub struct Pacer {
     clock: Clock,
 }
 
-/// Real time between two DCR calls (Adobe's throttle: 1 per second).
+/// Time between two DCR calls on the shared clock (Adobe's throttle: 1 per second).
 pub const DCR_SPACING: Duration = Duration::from_millis(1_050);
 
 impl Pacer {
@@ -282,35 +282,21 @@ impl DcrClient {
         request: reqwest::RequestBuilder,
     ) -> Result<bytes::Bytes, DcrError> {
         self.pacer.turn().await;
-        let started = Instant::now();
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                self.telemetry
-                    .http_request(Api::Dcr, endpoint, None, started.elapsed());
-                return Err(DcrError::Transport {
-                    endpoint,
-                    reason: describe(&e),
-                });
-            }
-        };
-        let status = response.status();
-        let wait = retry_after(response.headers());
-        let body = response.bytes().await;
-        self.telemetry
-            .http_request(Api::Dcr, endpoint, Some(status.as_u16()), started.elapsed());
-        let body = body.map_err(|e| DcrError::Transport {
-            endpoint,
-            reason: describe(&e),
-        })?;
+        let answer = exchange(&self.telemetry, Api::Dcr, endpoint, request)
+            .await
+            .map_err(|e| DcrError::Transport {
+                endpoint,
+                reason: e.reason,
+            })?;
+        let status = answer.status;
         match status {
-            s if s.is_success() => Ok(body),
+            s if s.is_success() => Ok(answer.body),
             StatusCode::TOO_MANY_REQUESTS => Err(DcrError::Throttled {
                 endpoint,
-                retry_after: wait,
+                retry_after: answer.retry_after,
             }),
             StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED => {
-                match serde_json::from_slice::<ErrorBody>(&body) {
+                match serde_json::from_slice::<ErrorBody>(&answer.body) {
                     Ok(e) => Err(DcrError::Rejected {
                         endpoint,
                         code: OAuthError::parse(&e.error),

@@ -20,6 +20,7 @@ pub use statement::{SoftwareStatement, StatementError};
 pub use store::{AccessToken, ClientCredentials, StateStore, StoreError, StoredState};
 
 use crate::clock::Clock;
+use crate::retry::{RetryPolicy, Verdict};
 use crate::telemetry::Telemetry;
 
 /// A token is renewed when less than this much of its life is left, so no
@@ -29,8 +30,13 @@ pub const RENEW_MARGIN: SignedDuration = SignedDuration::from_secs(60);
 /// After an error that needs a person, how long before trying again.
 pub const NEEDS_PERSON_RETRY: SignedDuration = SignedDuration::from_secs(3600);
 
-/// Attempts at a DCR call while Adobe throttles, before the poll gives up.
-const THROTTLE_ATTEMPTS: u32 = 6;
+/// How a DCR call is retried while Adobe throttles (429): at least 1 s (or
+/// `Retry-After`), doubling with jitter, seven attempts before the poll gives up.
+const THROTTLE_RETRY: RetryPolicy = RetryPolicy {
+    first: Duration::from_secs(1),
+    cap: Duration::from_secs(64),
+    attempts: 7,
+};
 
 /// Why no token can be had now.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -281,14 +287,16 @@ impl Credentials {
 
     async fn renew(&self, inner: &mut Inner) -> Result<SecretString, CredentialsError> {
         let mut registered_now = false;
-        let mut throttled = 0;
         loop {
             if inner.client.is_none() {
                 self.register(inner).await?;
                 registered_now = true;
             }
             let client = inner.client.clone().expect("registered above");
-            match self.dcr.token(&client, &self.clock).await {
+            match self
+                .paced_through_throttling(|| self.dcr.token(&client, &self.clock))
+                .await
+            {
                 Ok(token) => {
                     let value = token.value.clone();
                     self.telemetry
@@ -314,10 +322,6 @@ impl Credentials {
                     inner.client = None;
                     inner.token = None;
                 }
-                Err(DcrError::Throttled { retry_after, .. }) if throttled < THROTTLE_ATTEMPTS => {
-                    throttled += 1;
-                    self.wait_out_throttle(throttled, retry_after).await;
-                }
                 Err(e @ DcrError::Rejected { .. }) => {
                     return Err(CredentialsError::NeedsPerson(e.to_string()));
                 }
@@ -337,19 +341,15 @@ impl Credentials {
             .statement
             .as_ref()
             .map_err(|e| CredentialsError::Statement(e.clone()))?;
-        let mut throttled = 0;
-        let client = loop {
-            match self.dcr.register(statement).await {
-                Ok(client) => break client,
-                Err(DcrError::Throttled { retry_after, .. }) if throttled < THROTTLE_ATTEMPTS => {
-                    throttled += 1;
-                    self.wait_out_throttle(throttled, retry_after).await;
-                }
-                Err(e @ DcrError::Rejected { .. }) => {
-                    return Err(CredentialsError::NeedsPerson(e.to_string()));
-                }
-                Err(e) => return Err(e.into()),
+        let client = match self
+            .paced_through_throttling(|| self.dcr.register(statement))
+            .await
+        {
+            Ok(client) => client,
+            Err(e @ DcrError::Rejected { .. }) => {
+                return Err(CredentialsError::NeedsPerson(e.to_string()));
             }
+            Err(e) => return Err(e.into()),
         };
         self.telemetry.registered(&client.client_id);
         inner.client = Some(client);
@@ -359,20 +359,27 @@ impl Credentials {
         self.persist(inner)
     }
 
-    /// After a 429: at least 1 s (or `Retry-After`), doubling with jitter.
-    async fn wait_out_throttle(&self, attempt: u32, retry_after: Option<Duration>) {
-        let pause = crate::http::backoff(
-            attempt,
-            Duration::from_secs(1),
-            Duration::from_secs(64),
-            retry_after,
-        );
-        tracing::warn!(
-            attempt,
-            pause_ms = pause.as_millis() as u64,
-            "Adobe's DCR server throttled the exporter (429): waiting"
-        );
-        self.dcr.pacer().hold_off(pause).await;
+    /// Runs a DCR call, waiting out Adobe's throttling ([`THROTTLE_RETRY`]):
+    /// each pause holds back every DCR call of the process, not just this one.
+    async fn paced_through_throttling<T, F>(&self, call: impl FnMut() -> F) -> Result<T, DcrError>
+    where
+        F: Future<Output = Result<T, DcrError>>,
+    {
+        let judge = |e: &DcrError| match e {
+            DcrError::Throttled { retry_after, .. } => Verdict::Retry {
+                retry_after: *retry_after,
+            },
+            _ => Verdict::GiveUp,
+        };
+        let wait = |attempt: u32, pause: Duration, _: &DcrError| {
+            tracing::warn!(
+                attempt,
+                pause_ms = pause.as_millis() as u64,
+                "Adobe's DCR server throttled the exporter (429): waiting"
+            );
+            self.dcr.pacer().hold_off(pause)
+        };
+        THROTTLE_RETRY.run(call, judge, wait).await
     }
 
     fn persist(&self, inner: &Inner) -> Result<(), CredentialsError> {

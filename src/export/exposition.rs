@@ -13,7 +13,8 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::DeflateEncoder;
 
-use super::snapshot::{FamilyKind, ReportSnapshot, write_family_header};
+use super::encode::write_family_header;
+use super::snapshot::{FamilyKind, ReportSnapshot};
 
 /// The assembled exposition of every report's last good snapshot.
 #[derive(Debug, Default)]

@@ -4,15 +4,18 @@
 //! it; the store re-assembles the [`Exposition`] and swaps it in. A scrape
 //! only clones an `Arc`, so it never waits for, or calls, Adobe.
 
+mod encode;
 pub mod exposition;
+mod select;
 pub mod snapshot;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
+pub use encode::write_family_header;
 pub use exposition::Exposition;
 pub use snapshot::{
-    BucketChoice, Family, ReportSnapshot, SnapshotSpec, build_snapshot, build_snapshot_from,
+    Family, FamilyKind, Levels, ReportSnapshot, SnapshotSpec, build_snapshot, build_snapshot_from,
 };
 
 /// The last good snapshot of every report and their assembled exposition.
@@ -51,30 +54,15 @@ impl ExportStore {
             .clone()
     }
 
-    /// Users per level of every report that exports `family` (a level
-    /// family such as `cmu_concurrency_level_users`), summed over the other
-    /// labels, by report name.
-    pub fn levels(&self, family: &str) -> Vec<(String, BTreeMap<u32, f64>)> {
+    /// The users per level of every report whose level dimension is
+    /// `dimension` (`concurrency-level`, `activity-level`), by report name.
+    pub fn levels(&self, dimension: &str) -> Vec<(String, BTreeMap<u32, f64>)> {
         let snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
         snapshots
             .iter()
             .filter_map(|(report, snapshot)| {
-                let body = &snapshot.families.iter().find(|f| f.name == family)?.body;
-                let mut levels = BTreeMap::new();
-                for line in std::str::from_utf8(body).ok()?.lines() {
-                    let level = line
-                        // `level` follows `report`, so it is never the first label.
-                        .split_once(",level=\"")
-                        .and_then(|(_, rest)| rest.split_once('"'))
-                        .and_then(|(n, _)| n.parse::<u32>().ok());
-                    let value = line
-                        .rsplit_once(' ')
-                        .and_then(|(_, v)| v.parse::<f64>().ok());
-                    if let (Some(level), Some(value)) = (level, value) {
-                        *levels.entry(level).or_insert(0.0) += value;
-                    }
-                }
-                (!levels.is_empty()).then(|| (report.clone(), levels))
+                let levels = snapshot.levels.as_ref()?;
+                (levels.dimension == dimension).then(|| (report.clone(), levels.users.clone()))
             })
             .collect()
     }

@@ -1,5 +1,33 @@
-//! What Adobe documents about CMU metrics (reference §8), in one table used
-//! by the exporter's HELP texts and by the simulator alike.
+//! Adobe's CMU vocabulary: the dimensions (reference §5) and the metrics
+//! (reference §8) it documents, in one place used by the parser, the
+//! snapshot builder, the configuration checks and the simulator alike.
+//! What we *export* (family and label names) lives in [`crate::names`].
+
+/// Time dimensions, coarsest first. They select a time bucket and never
+/// become labels.
+pub const TIME_DIMENSIONS: [&str; 5] = ["year", "month", "day", "hour", "minute"];
+
+/// Dimensions documented by Adobe (plus `tenant`, used by every example).
+pub const KNOWN_DIMENSIONS: [&str; 13] = [
+    "tenant",
+    "year",
+    "month",
+    "day",
+    "hour",
+    "minute",
+    "application",
+    "application-id",
+    "channel",
+    "mvpd",
+    "platform",
+    "concurrency-level",
+    "activity-level",
+];
+
+/// Whether a CMU field name is a time dimension.
+pub fn is_time_dimension(name: &str) -> bool {
+    TIME_DIMENSIONS.contains(&name)
+}
 
 /// A documented CMU metric.
 #[derive(Debug, Clone, Copy)]

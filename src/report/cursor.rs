@@ -12,7 +12,7 @@
 
 use std::ops::Range;
 
-use crate::swar;
+use super::swar;
 
 /// Why a cursor method did not move past a token.
 #[derive(Debug)]

@@ -1,12 +1,16 @@
-//! CMU reports: paths, time buckets, and the streaming HAL+JSON parser.
+//! CMU reports: Adobe's vocabulary, paths, time buckets and the window to
+//! ask for, and the streaming HAL+JSON parser.
 
+pub mod catalog;
 mod cursor;
 pub mod parse;
 pub mod path;
+mod swar;
+pub mod window;
 
 pub use parse::{
     Columns, Link, Links, ParseError, Parsed, ReportParser, Row, RowSink, parse_report,
     parse_report_from, path_of_href,
 };
 pub use path::{Bucket, Granularity, PathError, ReportPath};
-pub mod catalog;
+pub use window::{BucketChoice, window};

@@ -13,9 +13,9 @@ use std::io::{ErrorKind, Read};
 use serde::Deserialize;
 use serde::de;
 
+use super::catalog::{KNOWN_DIMENSIONS, TIME_DIMENSIONS};
 use super::cursor::{Cursor, Pattern, RawStr, Stop, unescape};
 use super::path::{Bucket, ReportPath};
-use crate::names::{KNOWN_DIMENSIONS, TIME_DIMENSIONS};
 
 /// What a report's rows contain, as discovered while parsing.
 #[derive(Debug, Default, Clone)]

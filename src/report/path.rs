@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::names::{TIME_DIMENSIONS, is_time_dimension};
+use super::catalog::{TIME_DIMENSIONS, is_time_dimension};
 
 /// A validated CMU report path: the dimensions to GROUP BY, in order.
 ///
@@ -92,6 +92,13 @@ impl ReportPath {
         let mut segments = self.segments.clone();
         segments.push(dimension.to_owned());
         Self { segments }
+    }
+
+    /// The CMU root: no dimension.
+    pub fn root() -> Self {
+        Self {
+            segments: Vec::new(),
+        }
     }
 
     /// Whether this is the CMU root (no dimension).

@@ -9,7 +9,7 @@ use jiff::civil::DateTime;
 use super::Shared;
 use super::data::{exists, metrics_for, row_values};
 use super::tree::ALIASES;
-use crate::names::is_time_dimension;
+use crate::report::catalog::is_time_dimension;
 use crate::report::{Granularity, ReportPath};
 
 /// A CMU error: status and a plain-text explanation, as Adobe sends them.

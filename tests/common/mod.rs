@@ -99,7 +99,7 @@ pub fn http() -> reqwest::Client {
 }
 
 pub fn http_builder() -> reqwest::ClientBuilder {
-    cmu_exporter::http::install_crypto_provider();
+    cmu_exporter::outgoing::install_crypto_provider();
     reqwest::Client::builder().timeout(Duration::from_secs(30))
 }
 

@@ -40,28 +40,27 @@ pub fn first(mask: u64) -> usize {
     (mask.trailing_zeros() / 8) as usize
 }
 
-/// Position of the first byte of `bytes` for which `flag` (a word test)
-/// flags, and `byte_flag` (the same test on one byte) holds.
-#[inline(always)]
-pub fn find(
-    bytes: &[u8],
-    flag: impl Fn(u64) -> u64,
-    byte_flag: impl Fn(u8) -> bool,
-) -> Option<usize> {
-    let mut i = 0;
-    while i + 8 <= bytes.len() {
-        let found = flag(word_at(bytes, i));
-        if found != 0 {
-            return Some(i + first(found));
-        }
-        i += 8;
-    }
-    bytes[i..].iter().position(|&b| byte_flag(b)).map(|p| i + p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Position of the first byte of `bytes` for which `flag` (a word test)
+    /// flags, and `byte_flag` (the same test on one byte) holds.
+    fn find(
+        bytes: &[u8],
+        flag: impl Fn(u64) -> u64,
+        byte_flag: impl Fn(u8) -> bool,
+    ) -> Option<usize> {
+        let mut i = 0;
+        while i + 8 <= bytes.len() {
+            let found = flag(word_at(bytes, i));
+            if found != 0 {
+                return Some(i + first(found));
+            }
+            i += 8;
+        }
+        bytes[i..].iter().position(|&b| byte_flag(b)).map(|p| i + p)
+    }
 
     #[test]
     fn the_lowest_flag_is_the_first_match_even_after_borrows() {

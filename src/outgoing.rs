@@ -1,0 +1,174 @@
+//! Outgoing HTTP: the one client for Adobe's servers, and the one exchange
+//! (send, time, record, read the answer) that the DCR and CMU clients share.
+//!
+//! rustls on the `ring` provider (no OpenSSL, nothing from the system but its
+//! CA certificates), gzip, a `User-Agent` naming the exporter and timeouts.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+
+use crate::telemetry::{Api, Telemetry};
+
+/// `User-Agent` of every outgoing request.
+pub const USER_AGENT: &str = concat!("cmu-exporter/", env!("CARGO_PKG_VERSION"));
+
+/// Makes `ring` the process's TLS crypto provider (idempotent). Every
+/// reqwest client needs it; [`client`] calls it.
+pub fn install_crypto_provider() {
+    // Installing twice is harmless: the first provider stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Why the outgoing client could not be set up. Each names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("adobe.proxy_url: {reason}")]
+    Proxy { reason: String },
+    #[error("adobe.ca_file {}: {reason}", file.display())]
+    CaFile { file: PathBuf, reason: String },
+    #[error("cannot set up the HTTP client: {reason}")]
+    Build { reason: String },
+}
+
+/// Builds the shared client for Adobe: `proxy_url` (with `NO_PROXY`
+/// honoured) or else the usual proxy variables, and the CAs of `ca_file`
+/// trusted next to the system's. Errors name the setting.
+pub fn client(
+    timeout: Duration,
+    proxy_url: Option<&reqwest::Url>,
+    ca_file: Option<&Path>,
+) -> Result<reqwest::Client, ClientError> {
+    install_crypto_provider();
+    let mut builder = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .connect_timeout(Duration::from_secs(10).min(timeout))
+        .timeout(timeout)
+        .gzip(true);
+    if let Some(url) = proxy_url {
+        let proxy = reqwest::Proxy::all(url.clone())
+            .map_err(|e| ClientError::Proxy {
+                reason: e.to_string(),
+            })?
+            .no_proxy(reqwest::NoProxy::from_env());
+        builder = builder.proxy(proxy);
+    }
+    if let Some(file) = ca_file {
+        let ca_error = |reason: String| ClientError::CaFile {
+            file: file.to_owned(),
+            reason,
+        };
+        let pem = std::fs::read(file).map_err(|e| ca_error(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| ca_error(format!("not PEM certificates: {e}")))?;
+        if certs.is_empty() {
+            return Err(ca_error(
+                "holds no certificate: give PEM CA certificates".into(),
+            ));
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    builder.build().map_err(|e| ClientError::Build {
+        reason: error_text(&e),
+    })
+}
+
+/// The client for `adobe`'s settings with the standard request timeout.
+pub fn adobe_client(adobe: &crate::config::AdobeConfig) -> Result<reqwest::Client, ClientError> {
+    client(
+        REQUEST_TIMEOUT,
+        adobe.proxy_url.as_ref(),
+        adobe.ca_file.as_deref(),
+    )
+}
+
+/// Timeout of one request to Adobe.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `Retry-After` header in seconds, if the server sent one.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Adobe's answer to one request, read whole.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    /// The `Retry-After` header in seconds, if the server sent one.
+    pub retry_after: Option<Duration>,
+    pub body: Bytes,
+}
+
+/// No answer came: the connection failed, timed out, or broke mid-body.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{reason}")]
+pub struct Unreachable {
+    pub reason: String,
+}
+
+/// Sends `request` and reads its whole answer, recording the exchange in
+/// `cmu_exporter_http_requests_total` and its duration (`endpoint` labels it).
+/// Whatever the status, it is the caller's to interpret.
+pub async fn exchange(
+    telemetry: &Telemetry,
+    api: Api,
+    endpoint: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<Answer, Unreachable> {
+    let started = Instant::now();
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            telemetry.http_request(api, endpoint, None, started.elapsed());
+            return Err(Unreachable {
+                reason: error_text(&e),
+            });
+        }
+    };
+    let status = response.status();
+    let retry_after = retry_after(response.headers());
+    let body = response.bytes().await;
+    telemetry.http_request(api, endpoint, Some(status.as_u16()), started.elapsed());
+    let body = body.map_err(|e| Unreachable {
+        reason: error_text(&e),
+    })?;
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+/// The first line of an error body, short, for messages.
+pub fn first_line(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
+}
+
+/// A transport error described without its URL's query (which never holds
+/// secrets here, but stays short) and with its cause chain.
+pub fn error_text(err: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut text = if err.is_timeout() {
+        "timed out".to_owned()
+    } else if err.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

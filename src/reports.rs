@@ -1,0 +1,214 @@
+//! Every configured report's state, kept in one place: its last good
+//! snapshot (the [`ExportStore`] behind `/metrics`), its status (landing
+//! page, `/readyz`) and its self-metrics.
+//!
+//! A poller only says what happened ([`PollOutcome`]); [`Reports::apply`]
+//! writes it everywhere it belongs, and [`Reports::remove`] takes a report
+//! out of all of them at once.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::clock::Clock;
+use crate::config::ReportConfig;
+use crate::export::{ExportStore, ReportSnapshot};
+use crate::poller::PollError;
+use crate::telemetry::Telemetry;
+
+/// What one step of a poller produced.
+#[derive(Debug)]
+pub enum PollOutcome {
+    /// The next poll will run at `at`.
+    Scheduled { at: Timestamp },
+    /// A poll built a new snapshot in `took`.
+    Succeeded {
+        snapshot: Arc<ReportSnapshot>,
+        took: Duration,
+    },
+    /// A poll failed in `took`; the next attempt comes in `retry_in`
+    /// (on the shared clock). The last good values stay, until `max_age`.
+    Failed {
+        error: PollError,
+        took: Duration,
+        retry_in: Duration,
+    },
+}
+
+/// The state of one configured report.
+#[derive(Debug, Clone, Default)]
+pub struct ReportStatus {
+    pub path: String,
+    pub interval: Duration,
+    /// Row limit asked of Adobe: an answer that long may be truncated.
+    limit: u32,
+    /// The cardinality guard, for the message when it drops series.
+    max_series: Option<usize>,
+    /// How long the last good values survive failing polls.
+    max_age: Duration,
+    pub last_attempt: Option<Timestamp>,
+    pub last_success: Option<Timestamp>,
+    /// The last poll's error, cleared by a success.
+    pub last_error: Option<String>,
+    /// Whether `last_error` needs a person (it will not heal by retrying).
+    pub needs_person: bool,
+    pub next_poll: Option<Timestamp>,
+    /// Series exported now (0 once expired).
+    pub series: usize,
+}
+
+/// Every report's snapshot, status and self-metrics.
+#[derive(Debug)]
+pub struct Reports {
+    store: Arc<ExportStore>,
+    status: RwLock<BTreeMap<String, ReportStatus>>,
+    telemetry: Telemetry,
+    clock: Clock,
+}
+
+impl Reports {
+    pub fn new(telemetry: Telemetry, clock: Clock) -> Self {
+        Self {
+            store: Arc::new(ExportStore::default()),
+            status: RwLock::default(),
+            telemetry,
+            clock,
+        }
+    }
+
+    /// The snapshots behind `/metrics`.
+    pub fn store(&self) -> &ExportStore {
+        &self.store
+    }
+
+    fn update(&self, report: &str, change: impl FnOnce(&mut ReportStatus)) {
+        let mut status = self.status.write().unwrap_or_else(|e| e.into_inner());
+        change(status.entry(report.to_owned()).or_default());
+    }
+
+    /// A poller starts for `report` (at start, on reload, or after a restart).
+    pub fn configured(&self, report: &ReportConfig) {
+        let name = report.name.as_str();
+        self.update(name, |s| {
+            s.path = report.path.to_string();
+            s.interval = report.interval;
+            s.limit = report.limit;
+            s.max_series = report.max_series;
+            s.max_age = report.max_age;
+        });
+        self.telemetry.report_configured(name, report.interval);
+    }
+
+    /// Records what a poller of `report` did.
+    pub fn apply(&self, report: &str, outcome: PollOutcome) {
+        let now = self.clock.now();
+        match outcome {
+            PollOutcome::Scheduled { at } => {
+                self.telemetry
+                    .poll_scheduled(report, at.as_millisecond() as f64 / 1000.0);
+                self.update(report, |s| s.next_poll = Some(at));
+            }
+            PollOutcome::Succeeded { snapshot, took } => {
+                let (limit, max_series) = self.limits(report);
+                if snapshot.rows as u64 >= u64::from(limit) {
+                    self.telemetry.poll_truncated(report, limit);
+                }
+                if snapshot.dropped > 0 {
+                    self.telemetry.series_dropped(
+                        report,
+                        snapshot.dropped,
+                        max_series.unwrap_or_default(),
+                    );
+                }
+                let series = snapshot.series;
+                self.store.publish(report, snapshot);
+                self.telemetry.poll_succeeded(
+                    report,
+                    series,
+                    took,
+                    now.as_millisecond() as f64 / 1000.0,
+                );
+                self.update(report, |s| {
+                    s.last_attempt = Some(now);
+                    s.last_success = Some(now);
+                    s.last_error = None;
+                    s.needs_person = false;
+                    s.series = series;
+                });
+            }
+            PollOutcome::Failed {
+                error,
+                took,
+                retry_in,
+            } => {
+                let message = error.to_string();
+                if error.is_internal() {
+                    self.telemetry.poll_internal_error(report, &message);
+                }
+                self.expire_if_stale(report, now);
+                self.telemetry.poll_failed(
+                    report,
+                    &message,
+                    took,
+                    self.clock.real_duration(retry_in),
+                );
+                self.update(report, |s| {
+                    s.last_attempt = Some(now);
+                    s.last_error = Some(message);
+                    s.needs_person = error.needs_person();
+                });
+            }
+        }
+    }
+
+    fn limits(&self, report: &str) -> (u32, Option<usize>) {
+        let status = self.status.read().unwrap_or_else(|e| e.into_inner());
+        status
+            .get(report)
+            .map_or((u32::MAX, None), |s| (s.limit, s.max_series))
+    }
+
+    /// Drops a failing report's last good values once they are older than its `max_age`.
+    fn expire_if_stale(&self, report: &str, now: Timestamp) {
+        let Some((last_success, max_age)) = self
+            .status
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(report)
+            .and_then(|s| Some((s.last_success?, s.max_age)))
+        else {
+            return;
+        };
+        let age = now.duration_since(last_success);
+        if age > SignedDuration::try_from(max_age).unwrap_or(SignedDuration::MAX)
+            && self.store.snapshot(report).is_some()
+        {
+            self.store.remove(report);
+            self.update(report, |s| s.series = 0);
+            self.telemetry.report_expired(report, max_age);
+        }
+    }
+
+    /// Takes `report` out of everything: its series, status and self-metrics.
+    pub fn remove(&self, report: &str) {
+        self.store.remove(report);
+        let mut status = self.status.write().unwrap_or_else(|e| e.into_inner());
+        status.remove(report);
+        self.telemetry.forget_report(report);
+    }
+
+    /// Drops `report`'s series (its definition changed), keeping its status
+    /// and self-metrics for the poller that replaces it.
+    pub fn clear_series(&self, report: &str) {
+        self.store.remove(report);
+        self.update(report, |s| s.series = 0);
+    }
+
+    /// A copy of every status, sorted by report name.
+    pub fn all(&self) -> Vec<(String, ReportStatus)> {
+        let status = self.status.read().unwrap_or_else(|e| e.into_inner());
+        status.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
