@@ -18,7 +18,7 @@ async fn main() {
             let body = body.clone();
             async move {
                 (
-                    [(header::CONTENT_TYPE, cmu_exporter::server::TEXT_FORMAT)],
+                    [(header::CONTENT_TYPE, cmu_exporter::incoming::TEXT_FORMAT)],
                     body,
                 )
             }

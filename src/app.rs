@@ -13,10 +13,10 @@ use crate::config::Config;
 use crate::credentials::{
     Credentials, CredentialsError, DcrClient, SoftwareStatement, StateStore, StoreError,
 };
+use crate::incoming::{AppState, router};
 use crate::outgoing::ClientError;
 use crate::poller::PollContext;
 use crate::reports::Reports;
-use crate::server::{AppState, router};
 use crate::shutdown::Shutdown;
 use crate::supervisor::Supervisor;
 use crate::telemetry::Telemetry;
@@ -32,7 +32,7 @@ pub struct Options {
     /// The configuration file, read again on reload (`None` for the demo).
     pub config_file: Option<std::path::PathBuf>,
     /// TLS, basic auth and client limits (`--web.config.file`).
-    pub web: crate::web::WebConfig,
+    pub web: crate::incoming::WebConfig,
 }
 
 /// Why the exporter did not start.
@@ -148,7 +148,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
     };
     for listener in listeners {
         let app = options.web.protect(router(state.clone()));
-        tasks.spawn(crate::web::serve(
+        tasks.spawn(crate::incoming::serve(
             listener,
             app,
             options.web.clone(),

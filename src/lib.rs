@@ -35,24 +35,23 @@
 //! -> export::snapshot -> ExportStore -> server.
 
 pub mod app;
-pub mod charts;
 pub mod cli;
 pub mod clock;
 pub mod cmu;
 pub mod config;
 pub mod credentials;
+pub mod demo;
 pub mod discovery;
 pub mod export;
 pub mod faults;
+pub mod incoming;
 pub mod names;
 pub mod outgoing;
 pub mod poller;
 pub mod report;
 pub mod reports;
 pub mod retry;
-pub mod server;
 pub mod shutdown;
 pub mod simulator;
 pub mod supervisor;
 pub mod telemetry;
-pub mod web;

@@ -55,11 +55,18 @@ pub enum PollError {
     #[error(transparent)]
     Fetch(#[from] FetchError),
     #[error("answer is not a usable report: {0}")]
-    Parse(#[from] ParseError),
+    Parse(ParseError),
     /// A bug in the exporter (a panic while fetching, parsing or building):
     /// the poll fails, the poller goes on.
     #[error("internal error (a bug in the exporter, please report it): {0}")]
     Internal(String),
+}
+
+impl From<ParseError> for PollError {
+    fn from(e: ParseError) -> Self {
+        // The text carries the cause: no `source`, so a chain prints it once.
+        PollError::Parse(e)
+    }
 }
 
 impl PollError {

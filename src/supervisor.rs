@@ -38,7 +38,7 @@ pub enum ReloadError {
         "the exporter was started without --config.file (the demo's built-in configuration): there is no file to reload"
     )]
     NoFile,
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] ConfigError),
     #[error(
         "{} changed in {}: these hold the credentials and the HTTP client, so restart the exporter to apply them (nothing was changed)",

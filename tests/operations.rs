@@ -305,7 +305,7 @@ fn add_adobe_settings(config: &std::path::Path, extra: &str) {
 #[tokio::test]
 async fn a_configured_proxy_carries_every_request_to_adobe() {
     let (sim, _dir, config) = simulator_and_config(HOURLY).await;
-    let proxy = forwarder(None, cmu_exporter::web::WebConfig::default()).await;
+    let proxy = forwarder(None, cmu_exporter::incoming::WebConfig::default()).await;
     add_adobe_settings(&config, &format!("  proxy_url: http://{}\n", proxy.addr));
     let exporter = exporter(&config).await;
     let base = exporter.url();
@@ -379,7 +379,7 @@ async fn an_extra_ca_file_makes_a_privately_signed_adobe_endpoint_trusted() {
 #[tokio::test]
 async fn the_proxy_variables_are_honoured_with_no_proxy() {
     let (sim, _dir, config) = simulator_and_config(HOURLY).await;
-    let proxy = forwarder(None, cmu_exporter::web::WebConfig::default()).await;
+    let proxy = forwarder(None, cmu_exporter::incoming::WebConfig::default()).await;
     let proxy_url = format!("http://{}", proxy.addr);
     let up = "cmu_exporter_report_up{report=\"daily\"}";
     let process = spawn_binary(&config, &[], &[("HTTP_PROXY", &proxy_url)]);

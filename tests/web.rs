@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use cmu_exporter::app::{self, Options, Running};
 use cmu_exporter::clock::Clock;
 use cmu_exporter::config::Config;
-use cmu_exporter::web::WebConfig;
+use cmu_exporter::incoming::WebConfig;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

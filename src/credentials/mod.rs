@@ -88,6 +88,14 @@ pub fn load_preset(
     })
 }
 
+/// What `credentials show` prints: identifiers and times, no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialsSummary {
+    pub client_id: Option<String>,
+    pub application_id: Option<String>,
+    pub token_expiry: Option<Timestamp>,
+}
+
 /// The shared source of access tokens.
 pub struct Credentials {
     dcr: DcrClient,
@@ -269,20 +277,20 @@ impl Credentials {
             .unwrap_or_default())
     }
 
-    /// What is stored, for `credentials show`: client id, application id, token expiry.
-    pub async fn describe(&self) -> (Option<String>, Option<String>, Option<Timestamp>) {
+    /// What is stored, for `credentials show` (never a secret).
+    pub async fn summary(&self) -> CredentialsSummary {
         let inner = self.inner.lock().await;
-        let application = inner.application_id.clone().or_else(|| {
+        let application_id = inner.application_id.clone().or_else(|| {
             self.statement
                 .as_ref()
                 .ok()
                 .and_then(|s| s.application_id.clone())
         });
-        (
-            inner.client.as_ref().map(|c| c.client_id.clone()),
-            application,
-            inner.token.as_ref().map(|t| t.expires_at),
-        )
+        CredentialsSummary {
+            client_id: inner.client.as_ref().map(|c| c.client_id.clone()),
+            application_id,
+            token_expiry: inner.token.as_ref().map(|t| t.expires_at),
+        }
     }
 
     async fn renew(&self, inner: &mut Inner) -> Result<SecretString, CredentialsError> {

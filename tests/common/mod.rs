@@ -60,7 +60,9 @@ pub async fn exporter_with_clock(config_file: &Path, clock: Clock) -> Running {
         telemetry_path: "/metrics".into(),
         clock,
         config_file: Some(config_file.to_owned()),
-        web: cmu_exporter::web::WebConfig::plain(cmu_exporter::web::DEFAULT_READ_HEADER_TIMEOUT),
+        web: cmu_exporter::incoming::WebConfig::plain(
+            cmu_exporter::incoming::DEFAULT_READ_HEADER_TIMEOUT,
+        ),
     };
     app::start(config, options).await.expect("exporter starts")
 }
@@ -359,7 +361,10 @@ pub struct Forwarder {
     _stop: cmu_exporter::shutdown::Shutdown,
 }
 
-pub async fn forwarder(upstream: Option<String>, web: cmu_exporter::web::WebConfig) -> Forwarder {
+pub async fn forwarder(
+    upstream: Option<String>,
+    web: cmu_exporter::incoming::WebConfig,
+) -> Forwarder {
     use axum::extract::{Request, State};
     use axum::response::IntoResponse;
     type Shared = (
@@ -411,7 +416,12 @@ pub async fn forwarder(upstream: Option<String>, web: cmu_exporter::web::WebConf
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = cmu_exporter::shutdown::Shutdown::new();
-    tokio::spawn(cmu_exporter::web::serve(listener, app, web, stop.signal()));
+    tokio::spawn(cmu_exporter::incoming::serve(
+        listener,
+        app,
+        web,
+        stop.signal(),
+    ));
     Forwarder {
         addr,
         seen,
@@ -454,7 +464,7 @@ pub fn make_pki(name: &str) -> Pki {
 
 /// A web configuration serving TLS with `pki`'s server certificate, the
 /// files written into `dir`.
-pub fn tls_web_config(pki: &Pki, dir: &Path) -> cmu_exporter::web::WebConfig {
+pub fn tls_web_config(pki: &Pki, dir: &Path) -> cmu_exporter::incoming::WebConfig {
     std::fs::write(dir.join("server.crt"), &pki.server_cert).unwrap();
     std::fs::write(dir.join("server.key"), &pki.server_key).unwrap();
     let file = dir.join("tls-web.yml");
@@ -463,5 +473,5 @@ pub fn tls_web_config(pki: &Pki, dir: &Path) -> cmu_exporter::web::WebConfig {
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
     )
     .unwrap();
-    cmu_exporter::web::WebConfig::load(&file, Duration::from_secs(10)).unwrap()
+    cmu_exporter::incoming::WebConfig::load(&file, Duration::from_secs(10)).unwrap()
 }

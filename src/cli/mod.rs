@@ -1,0 +1,267 @@
+//! The command line: the clap model and the dispatch, one file per command
+//! family beside it. This is the binary's glue: errors are `anyhow` with
+//! context, printed as one line with their causes.
+
+mod credentials;
+mod discover;
+mod render;
+mod service;
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand};
+
+/// Default port: below the exporters' range of Prometheus's port list
+/// (9100-9999, fully allocated) and clear of Prometheus's own 9090-9094.
+pub const DEFAULT_PORT: u16 = 9063;
+
+/// Prometheus exporter for Adobe Pass Concurrency Monitoring Usage reports.
+#[derive(Debug, Parser)]
+#[command(name = "cmu-exporter", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (YAML).
+    #[arg(
+        long = "config.file",
+        env = "CMU_EXPORTER_CONFIG_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    config_file: Option<PathBuf>,
+    /// Address to serve metrics on (repeat for several); `:9063` means every interface.
+    #[arg(
+        long = "web.listen-address",
+        env = "CMU_EXPORTER_WEB_LISTEN_ADDRESS",
+        global = true,
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    listen: Vec<String>,
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", env = "CMU_EXPORTER_WEB_TELEMETRY_PATH", global = true, default_value = "/metrics", value_parser = telemetry_path)]
+    telemetry_path: String,
+    /// TLS and basic auth settings, in the Prometheus exporter toolkit's format.
+    #[arg(
+        long = "web.config.file",
+        env = "CMU_EXPORTER_WEB_CONFIG_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    web_config_file: Option<PathBuf>,
+    /// Time a client has to send its request headers (and finish a TLS
+    /// handshake); idle keep-alive connections close after it too.
+    #[arg(
+        long = "web.read-header-timeout",
+        env = "CMU_EXPORTER_WEB_READ_HEADER_TIMEOUT",
+        global = true,
+        default_value = "10s",
+        value_name = "DURATION"
+    )]
+    read_header_timeout: humantime::Duration,
+    /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
+    #[arg(
+        long = "log.level",
+        env = "CMU_EXPORTER_LOG_LEVEL",
+        global = true,
+        default_value = "info"
+    )]
+    log_level: String,
+    /// Log format: text or json.
+    #[arg(
+        long = "log.format",
+        env = "CMU_EXPORTER_LOG_FORMAT",
+        global = true,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CredentialsAction {
+    /// Client id (never the secret), application id, token expiry, state file.
+    Show,
+    /// Registers a new client now and stores it (replacing the stored one).
+    Register,
+    /// Deletes the stored client credentials and token.
+    Forget,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulator and exporter in one process, on a built-in configuration.
+    Demo,
+    /// The Adobe Pass simulator alone, for trying the service by hand.
+    Simulate {
+        /// Address of the simulated DCR and CMU servers.
+        #[arg(
+            long,
+            env = "CMU_EXPORTER_SIMULATE_LISTEN",
+            default_value = "127.0.0.1:9064"
+        )]
+        listen: String,
+        /// Lifetime of issued access tokens.
+        #[arg(
+            long,
+            env = "CMU_EXPORTER_SIMULATE_TOKEN_LIFETIME",
+            default_value = "6h"
+        )]
+        token_lifetime: humantime::Duration,
+        /// Extra MVPDs and applications, for large reports (1 = the default universe).
+        #[arg(long, env = "CMU_EXPORTER_SIMULATE_SCALE", default_value_t = 1)]
+        scale: usize,
+    },
+    /// Validates a configuration file and explains what it will do (exit 0 or 1).
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+        /// Also ask Adobe whether each report path exists (walks the drill-down links).
+        #[arg(long, env = "CMU_EXPORTER_CHECK_ONLINE")]
+        online: bool,
+    },
+    /// Lists every report path Adobe serves, with a ready configuration snippet.
+    Discover,
+    /// Shows, registers or forgets the stored client credentials.
+    Credentials {
+        #[command(subcommand)]
+        action: CredentialsAction,
+    },
+    /// Prints the Prometheus exposition of one saved CMU JSON report.
+    Render {
+        /// The report (JSON); `-` or nothing for standard input.
+        file: Option<PathBuf>,
+        /// Value of the `report` label.
+        #[arg(long, env = "CMU_EXPORTER_RENDER_REPORT", default_value = "report")]
+        report: String,
+        /// Report path, when the file's `self` link does not name it.
+        #[arg(long, env = "CMU_EXPORTER_RENDER_PATH")]
+        path: Option<String>,
+        /// Export the newest bucket even if it is still filling.
+        #[arg(long, env = "CMU_EXPORTER_RENDER_PARTIAL")]
+        partial: bool,
+        /// Time zone of the report's buckets (IANA name).
+        #[arg(long, env = "CMU_EXPORTER_RENDER_TIME_ZONE", default_value = "UTC")]
+        time_zone: String,
+    },
+}
+
+/// Runs the command line; the binary's `main` is only this.
+pub fn main() -> ExitCode {
+    limit_malloc_arenas();
+    let cli = Cli::parse();
+    init_logging(&cli.log_level, cli.log_format);
+    let outcome = match cli.command {
+        None => run_async(service::serve(&cli)),
+        Some(Command::Demo) => run_async(service::demo(&cli)),
+        Some(Command::Simulate {
+            listen,
+            token_lifetime,
+            scale,
+        }) => run_async(service::simulate(&listen, token_lifetime.into(), scale)),
+        Some(Command::CheckConfig { file, online }) => {
+            discover::check_config(&file).and_then(|()| {
+                if online {
+                    run_async(discover::check_online(&file))
+                } else {
+                    Ok(())
+                }
+            })
+        }
+        Some(Command::Discover) => run_async(discover::discover(cli.config_file)),
+        Some(Command::Credentials { action }) => {
+            run_async(credentials::run(cli.config_file, action))
+        }
+        Some(Command::Render {
+            file,
+            report,
+            path,
+            partial,
+            time_zone,
+        }) => render::run(file, report, path, partial, &time_zone),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("cmu-exporter: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `work` on a multi-threaded runtime, built only for the commands that
+/// need one (`render` and an offline `check-config` start no threads).
+fn run_async(work: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(work)
+}
+
+/// glibc gives every thread that allocates its own heap arena, each holding
+/// on to freed memory. An exporter is a few mostly idle threads: two arenas
+/// keep its memory small at no visible cost. `MALLOC_ARENA_MAX` still wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only adjusts allocator tuning; it is called before any
+        // other thread exists.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// A telemetry path: absolute, and not one of the other pages.
+fn telemetry_path(text: &str) -> anyhow::Result<String> {
+    let taken = ["/", "/healthz", "/readyz"];
+    if !text.starts_with('/') || taken.contains(&text) || text.contains(['{', '}', '*']) {
+        return Err(anyhow!(
+            "`{text}` cannot serve metrics: give an absolute path other than / /healthz /readyz, e.g. /metrics"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// Parses `host:port`, `:port` (every interface) or `[v6]:port`.
+fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_owned()
+    };
+    full.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| anyhow!("--web.listen-address `{text}` is not host:port, e.g. `:{DEFAULT_PORT}` or `127.0.0.1:{DEFAULT_PORT}`"))
+}
+
+fn listen_addresses(given: &[String], default: &str) -> anyhow::Result<Vec<SocketAddr>> {
+    if given.is_empty() {
+        return Ok(vec![parse_listen(default)?]);
+    }
+    given.iter().map(|a| parse_listen(a)).collect()
+}

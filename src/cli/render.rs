@@ -1,0 +1,60 @@
+//! `cmu-exporter render`: the exposition of one saved CMU JSON report.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow};
+
+use crate::export::{Exposition, SnapshotSpec, build_snapshot_from};
+use crate::report::{BucketChoice, ReportPath};
+
+pub(super) fn run(
+    file: Option<PathBuf>,
+    report: String,
+    path: Option<String>,
+    partial: bool,
+    time_zone: &str,
+) -> anyhow::Result<()> {
+    // The report is streamed through the parser: a large file is never held whole.
+    let mut input: Box<dyn Read> = match file.as_deref() {
+        None => Box::new(std::io::stdin().lock()),
+        Some(p) if p.as_os_str() == "-" => Box::new(std::io::stdin().lock()),
+        Some(p) => Box::new(
+            std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?,
+        ),
+    };
+    let path = match path {
+        Some(p) => Some(ReportPath::parse(&p).with_context(|| format!("--path `{p}`"))?),
+        None => None,
+    };
+    let time_zone = crate::config::time_zone(time_zone).ok_or_else(|| {
+        anyhow!("--time-zone `{time_zone}` is not a known time zone: use an IANA name such as UTC")
+    })?;
+    let choice = if partial {
+        BucketChoice::Partial
+    } else {
+        BucketChoice::Complete
+    };
+    let spec = SnapshotSpec {
+        report,
+        path,
+        choice,
+        now: jiff::Timestamp::now(),
+        time_zone,
+        labels: Vec::new(),
+        max_series: None,
+    };
+    let origin = file
+        .as_deref()
+        .map_or("standard input".to_owned(), |p| p.display().to_string());
+    let snapshot = build_snapshot_from(&mut input, &spec).context(origin)?;
+    let exposition = Exposition::assemble([&snapshot]);
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    exposition
+        .chunks()
+        .iter()
+        .try_for_each(|chunk| out.write_all(chunk))
+        .and_then(|()| out.flush())
+        .context("cannot write the output")
+}

@@ -1,0 +1,133 @@
+//! The landing page: credentials, the concurrency charts and a table of
+//! every report's state.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::response::Html;
+use jiff::Timestamp;
+
+use super::pages::AppState;
+use crate::credentials::Health;
+use crate::export::ExportStore;
+
+fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn when(t: Option<Timestamp>, now: Timestamp) -> String {
+    match t {
+        None => "never".into(),
+        Some(t) => {
+            let secs = now.duration_since(t).as_secs();
+            let rel = if secs >= 0 {
+                format!("{secs}s ago")
+            } else {
+                format!("in {}s", -secs)
+            };
+            format!("{} ({rel})", t.strftime("%Y-%m-%d %H:%M:%S UTC"))
+        }
+    }
+}
+
+/// The concurrency and activity charts of the first report serving each.
+fn charts_section(store: &ExportStore) -> String {
+    let mut out = String::new();
+    for (dimension, what) in [
+        ("concurrency-level", "streams opened at once"),
+        ("activity-level", "streams tried at once"),
+    ] {
+        let Some((report, levels)) = store.levels(dimension).into_iter().next() else {
+            continue;
+        };
+        let report = escape_html(&report);
+        out.push_str("<div class=\"charts\">");
+        out.push_str(&super::charts::distribution_svg(
+            &format!("Users per level of {what} (report {report})"),
+            &levels,
+        ));
+        out.push_str(&super::charts::what_if_svg(
+            &format!("What-if: share of users a limit of N would stop ({what})"),
+            &levels,
+        ));
+        out.push_str("</div>");
+    }
+    if out.is_empty() {
+        return "<p>Charts appear here once a concurrency-level or activity-level report has been polled.</p>".into();
+    }
+    format!("<h2>Concurrency</h2>{out}")
+}
+
+/// `GET /`.
+pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
+    let now = state.clock.now();
+    let mut page = String::with_capacity(8 * 1024);
+    page.push_str(concat!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>cmu-exporter</title>",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}",
+        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}",
+        ".bad{color:#b00}.ok{color:#070}.charts{display:flex;flex-wrap:wrap;gap:1em}",
+        "figure{margin:0}figcaption{font-size:.9em;margin-bottom:.3em}</style></head><body>",
+        "<h1>cmu-exporter</h1><p>Prometheus exporter for Adobe Pass Concurrency Monitoring Usage reports. ",
+    ));
+    let _ = write!(
+        page,
+        "<a href=\"{}\">Metrics</a> · <a href=\"healthz\">Health</a> · <a href=\"readyz\">Readiness</a></p>",
+        escape_html(&state.telemetry_path)
+    );
+    let credentials = match state.credentials.health() {
+        Health::Ok => "<span class=\"ok\">working</span>".to_owned(),
+        Health::Unknown => "not used yet".to_owned(),
+        Health::Failing(why) => {
+            format!("<span class=\"bad\">failing: {}</span>", escape_html(&why))
+        }
+        Health::NeedsPerson(why) => format!(
+            "<span class=\"bad\">needs a person: {}</span>",
+            escape_html(&why)
+        ),
+    };
+    let _ = write!(page, "<p>Credentials: {credentials}</p>");
+    page.push_str(&charts_section(state.reports.store()));
+    page.push_str("<h2>Reports</h2><table><tr><th>report</th><th>path</th><th>interval</th><th>last poll</th><th>last success</th><th>next poll</th><th>series</th><th>state</th></tr>");
+    for (name, s) in state.reports.all() {
+        let state_cell = match &s.last_error {
+            None if s.last_success.is_some() => "<span class=\"ok\">up</span>".to_owned(),
+            None => "waiting for the first poll".to_owned(),
+            Some(e) => format!("<span class=\"bad\">{}</span>", escape_html(e)),
+        };
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape_html(&name),
+            escape_html(&s.path),
+            humantime::format_duration(s.interval),
+            when(s.last_attempt, now),
+            when(s.last_success, now),
+            when(s.next_poll, now),
+            s.series,
+            state_cell
+        );
+    }
+    page.push_str("</table>");
+    // Marks how many charts the browser laid out, for people and for the
+    // headless-browser test alike.
+    page.push_str(concat!(
+        "<script>addEventListener('load',function(){var n=0;",
+        "document.querySelectorAll('svg.chart').forEach(function(c){",
+        "var b=c.getBBox();if(b.width>0&&b.height>0&&c.querySelector('rect.bar,circle'))n++;});",
+        "document.body.setAttribute('data-charts-drawn',String(n));});</script>",
+    ));
+    page.push_str("</body></html>\n");
+    Html(page)
+}

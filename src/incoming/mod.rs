@@ -1,0 +1,19 @@
+//! Incoming HTTP: the pages the exporter serves and how it serves them.
+//!
+//! - [`pages`]: the routes (`/metrics`, `/healthz`, `/readyz`, reload).
+//! - [`landing`] and [`charts`]: the landing page and its SVG charts.
+//! - [`config`]: `--web.config.file` (exporter toolkit format), read into a
+//!   [`WebConfig`]; [`tls`] and [`auth`] are its two halves.
+//! - [`serve`]: the accept loop with its limits against slow or hostile clients.
+
+pub mod auth;
+pub mod charts;
+pub mod config;
+mod landing;
+pub mod pages;
+pub mod serve;
+pub mod tls;
+
+pub use config::{DEFAULT_READ_HEADER_TIMEOUT, MAX_HEADER_BYTES, WebConfig, WebConfigError};
+pub use pages::{AppState, TEXT_FORMAT, router};
+pub use serve::serve;
