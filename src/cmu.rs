@@ -24,8 +24,16 @@ pub struct ReportQuery {
     pub limit: Option<u32>,
     /// Metrics to return (all when empty).
     pub metrics: Vec<String>,
-    /// `(dimension, value, negated)`: `dim=v` or `dim!=v`, repeated for IN / NOT IN.
-    pub filters: Vec<(String, String, bool)>,
+    /// `dim=v` or `dim!=v`, repeated for IN / NOT IN.
+    pub filters: Vec<Filter>,
+}
+
+/// One filter of a report query: `dimension=value`, or `dimension!=value` when negated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub dimension: String,
+    pub value: String,
+    pub negated: bool,
 }
 
 /// Why a report could not be fetched. Never carries the token.
@@ -132,13 +140,13 @@ impl CmuClient {
         url.set_query(None);
         {
             let mut pairs = url.query_pairs_mut();
-            for (dimension, value, negated) in &query.filters {
-                let key = if *negated {
-                    format!("{dimension}!")
+            for filter in &query.filters {
+                let key = if filter.negated {
+                    format!("{}!", filter.dimension)
                 } else {
-                    dimension.clone()
+                    filter.dimension.clone()
                 };
-                pairs.append_pair(&key, value);
+                pairs.append_pair(&key, &filter.value);
             }
             if let Some(start) = query.start {
                 pairs.append_pair("start", &iso(start));

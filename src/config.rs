@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use jiff::tz::TimeZone;
 use reqwest::Url;
+use secrecy::SecretString;
 use serde::Deserialize;
 
+use crate::cmu::Filter;
 use crate::report::catalog::LEVEL_DIMENSIONS;
 use crate::report::{BucketChoice, Granularity, ReportPath};
 
@@ -43,7 +45,7 @@ pub struct Config {
 pub struct AdobeConfig {
     pub dcr_url: Url,
     pub cmu_url: Url,
-    pub software_statement: StatementSource,
+    pub software_statement: SecretSource,
     /// Pre-registered client credentials: when set, the exporter never registers.
     pub client: Option<ClientSource>,
     /// Time zone of CMU time buckets (undocumented by Adobe; UTC by default).
@@ -56,36 +58,46 @@ pub struct AdobeConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-/// Where the software statement comes from.
+/// Where a value kept out of the YAML comes from: the software statement,
+/// or pre-registered client credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StatementSource {
+pub enum SecretSource {
     File(PathBuf),
-    /// The `CMU_SOFTWARE_STATEMENT` environment variable.
-    Env,
-}
-
-/// Where a value that is not in the YAML comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValueSource {
-    File(PathBuf),
+    /// An environment variable (`CMU_SOFTWARE_STATEMENT`, `CMU_CLIENT_ID`...).
     Env(&'static str),
 }
 
-impl ValueSource {
-    /// Reads the value (trimmed). The error names the source, never the value.
-    pub fn read(&self) -> Result<String, String> {
+/// Why a [`SecretSource`] gave nothing. Names the source, never the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretSourceError {
+    #[error("cannot read {}: {reason}", path.display())]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("{0} is not set")]
+    Unset(&'static str),
+    #[error("{0} is empty")]
+    Empty(String),
+}
+
+impl SecretSource {
+    /// Reads the value, trimmed, straight into a secret.
+    pub fn read(&self) -> Result<SecretString, SecretSourceError> {
         let text = match self {
-            Self::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
-            Self::Env(name) => std::env::var(name).map_err(|_| format!("{name} is not set"))?,
+            Self::File(path) => {
+                std::fs::read_to_string(path).map_err(|e| SecretSourceError::Unreadable {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+            Self::Env(name) => std::env::var(name).map_err(|_| SecretSourceError::Unset(name))?,
         };
-        let value = text.trim().to_owned();
+        let value = text.trim();
         if value.is_empty() {
-            return Err(format!("{} is empty", self.describe()));
+            return Err(SecretSourceError::Empty(self.describe()));
         }
-        Ok(value)
+        Ok(SecretString::from(value))
     }
 
+    /// Where the value comes from, for messages.
     pub fn describe(&self) -> String {
         match self {
             Self::File(path) => format!("file {}", path.display()),
@@ -97,8 +109,8 @@ impl ValueSource {
 /// Pre-registered client credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientSource {
-    pub id: ValueSource,
-    pub secret: ValueSource,
+    pub id: SecretSource,
+    pub secret: SecretSource,
 }
 
 /// One configured report.
@@ -112,8 +124,8 @@ pub struct ReportConfig {
     pub bucket: BucketChoice,
     /// Row limit sent to Adobe.
     pub limit: u32,
-    /// `(dimension, value, negated)` filters sent to Adobe (`dim=v`, `dim!=v`).
-    pub filters: Vec<(String, String, bool)>,
+    /// Filters sent to Adobe (`dim=v`, `dim!=v`).
+    pub filters: Vec<Filter>,
     /// Metrics to ask for (all when empty).
     pub metrics: Vec<String>,
     /// Static labels added to every series of the report.
@@ -128,8 +140,15 @@ pub struct ReportConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReportName(String);
 
+/// A name that is not `[a-z0-9_]+`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a report name: use lowercase letters, digits and underscores, e.g. `hourly_by_mvpd`"
+)]
+pub struct BadName(pub String);
+
 impl ReportName {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, BadName> {
         if !text.is_empty()
             && text
                 .chars()
@@ -137,9 +156,7 @@ impl ReportName {
         {
             Ok(Self(text.to_owned()))
         } else {
-            Err(format!(
-                "`{text}` is not a report name: use lowercase letters, digits and underscores, e.g. `hourly_by_mvpd`"
-            ))
+            Err(BadName(text.to_owned()))
         }
     }
 
@@ -248,24 +265,25 @@ impl Config {
             .enumerate()
             .filter_map(|(i, r)| validate_report(i, r, &mut names, &mut problems))
             .collect();
-        if problems.is_empty() {
-            Ok(Self {
-                adobe: adobe.expect("no problems means adobe is set"),
+        match adobe {
+            Some(adobe) if problems.is_empty() => Ok(Self {
+                adobe,
                 state_dir,
                 reports,
-            })
-        } else {
-            Err(ConfigError { problems })
+            }),
+            _ => {
+                if problems.is_empty() {
+                    problems.push("adobe: not usable: check every key of the section".into());
+                }
+                Err(ConfigError { problems })
+            }
         }
     }
 
     /// A readable account of what this configuration will do.
     pub fn explain(&self) -> String {
         let mut out = String::new();
-        let statement = match &self.adobe.software_statement {
-            StatementSource::File(p) => format!("file {}", p.display()),
-            StatementSource::Env => format!("environment variable {STATEMENT_ENV}"),
-        };
+        let statement = self.adobe.software_statement.describe();
         out.push_str(&format!("DCR server:        {}\n", self.adobe.dcr_url));
         out.push_str(&format!("CMU base:          {}\n", self.adobe.cmu_url));
         out.push_str(&format!("software statement: {statement}\n"));
@@ -327,12 +345,12 @@ fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConf
     let env_set = |name: &str| std::env::var_os(name).is_some();
     let id = raw
         .client_id_file
-        .map(ValueSource::File)
-        .or_else(|| env_set(CLIENT_ID_ENV).then_some(ValueSource::Env(CLIENT_ID_ENV)));
+        .map(SecretSource::File)
+        .or_else(|| env_set(CLIENT_ID_ENV).then_some(SecretSource::Env(CLIENT_ID_ENV)));
     let secret = raw
         .client_secret_file
-        .map(ValueSource::File)
-        .or_else(|| env_set(CLIENT_SECRET_ENV).then_some(ValueSource::Env(CLIENT_SECRET_ENV)));
+        .map(SecretSource::File)
+        .or_else(|| env_set(CLIENT_SECRET_ENV).then_some(SecretSource::Env(CLIENT_SECRET_ENV)));
     let client = match (id, secret) {
         (Some(id), Some(secret)) => Some(ClientSource { id, secret }),
         (None, None) => None,
@@ -348,10 +366,10 @@ fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConf
             problems.push("adobe.software_statement_file: empty: name the file downloaded from the TVE Dashboard".into());
             None
         }
-        Some(p) => Some(StatementSource::File(p)),
-        None if std::env::var_os(STATEMENT_ENV).is_some() => Some(StatementSource::Env),
+        Some(p) => Some(SecretSource::File(p)),
+        None if std::env::var_os(STATEMENT_ENV).is_some() => Some(SecretSource::Env(STATEMENT_ENV)),
         // With pre-registered credentials the statement is only used to show the application.
-        None if client.is_some() => Some(StatementSource::Env),
+        None if client.is_some() => Some(SecretSource::Env(STATEMENT_ENV)),
         None => {
             problems.push(format!(
                 "adobe.software_statement_file: missing: name the software statement file downloaded from the TVE Dashboard, or set {STATEMENT_ENV}"
@@ -411,7 +429,6 @@ fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConf
     })
 }
 
-/// How often Adobe recomputes a report (reference §7): polling faster only burns requests.
 /// The IANA time zone `name`. UTC is answered without the system's time
 /// zone database, whose first lookup reads every directory of it (a few ms).
 pub fn time_zone(name: &str) -> Option<TimeZone> {
@@ -421,6 +438,7 @@ pub fn time_zone(name: &str) -> Option<TimeZone> {
     TimeZone::get(name).ok()
 }
 
+/// How often Adobe recomputes a report (reference §7): polling faster only burns requests.
 pub fn default_interval(path: &ReportPath) -> Duration {
     const HOUR: u64 = 3600;
     if LEVEL_DIMENSIONS.iter().any(|d| path.contains(d)) {
@@ -438,7 +456,7 @@ pub fn default_interval(path: &ReportPath) -> Duration {
 pub const DEFAULT_MAX_AGE_INTERVALS: u32 = 3;
 
 /// Parses `dimension=value` or `dimension!=value`.
-fn parse_filter(text: &str) -> Result<(String, String, bool), String> {
+fn parse_filter(text: &str) -> Result<Filter, String> {
     let (dimension, value, negated) = match text.split_once("!=") {
         Some((d, v)) => (d, v, true),
         None => match text.split_once('=') {
@@ -470,7 +488,11 @@ fn parse_filter(text: &str) -> Result<(String, String, bool), String> {
             "`{text}` has no value: write e.g. `{dimension}=value`"
         ));
     }
-    Ok((dimension.to_owned(), value.to_owned(), negated))
+    Ok(Filter {
+        dimension: dimension.to_owned(),
+        value: value.to_owned(),
+        negated,
+    })
 }
 
 /// A static label must be a legal, unreserved name that no series already uses.
@@ -553,7 +575,7 @@ fn validate_report(
             BucketChoice::Complete
         }
     };
-    let filters: Vec<(String, String, bool)> = raw
+    let filters: Vec<Filter> = raw
         .filters
         .iter()
         .filter_map(|f| {
@@ -688,7 +710,14 @@ reports:
 ";
         let c = Config::from_yaml(yaml, "t").unwrap();
         let r = &c.reports[0];
-        assert_eq!(r.filters[2], ("platform".into(), "Roku".into(), true));
+        assert_eq!(
+            r.filters[2],
+            Filter {
+                dimension: "platform".into(),
+                value: "Roku".into(),
+                negated: true
+            }
+        );
         assert_eq!(r.labels, vec![("team".into(), "tv".into())]);
         assert_eq!(
             (r.max_series, r.max_age),

@@ -52,7 +52,11 @@ pub enum CredentialsError {
     #[error(transparent)]
     Store(#[from] std::sync::Arc<StoreError>),
     #[error("pre-registered client credentials: {0}")]
-    Preset(String),
+    Preset(crate::config::SecretSourceError),
+    #[error(
+        "the configuration gives client credentials, so the exporter does not register: remove adobe.client_id_file and adobe.client_secret_file to let it register"
+    )]
+    PresetNeverRegisters,
 }
 
 /// State of the credentials as `/readyz` and the landing page report it.
@@ -83,8 +87,8 @@ pub fn load_preset(
     let id = source.id.read().map_err(CredentialsError::Preset)?;
     let secret = source.secret.read().map_err(CredentialsError::Preset)?;
     Ok(ClientCredentials {
-        client_id: id,
-        client_secret: secret.into(),
+        client_id: id.expose_secret().to_owned(),
+        client_secret: secret,
     })
 }
 
@@ -340,10 +344,7 @@ impl Credentials {
 
     async fn register(&self, inner: &mut Inner) -> Result<(), CredentialsError> {
         if self.preset {
-            return Err(CredentialsError::Preset(
-                "the configuration gives client credentials, so the exporter does not register"
-                    .into(),
-            ));
+            return Err(CredentialsError::PresetNeverRegisters);
         }
         let statement = self
             .statement

@@ -4,9 +4,9 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{STATEMENT_ENV, StatementSource};
+use crate::config::{STATEMENT_ENV, SecretSource, SecretSourceError};
 
 /// The statement and what its payload says about the application.
 #[derive(Clone)]
@@ -55,20 +55,21 @@ struct Claims {
 
 impl SoftwareStatement {
     /// Reads the statement from where the configuration says.
-    pub fn load(source: &StatementSource) -> Result<Self, StatementError> {
-        match source {
-            StatementSource::File(path) => {
-                let text =
-                    std::fs::read_to_string(path).map_err(|e| StatementError::Unreadable {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    })?;
-                Self::parse(text, &path.display().to_string())
+    pub fn load(source: &SecretSource) -> Result<Self, StatementError> {
+        let origin = match source {
+            SecretSource::File(path) => path.display().to_string(),
+            SecretSource::Env(name) => (*name).to_owned(),
+        };
+        match source.read() {
+            Ok(text) => Self::parse(text.expose_secret().to_owned(), &origin),
+            Err(SecretSourceError::Unreadable { path, reason }) => {
+                Err(StatementError::Unreadable {
+                    path: path.display().to_string(),
+                    reason,
+                })
             }
-            StatementSource::Env => {
-                let text = std::env::var(STATEMENT_ENV).map_err(|_| StatementError::NoEnv)?;
-                Self::parse(text, STATEMENT_ENV)
-            }
+            Err(SecretSourceError::Unset(_)) => Err(StatementError::NoEnv),
+            Err(SecretSourceError::Empty(_)) => Err(StatementError::Malformed { origin }),
         }
     }
 

@@ -12,5 +12,5 @@ pub use parse::{
     Columns, Link, Links, ParseError, Parsed, ReportParser, Row, RowSink, parse_report,
     parse_report_from, path_of_href,
 };
-pub use path::{Bucket, Granularity, PathError, ReportPath};
+pub use path::{Bucket, BucketError, Granularity, PathError, ReportPath};
 pub use window::{BucketChoice, window};

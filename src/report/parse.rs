@@ -619,8 +619,12 @@ impl<'s> State<'s> {
             for (f, t) in fields.iter_mut().zip(&self.time) {
                 *f = t.unwrap_or_default();
             }
-            let b = Bucket::from_fields(&fields[..depth])
-                .map_err(|reason| row_error(ParseError::Row { row: index, reason }))?;
+            let b = Bucket::from_fields(&fields[..depth]).map_err(|e| {
+                row_error(ParseError::Row {
+                    row: index,
+                    reason: e.to_string(),
+                })
+            })?;
             self.last_time = self.time;
             self.last_bucket = Some(b);
             Some(b)

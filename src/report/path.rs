@@ -192,17 +192,36 @@ pub struct Bucket {
     pub start: jiff::civil::DateTime,
 }
 
+/// Why a row's time fields name no time bucket.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BucketError {
+    #[error("{field} {value} is outside {low}..={high}")]
+    OutOfRange {
+        field: &'static str,
+        value: i32,
+        low: i32,
+        high: i32,
+    },
+    #[error("not a calendar time: {0}")]
+    NotInCalendar(String),
+}
+
 impl Bucket {
     /// Builds a bucket from the time fields of a row (`year` first, contiguous).
-    /// Returns a message naming the bad field when a value is out of range.
-    pub fn from_fields(fields: &[i32]) -> Result<Self, String> {
+    /// The error names the bad field when a value is out of range.
+    pub fn from_fields(fields: &[i32]) -> Result<Self, BucketError> {
         let get = |i: usize, default: i32| fields.get(i).copied().unwrap_or(default);
         let (y, mo, d, h, mi) = (get(0, 2000), get(1, 1), get(2, 1), get(3, 0), get(4, 0));
-        let check = |name: &str, v: i32, lo: i32, hi: i32| {
-            if (lo..=hi).contains(&v) {
+        let check = |field: &'static str, value: i32, low: i32, high: i32| {
+            if (low..=high).contains(&value) {
                 Ok(())
             } else {
-                Err(format!("{name} {v} is outside {lo}..={hi}"))
+                Err(BucketError::OutOfRange {
+                    field,
+                    value,
+                    low,
+                    high,
+                })
             }
         };
         check("year", y, 1970, 9999)?;
@@ -212,7 +231,7 @@ impl Bucket {
         check("minute", mi, 0, 59)?;
         let start =
             jiff::civil::DateTime::new(y as i16, mo as i8, d as i8, h as i8, mi as i8, 0, 0)
-                .map_err(|e| format!("not a calendar time: {e}"))?;
+                .map_err(|e| BucketError::NotInCalendar(e.to_string()))?;
         Ok(Self {
             granularity: Granularity::from_depth(fields.len()),
             start,
@@ -272,6 +291,7 @@ mod tests {
         assert!(
             Bucket::from_fields(&[2023, 13])
                 .unwrap_err()
+                .to_string()
                 .contains("month 13")
         );
     }
