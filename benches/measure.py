@@ -189,8 +189,8 @@ def idle_demo():
 
 
 def economy():
-    out = subprocess.run(["cargo", "test", "--release", "--quiet", "--test", "credentials", "simulated_day", "--",
-                          "--nocapture"], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([os.path.join(REL, "examples", "simulated_day")], cwd=ROOT, capture_output=True,
+                         text=True)
     m = re.search(r"registrations (\d+), token calls (\d+) \(minimum (\d+)\), CMU calls (\d+) \(minimum (\d+)\)",
                   out.stdout)
     if not m:

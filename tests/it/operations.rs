@@ -2,16 +2,13 @@
 //! self-metrics and readiness when Adobe fails, reload, and the web server's
 //! defences. Everything over real HTTP against the simulator.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use cmu_exporter::simulator::{Endpoint, Fault, Simulator, Target};
-use common::*;
 
-const WAIT: Duration = Duration::from_secs(30);
-
-const HOURLY: &str = "  - name: daily\n    path: tenant/year/month/day\n    interval: 1h\n";
+/// A daily report polled every hour: one poll per test, unless it fails.
+const DAILY: &str = "  - name: daily\n    path: tenant/year/month/day\n    interval: 1h\n";
 
 /// Arrival times of the CMU requests so far, with their status.
 fn cmu_requests(sim: &Simulator) -> Vec<(std::time::Instant, u16)> {
@@ -22,19 +19,12 @@ fn cmu_requests(sim: &Simulator) -> Vec<(std::time::Instant, u16)> {
         .collect()
 }
 
-async fn wait_for_cmu_success(sim: &Simulator) {
-    wait_for("a successful CMU request", WAIT, || async {
-        (sim.count_status(Endpoint::Cmu, 200) > 0).then_some(())
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn transient_cmu_failures_are_retried_with_growing_pauses() {
-    let (sim, _dir, config) = simulator_and_config(HOURLY).await;
+    let (sim, _dir, config) = simulator_and_config(DAILY).await;
     sim.inject(Target::Cmu, Fault::Status(503), 2);
     let exporter = exporter(&config).await;
-    wait_for_cmu_success(&sim).await;
+    wait_for_cmu_successes(&sim, 1).await;
     let requests = cmu_requests(&sim);
     let statuses: Vec<u16> = requests.iter().map(|r| r.1).collect();
     assert_eq!(statuses, [503, 503, 200], "one poll, three attempts");
@@ -52,7 +42,7 @@ async fn transient_cmu_failures_are_retried_with_growing_pauses() {
 
 #[tokio::test]
 async fn client_errors_are_not_retried_and_retry_after_is_honoured() {
-    let (sim, _dir, config) = simulator_and_config(HOURLY).await;
+    let (sim, _dir, config) = simulator_and_config(DAILY).await;
     sim.inject(Target::Cmu, Fault::Status(403), 1);
     let first = exporter(&config).await;
     let metrics = format!("{}/metrics", first.url());
@@ -64,7 +54,7 @@ async fn client_errors_are_not_retried_and_retry_after_is_honoured() {
             .then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The poll has ended (it published its failure), retries included.
     assert_eq!(
         sim.count(Endpoint::Cmu),
         1,
@@ -72,7 +62,7 @@ async fn client_errors_are_not_retried_and_retry_after_is_honoured() {
     );
     first.stop().await;
 
-    let (sim, _dir, config) = simulator_and_config(HOURLY).await;
+    let (sim, _dir, config) = simulator_and_config(DAILY).await;
     sim.inject(
         Target::Cmu,
         Fault::Throttle {
@@ -81,7 +71,7 @@ async fn client_errors_are_not_retried_and_retry_after_is_honoured() {
         1,
     );
     let exporter = exporter(&config).await;
-    wait_for_cmu_success(&sim).await;
+    wait_for_cmu_successes(&sim, 1).await;
     let requests = cmu_requests(&sim);
     assert_eq!(requests.iter().map(|r| r.1).collect::<Vec<_>>(), [429, 200]);
     let pause = requests[1].0 - requests[0].0;
@@ -164,7 +154,6 @@ async fn post(url: &str) -> (u16, String) {
     )
 }
 
-const DAILY: &str = "  - name: daily\n    path: tenant/year/month/day\n    interval: 1h\n";
 const HOURLY_REPORT: &str =
     "  - name: hourly\n    path: tenant/year/month/day/hour\n    interval: 1h\n";
 const MONTHLY: &str = "  - name: monthly\n    path: tenant/year/month\n    interval: 1h\n";
@@ -238,8 +227,7 @@ async fn reload_keeps_unchanged_reports_and_refuses_a_bad_file() {
     assert!(text.contains(daily_series) && text.contains("report=\"monthly\""));
 
     // So is a change that needs a restart, with 409 (a conflict, not a bad file).
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace(&sim.cmu_url(), &sim.alias_cmu_url())).unwrap();
+    use_alias_prefix(&config, &sim);
     rewrite_reports(&config, DAILY);
     let (status, body) = post(&format!("{base}/-/reload")).await;
     assert_eq!(status, 409, "{body}");
@@ -304,7 +292,7 @@ fn add_adobe_settings(config: &std::path::Path, extra: &str) {
 
 #[tokio::test]
 async fn a_configured_proxy_carries_every_request_to_adobe() {
-    let (sim, _dir, config) = simulator_and_config(HOURLY).await;
+    let (sim, _dir, config) = simulator_and_config(DAILY).await;
     let proxy = forwarder(None, cmu_exporter::incoming::WebConfig::default()).await;
     add_adobe_settings(&config, &format!("  proxy_url: http://{}\n", proxy.addr));
     let exporter = exporter(&config).await;
@@ -328,7 +316,7 @@ async fn a_configured_proxy_carries_every_request_to_adobe() {
 
 #[tokio::test]
 async fn an_extra_ca_file_makes_a_privately_signed_adobe_endpoint_trusted() {
-    let (sim, dir, config) = simulator_and_config(HOURLY).await;
+    let (sim, dir, config) = simulator_and_config(DAILY).await;
     let pki = make_pki("private");
     let front = forwarder(
         Some(format!("http://{}", sim.addr())),
@@ -378,7 +366,7 @@ async fn an_extra_ca_file_makes_a_privately_signed_adobe_endpoint_trusted() {
 
 #[tokio::test]
 async fn the_proxy_variables_are_honoured_with_no_proxy() {
-    let (sim, _dir, config) = simulator_and_config(HOURLY).await;
+    let (sim, _dir, config) = simulator_and_config(DAILY).await;
     let proxy = forwarder(None, cmu_exporter::incoming::WebConfig::default()).await;
     let proxy_url = format!("http://{}", proxy.addr);
     let up = "cmu_exporter_report_up{report=\"daily\"}";

@@ -1,20 +1,15 @@
 //! Every report, faithfully: metric model, time buckets, options, lifecycle, discovery.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
+use crate::common::*;
 use cmu_exporter::clock::Clock;
 use cmu_exporter::export::{Exposition, SnapshotSpec, build_snapshot};
 use cmu_exporter::report::{BucketChoice, ReportPath};
 use cmu_exporter::simulator::{Endpoint, Fault, SimulatorConfig, Target};
-use common::*;
 use jiff::Timestamp;
-
-const WAIT: Duration = Duration::from_secs(30);
 
 /// A fixed "now" for golden outputs, well inside an hour and a day.
 const NOW: &str = "2026-11-22T10:30:00Z";
@@ -212,16 +207,7 @@ fn odd_label_values_are_escaped_and_parse_back() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("odd.json");
     std::fs::write(&file, doc.to_string()).unwrap();
-    let out = Command::new(BIN)
-        .args(["render", file.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = render_file(&file, &[]);
     promtool_accepts("odd label values", &text);
     let tenants: BTreeSet<String> = parse_exposition(&text)
         .into_iter()
@@ -377,10 +363,7 @@ async fn discovery_finds_every_path_of_the_reference_tree() {
     let (sim, _dir, config) =
         simulator_and_config("  - name: daily\n    path: tenant/year/month/day\n").await;
     // Through the alias prefix: the links say /cmu/v2 and must still resolve.
-    let yaml = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(&sim.cmu_url(), &sim.alias_cmu_url());
-    std::fs::write(&config, yaml).unwrap();
+    use_alias_prefix(&config, &sim);
     let out = tokio::task::spawn_blocking(move || {
         Command::new(BIN)
             .args(["discover", "--config.file", config.to_str().unwrap()])

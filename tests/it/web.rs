@@ -1,19 +1,16 @@
 //! The exporter's web server as a client sees it: several listen addresses,
 //! TLS with client certificates, basic auth, and slow or oversized requests.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use cmu_exporter::app::{self, Options, Running};
 use cmu_exporter::clock::Clock;
 use cmu_exporter::config::Config;
 use cmu_exporter::incoming::WebConfig;
-use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const WAIT: Duration = Duration::from_secs(20);
 const REPORT: &str = "  - name: daily\n    path: tenant/year/month/day\n    interval: 1h\n";
 
 async fn start(config: &Path, listen: usize, web: WebConfig) -> Running {

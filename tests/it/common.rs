@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: start the simulator and the
 //! exporter on ephemeral ports, talk to both over real HTTP.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +9,9 @@ use cmu_exporter::app::{self, Options, Running};
 use cmu_exporter::clock::Clock;
 use cmu_exporter::config::Config;
 use cmu_exporter::simulator::{Simulator, SimulatorConfig};
+
+/// How long a test waits for what should happen within seconds.
+pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A simulator with default settings on 127.0.0.1, ephemeral port.
 pub async fn simulator() -> Simulator {
@@ -42,10 +44,35 @@ pub fn write_config(dir: &Path, sim: &Simulator, reports: &str) -> PathBuf {
 /// A default simulator, a temporary directory, and a config file in it
 /// listing `reports` (what most tests start from).
 pub async fn simulator_and_config(reports: &str) -> (Simulator, tempfile::TempDir, PathBuf) {
-    let sim = simulator().await;
+    simulator_and_config_with(SimulatorConfig::default(), reports).await
+}
+
+/// Like [`simulator_and_config`], with a simulator of `config` (a warped clock...).
+pub async fn simulator_and_config_with(
+    config: SimulatorConfig,
+    reports: &str,
+) -> (Simulator, tempfile::TempDir, PathBuf) {
+    let sim = simulator_with(config).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &sim, reports);
     (sim, dir, config)
+}
+
+/// Points the config file at the simulator's alias prefix, whose answers'
+/// links still say `/cmu/v2`, as Adobe's do behind another prefix.
+pub fn use_alias_prefix(config: &Path, sim: &Simulator) {
+    let yaml = std::fs::read_to_string(config)
+        .unwrap()
+        .replace(&sim.cmu_url(), &sim.alias_cmu_url());
+    std::fs::write(config, yaml).unwrap();
+}
+
+/// Waits until the simulator has answered `n` CMU requests with 200.
+pub async fn wait_for_cmu_successes(sim: &Simulator, n: usize) {
+    wait_for(&format!("{n} successful CMU calls"), WAIT, || async {
+        (sim.count_status(cmu_exporter::simulator::Endpoint::Cmu, 200) >= n).then_some(())
+    })
+    .await;
 }
 
 /// Starts the exporter in-process on an ephemeral port.
@@ -237,7 +264,44 @@ pub fn promtool() -> PathBuf {
 /// The `cmu-exporter` binary built for these tests.
 pub const BIN: &str = env!("CARGO_BIN_EXE_cmu-exporter");
 
-/// A free TCP port on 127.0.0.1 (free when asked; good enough for tests).
+/// What a run of the binary left: exit code, standard output, standard error.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the binary with `args` to its end.
+pub fn run_binary(args: &[&str]) -> Ran {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs");
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `cmu-exporter render FILE ARGS...`, which must succeed: the exposition.
+pub fn render_file(file: &Path, args: &[&str]) -> String {
+    let mut all = vec!["render", file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let ran = run_binary(&all);
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "render {}: {}",
+        file.display(),
+        ran.stderr
+    );
+    ran.stdout
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked), for third-party servers
+/// (Prometheus, Alertmanager) that cannot report the port they bound.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -254,16 +318,16 @@ pub struct Process {
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
-/// Starts the binary on `config` with extra arguments and environment.
+/// Starts the binary on `config` with extra arguments and environment, on
+/// an ephemeral port, and waits for the address it reports it serves on.
 pub fn spawn_binary(config: &Path, args: &[&str], envs: &[(&str, &str)]) -> Process {
     use std::io::Read;
-    let port = free_port();
     let mut child = std::process::Command::new(BIN)
         .args([
             "--config.file",
             config.to_str().unwrap(),
             "--web.listen-address",
-            &format!("127.0.0.1:{port}"),
+            "127.0.0.1:0",
         ])
         .args(args)
         .envs(envs.iter().copied())
@@ -287,12 +351,40 @@ pub fn spawn_binary(config: &Path, args: &[&str], envs: &[(&str, &str)]) -> Proc
                 .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
-    Process {
+    let mut process = Process {
         child,
-        base: format!("http://127.0.0.1:{port}"),
+        base: String::new(),
         log,
         reader: Some(reader),
-    }
+    };
+    let deadline = Instant::now() + WAIT;
+    process.base = loop {
+        if let Some(addr) = served_address(&process.log()) {
+            break format!("http://{addr}");
+        }
+        if let Ok(Some(status)) = process.child.try_wait() {
+            panic!("the binary exited with {status}:\n{}", process.log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `serving metrics` line within {WAIT:?}:\n{}",
+            process.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    process
+}
+
+/// The address of the first `serving metrics` log line (text or JSON logs).
+fn served_address(log: &str) -> Option<String> {
+    let line = log.lines().find(|l| l.contains("serving metrics"))?;
+    let (_, rest) = line
+        .split_once("addr=")
+        .or_else(|| line.split_once("\"addr\":\""))?;
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"')
+        .unwrap_or(rest.len());
+    Some(rest[..end].to_owned())
 }
 
 impl Process {

@@ -2,20 +2,19 @@
 //! output, promtool, a real Prometheus and a real Alertmanager (Debian's
 //! `prometheus` and `prometheus-alertmanager`; scripts/test installs them).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::*;
 use cmu_exporter::app::{self, Options, Running};
 use cmu_exporter::clock::Clock;
 use cmu_exporter::simulator::Simulator;
-use common::*;
 
-const WAIT: Duration = Duration::from_secs(90);
+/// Prometheus and Alertmanager take their time: scrape, evaluate, notify.
+const PROMETHEUS_WAIT: Duration = Duration::from_secs(90);
 const RULES: &str = "deploy/prometheus/cmu-exporter.rules.yml";
 const RULE_TESTS: &str = "deploy/prometheus/cmu-exporter.rules.test.yml";
 const DASHBOARDS: [&str; 3] = [
@@ -130,7 +129,7 @@ async fn demo_exporter() -> (Simulator, tempfile::TempDir, Running) {
 /// The exposition once every demo report was polled.
 async fn full_exposition(exporter: &Running) -> String {
     let url = format!("{}/metrics", exporter.url());
-    wait_for("every demo report polled", WAIT, || async {
+    wait_for("every demo report polled", PROMETHEUS_WAIT, || async {
         let text = get_text(&url).await.1;
         let reports = parse_exposition(&text)
             .into_iter()
@@ -305,11 +304,15 @@ async fn prometheus_answers_every_panel_and_a_failure_spike_reaches_alertmanager
     let log = || std::fs::read_to_string(work.join("prometheus.log")).unwrap_or_default();
 
     // Data, and the recording rules evaluated on it.
-    wait_for("scraped data and recorded what-if shares", WAIT, || async {
-        let shares = query(&prometheus, "cmu:activity_users_over_limit:share").await;
-        let rated = query(&prometheus, "rate(cmu_exporter_http_requests_total[30s])").await;
-        (!shares.is_empty() && !rated.is_empty()).then_some(())
-    })
+    wait_for(
+        "scraped data and recorded what-if shares",
+        PROMETHEUS_WAIT,
+        || async {
+            let shares = query(&prometheus, "cmu:activity_users_over_limit:share").await;
+            let rated = query(&prometheus, "rate(cmu_exporter_http_requests_total[30s])").await;
+            (!shares.is_empty() && !rated.is_empty()).then_some(())
+        },
+    )
     .await;
     let queries = dashboard_queries();
     assert!(queries.len() > 25);
@@ -339,7 +342,7 @@ async fn prometheus_answers_every_panel_and_a_failure_spike_reaches_alertmanager
 
     // A failure spike: ten times the denied attempts.
     sim.set_failure_factor(10.0);
-    wait_for("the alert at the webhook", WAIT, || async {
+    wait_for("the alert at the webhook", PROMETHEUS_WAIT, || async {
         hooked("CmuFailedAttemptsRatioHigh").then_some(())
     })
     .await;

@@ -1,12 +1,9 @@
 //! The `cmu-exporter` binary itself: bad report paths, render, check-config.
 
-mod common;
-
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn a_path_outside_the_tree_is_a_clear_error_not_a_crash() {
@@ -14,19 +11,8 @@ async fn a_path_outside_the_tree_is_a_clear_error_not_a_crash() {
         "  - name: good\n    path: tenant/year/month/day\n  - name: wrong\n    path: tenant/mvpd\n",
     )
     .await;
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .args([
-            "--config.file",
-            config.to_str().unwrap(),
-            "--web.listen-address",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let process = spawn_binary(&config, &[], &[]);
+    let base = process.base.clone();
     let page = wait_for(
         "the error on the landing page",
         Duration::from_secs(20),
@@ -47,25 +33,13 @@ async fn a_path_outside_the_tree_is_a_clear_error_not_a_crash() {
         metrics.contains("cmu_active_users{report=\"good\""),
         "the good report still works"
     );
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the exporter is still running"
-    );
     let (status, ready) = get_text(&format!("{base}/readyz")).await;
     assert_eq!(status, 503);
     assert!(ready.contains("report wrong"), "{ready}");
 
-    // SIGTERM: a clean exit, and the log names the report and the fix.
-    send_sigterm(child.id());
-    let status = child.wait().unwrap();
+    // SIGTERM: a clean exit (so it was still running), and the log names the report and the fix.
+    let (status, log) = process.stop();
     assert!(status.success(), "exit status {status:?}");
-    let mut log = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
     let line = log
         .lines()
         .find(|l| l.contains("poll failed"))
@@ -75,14 +49,6 @@ async fn a_path_outside_the_tree_is_a_clear_error_not_a_crash() {
         "{line}"
     );
     assert!(line.contains("/tenant/mvpd"), "{line}");
-}
-
-fn send_sigterm(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[tokio::test]
@@ -106,16 +72,7 @@ async fn render_prints_exposition_that_promtool_accepts() {
             .unwrap();
         let file = dir.path().join("report.json");
         std::fs::write(&file, &json).unwrap();
-        let rendered = Command::new(BIN)
-            .args(["render", file.to_str().unwrap(), "--report", "saved"])
-            .output()
-            .unwrap();
-        assert!(
-            rendered.status.success(),
-            "{}",
-            String::from_utf8_lossy(&rendered.stderr)
-        );
-        let text = String::from_utf8(rendered.stdout).unwrap();
+        let text = render_file(&file, &["--report", "saved"]);
         assert!(text.contains("report=\"saved\""), "{path}: {text}");
         assert!(
             text.contains(&format!(

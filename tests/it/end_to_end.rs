@@ -1,14 +1,9 @@
 //! The whole path over real HTTP: simulator -> DCR -> CMU -> /metrics.
 
-mod common;
-
 use std::collections::BTreeMap;
-use std::time::Duration;
 
+use crate::common::*;
 use cmu_exporter::simulator::Endpoint;
-use common::*;
-
-const WAIT: Duration = Duration::from_secs(20);
 
 /// Waits until `report` was polled successfully and returns the exposition.
 async fn scrape_after_poll(base: &str, report: &str) -> String {
@@ -171,10 +166,7 @@ async fn links_with_another_prefix_and_gzip_are_taken_in_stride() {
     let (sim, _dir, config) =
         simulator_and_config("  - name: daily\n    path: tenant/year/month/day\n").await;
     // Point the exporter at the alias prefix: the links still say /cmu/v2.
-    let yaml = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(&sim.cmu_url(), &sim.alias_cmu_url());
-    std::fs::write(&config, yaml).unwrap();
+    use_alias_prefix(&config, &sim);
     let exporter = exporter(&config).await;
     let text = scrape_after_poll(&exporter.url(), "daily").await;
     assert!(text.contains("cmu_active_users{report=\"daily\",tenant=\"ACME\"}"));

@@ -1,0 +1,14 @@
+//! The integration tests, as one binary (one link of the crate instead of
+//! eight). Each module is a theme; every test talks to the simulator and the
+//! exporter over real HTTP on 127.0.0.1.
+
+mod common;
+
+mod cli;
+mod credentials;
+mod end_to_end;
+mod monitoring;
+mod operations;
+mod reports;
+mod simulator;
+mod web;
