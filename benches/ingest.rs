@@ -80,7 +80,7 @@ fn benches(c: &mut Criterion) {
     group.bench_function("encode", |b| {
         b.iter(|| {
             let exposition = Exposition::assemble([black_box(&snapshot)]);
-            exposition.gzip_with(b"")
+            exposition.gzip_with(&cmu_exporter::export::Tail::new(bytes::Bytes::new()))
         })
     });
     group.finish();

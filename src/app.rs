@@ -33,6 +33,23 @@ pub struct Options {
     pub config_file: Option<std::path::PathBuf>,
     /// TLS, basic auth and client limits (`--web.config.file`).
     pub web: crate::incoming::WebConfig,
+    /// Which reports this process polls (`--shard`, `--total-shards`).
+    pub shard: crate::shard::Shard,
+}
+
+impl Options {
+    /// One ephemeral port on 127.0.0.1, `/metrics`, no configuration file,
+    /// plain HTTP, every report: for tests, examples and the simulated day.
+    pub fn loopback(clock: Clock) -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            telemetry_path: "/metrics".into(),
+            clock,
+            config_file: None,
+            web: crate::incoming::WebConfig::default(),
+            shard: crate::shard::Shard::ALL,
+        }
+    }
 }
 
 /// Why the exporter did not start.
@@ -130,11 +147,13 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
             config.adobe.max_concurrent_requests,
         )),
     };
+    telemetry.shard(options.shard);
     let supervisor = Arc::new(Supervisor::start(
         config,
         options.config_file.clone(),
         ctx,
         telemetry.clone(),
+        options.shard,
     ));
     let shutdown = Shutdown::new();
     let mut tasks = JoinSet::new();
@@ -145,6 +164,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         supervisor: supervisor.clone(),
         clock: options.clock.clone(),
         telemetry_path: options.telemetry_path.clone(),
+        self_metrics: Arc::default(),
     };
     for listener in listeners {
         let app = options.web.protect(router(state.clone()));

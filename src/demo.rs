@@ -88,13 +88,7 @@ pub async fn simulated_day(factor: f64) -> anyhow::Result<DayFigures> {
         statement.display(),
         dir.path().join("state").display()
     );
-    let options = crate::app::Options {
-        listen: vec!["127.0.0.1:0".parse()?],
-        telemetry_path: "/metrics".into(),
-        clock: clock.clone(),
-        config_file: None,
-        web: crate::incoming::WebConfig::default(),
-    };
+    let options = crate::app::Options::loopback(clock.clone());
     let exporter =
         crate::app::start(Config::from_yaml(&yaml, "the simulated day")?, options).await?;
     clock

@@ -8,31 +8,43 @@
 //! - [`credentials`]: the DCR lifecycle. The software statement, client
 //!   credentials persisted in `state_dir`, and one access token shared by
 //!   all pollers and renewed before it expires.
-//! - [`cmu`]: the CMU HTTP client (report URLs, bearer auth, errors).
+//! - [`outgoing`]: the one HTTP client for Adobe and the one exchange (send,
+//!   time, record, read) that the DCR and CMU clients share.
+//! - [`retry`]: the one retry policy (doubling pauses with jitter,
+//!   `Retry-After` honoured) for requests, failed polls and poller restarts.
+//! - [`cmu`]: the CMU client (report URLs, errors) and `AuthorizedClient`,
+//!   the one way to GET a report with the shared token.
 //! - [`discovery`]: walks the drill-down links to list every report path.
-//! - [`report`]: what a CMU report is: paths, time buckets, the metric
-//!   catalog, and the streaming HAL+JSON parser that hands rows to a sink.
-//! - [`export`]: rows become a snapshot of encoded series per report. The
-//!   snapshots are assembled into the exposition `/metrics` serves.
-//! - [`poller`]: one task per report: poll at the report's pace, publish
-//!   the snapshot, keep the last good one on failure.
-//! - [`supervisor`]: runs the pollers and applies a reloaded configuration.
-//! - [`charts`]: the landing page's SVG concurrency and what-if charts.
-//! - [`server`]: `/metrics`, `/healthz`, `/readyz` and the landing page.
-//! - [`web`]: serving those pages: TLS, basic auth, slow-client limits.
+//! - [`report`]: what Adobe sends: its vocabulary (`catalog`), paths, time
+//!   buckets and the window to ask for, and the streaming HAL+JSON parser.
+//! - [`names`]: what we export: every family and label name, and the one
+//!   mapping from Adobe's names to Prometheus names.
+//! - [`export`]: rows become a snapshot per report (`select` which rows,
+//!   `encode` as text, `snapshot` the types); the snapshots are assembled
+//!   into the exposition `/metrics` serves, plain or gzip.
+//! - [`poller`]: one task per report: poll at the report's pace and say what
+//!   happened as a `PollOutcome`; a panic fails one poll, never the poller.
+//! - [`reports`]: each report's snapshot, status and self-metrics in one
+//!   place; outcomes are applied and reports removed there.
+//! - [`shard`]: which reports this process polls (`--shard`, `--total-shards`).
+//! - [`supervisor`]: runs the pollers (restarting one that dies) and applies
+//!   a reloaded configuration.
+//! - [`incoming`]: what the exporter serves and how: pages, landing page and
+//!   charts, the `--web.config.file` (TLS, basic auth) and the accept loop.
 //! - [`telemetry`]: the `cmu_exporter_*` self-metrics and their log lines.
-//! - [`status`]: each report's state, for the landing page and readiness.
 //! - [`app`]: wires the above into a running exporter (service, demo, tests).
-//! - [`cli`]: the command line; `main.rs` only calls [`cli::main`].
+//! - [`cli`]: the command line, one file per command; `main.rs` only calls
+//!   [`cli::main`].
+//! - [`demo`]: the demo's configuration and the simulated day.
 //! - [`simulator`]: a faithful simulator of Adobe's DCR and CMU servers,
 //!   used by the tests, the demo and the benchmarks.
-//! - [`names`]: the one place CMU names become Prometheus names.
-//! - `swar`: byte search eight bytes at a time, for the parser and labels.
-//! - [`clock`], [`shutdown`], [`http`]: the time source, the shutdown
-//!   signal, and the outgoing HTTP client, shared by everything.
+//! - [`faults`]: faults injected into our own code by tests (panics).
+//! - [`clock`], [`shutdown`]: the time source and the shutdown signal,
+//!   shared by everything.
 //!
-//! Data flow: poller -> credentials (token) -> cmu (bytes) -> report::parse
-//! -> export::snapshot -> ExportStore -> server.
+//! Data flow: poller -> cmu::AuthorizedClient (credentials, outgoing) ->
+//! report::parse -> export (select, encode) -> PollOutcome -> reports ->
+//! ExportStore -> incoming::pages.
 
 pub mod app;
 pub mod cli;
@@ -51,6 +63,7 @@ pub mod poller;
 pub mod report;
 pub mod reports;
 pub mod retry;
+pub mod shard;
 pub mod shutdown;
 pub mod simulator;
 pub mod supervisor;

@@ -109,10 +109,7 @@ fn phase(name: &str, interval: Duration) -> Duration {
     if spread == 0 {
         return Duration::ZERO;
     }
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    Duration::from_millis(h % spread)
+    Duration::from_millis(crate::shard::stable_hash(name.as_bytes()) % spread)
 }
 
 /// Polls one report until shutdown. A failed poll (a panic included)
@@ -231,12 +228,17 @@ pub async fn poll_once(
         labels: report.labels.clone(),
         max_series: report.max_series,
     };
-    let snapshot = tokio::task::spawn_blocking(move || build_snapshot(&body, &spec))
-        .await
-        .map_err(|e| match e.try_into_panic() {
-            Ok(panic) => PollError::from_panic(panic),
-            Err(e) => PollError::Internal(e.to_string()),
-        })??;
+    let snapshot = tokio::task::spawn_blocking(move || {
+        build_snapshot(&body, &spec).map(|mut snapshot| {
+            snapshot.deflate();
+            snapshot
+        })
+    })
+    .await
+    .map_err(|e| match e.try_into_panic() {
+        Ok(panic) => PollError::from_panic(panic),
+        Err(e) => PollError::Internal(e.to_string()),
+    })??;
     Ok(Arc::new(snapshot))
 }
 

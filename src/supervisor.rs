@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, ConfigError, ReportConfig};
 use crate::poller::{self, PollContext};
 use crate::retry::RetryPolicy;
+use crate::shard::Shard;
 use crate::shutdown::{Shutdown, ShutdownSignal};
 use crate::telemetry::Telemetry;
 
@@ -93,6 +94,8 @@ impl std::fmt::Display for ReloadSummary {
 pub struct Supervisor {
     /// The file reloads read; `None` when started from text (the demo).
     file: Option<PathBuf>,
+    /// The reports of the configuration this process polls.
+    shard: Shard,
     ctx: PollContext,
     telemetry: Telemetry,
     state: Mutex<State>,
@@ -112,15 +115,18 @@ impl Supervisor {
         file: Option<PathBuf>,
         ctx: PollContext,
         telemetry: Telemetry,
+        shard: Shard,
     ) -> Self {
         let pollers = config
             .reports
             .iter()
+            .filter(|r| shard.owns(r.name.as_str()))
             .map(|r| (r.name.to_string(), spawn(r.clone(), &ctx, &telemetry)))
             .collect();
         telemetry.config_loaded(ctx.clock.now().as_millisecond() as f64 / 1000.0);
         Self {
             file,
+            shard,
             ctx,
             telemetry,
             state: Mutex::new(State {
@@ -164,6 +170,7 @@ impl Supervisor {
         let wanted: BTreeMap<String, &ReportConfig> = new
             .reports
             .iter()
+            .filter(|r| self.shard.owns(r.name.as_str()))
             .map(|r| (r.name.to_string(), r))
             .collect();
         let old_names: Vec<String> = state.pollers.keys().cloned().collect();

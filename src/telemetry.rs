@@ -69,6 +69,9 @@ const REPORT: &str = crate::names::REPORT_LABEL;
 #[derive(Debug, Clone)]
 pub struct Telemetry {
     registry: Registry,
+    /// Bumped by every event: a scrape re-encodes the self-metrics only
+    /// when it moved (or when the process metrics are a second old).
+    generation: Arc<std::sync::atomic::AtomicU64>,
     per_report: PerReport,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
@@ -91,6 +94,7 @@ pub struct Telemetry {
     reload_success: Gauge,
     internal_errors: IntCounterVec,
     poller_restarts: IntCounterVec,
+    shard_info: IntGaugeVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -294,19 +298,36 @@ impl Telemetry {
                 "Times the report's poller task ended unasked (a bug in the exporter) and was started again. Each one is logged at ERROR: please report it.",
                 &["report"],
             ),
+            shard_info: int_gauge(
+                "cmu_exporter_shard_info",
+                "This process's shard (from 0) among total_shards: it polls the reports whose name hashes to it (FNV-1a of the name, modulo total_shards). Always 1.",
+                &["shard", "total_shards"],
+            ),
             per_report: PerReport(per_report.take()),
+            generation: Arc::default(),
             registry: r,
         }
     }
 
+    /// This process polls the reports of `shard`.
+    pub fn shard(&self, shard: crate::shard::Shard) {
+        self.touch();
+        self.shard_info.reset();
+        self.shard_info
+            .with_label_values(&[shard.index.to_string(), shard.total.to_string()])
+            .set(1);
+    }
+
     /// The configuration was loaded (at start or by a reload) at `now` (Unix seconds).
     pub fn config_loaded(&self, now: f64) {
+        self.touch();
         self.reload_ok.set(1);
         self.reload_success.set(now);
     }
 
     /// A new configuration was refused; the previous one keeps running.
     pub fn config_refused(&self, reason: &str) {
+        self.touch();
         self.reload_ok.set(0);
         tracing::error!(
             reason,
@@ -316,9 +337,20 @@ impl Telemetry {
 
     /// A report left the configuration: its series go with it.
     pub fn forget_report(&self, report: &str) {
+        self.touch();
         for forget in &self.per_report.0 {
             forget(report);
         }
+    }
+
+    /// Changes with every event that changes a self-metric.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn touch(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// The self-metrics in text exposition format.
@@ -328,6 +360,7 @@ impl Telemetry {
 
     /// An HTTP exchange with Adobe ended (`status` is `None` when no answer came).
     pub fn http_request(&self, api: Api, endpoint: &str, status: Option<u16>, took: Duration) {
+        self.touch();
         let code = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
         self.http_requests
             .with_label_values(&[api.as_str(), endpoint, &code])
@@ -351,6 +384,7 @@ impl Telemetry {
 
     /// A new client was registered with the software statement.
     pub fn registered(&self, client_id: &str) {
+        self.touch();
         self.registrations.inc();
         tracing::info!(
             client_id,
@@ -360,6 +394,7 @@ impl Telemetry {
 
     /// The statement's public claims, for `cmu_exporter_credentials_info`.
     pub fn statement_claims(&self, application_id: &str, issuer: &str) {
+        self.touch();
         self.credentials_info.reset();
         self.credentials_info
             .with_label_values(&[application_id, issuer])
@@ -368,6 +403,7 @@ impl Telemetry {
 
     /// A token is in hand, valid until `expires_at` (Unix seconds).
     pub fn token_ready(&self, expires_at: f64, fetched: bool) {
+        self.touch();
         self.token_expiry.set(expires_at);
         self.credentials_ok.set(1);
         self.credentials_needs_person.set(0);
@@ -378,6 +414,7 @@ impl Telemetry {
 
     /// Credentials cannot be had now; `needs_person` when retrying will not help.
     pub fn credentials_failed(&self, reason: &str, needs_person: bool) {
+        self.touch();
         self.credentials_ok.set(0);
         self.credentials_needs_person.set(i64::from(needs_person));
         if needs_person {
@@ -389,6 +426,7 @@ impl Telemetry {
 
     /// A report is configured to be polled every `interval`.
     pub fn report_configured(&self, report: &str, interval: Duration) {
+        self.touch();
         self.report_interval
             .with_label_values(&[report])
             .set(interval.as_secs_f64());
@@ -396,11 +434,13 @@ impl Telemetry {
 
     /// A report poll is scheduled for `at` (Unix seconds).
     pub fn poll_scheduled(&self, report: &str, at: f64) {
+        self.touch();
         self.report_next_poll.with_label_values(&[report]).set(at);
     }
 
     /// A report was polled and its snapshot published.
     pub fn poll_succeeded(&self, report: &str, series: usize, took: Duration, now: f64) {
+        self.touch();
         self.report_up.with_label_values(&[report]).set(1);
         self.report_last_success
             .with_label_values(&[report])
@@ -422,6 +462,7 @@ impl Telemetry {
 
     /// A report poll failed; the last good values stay.
     pub fn poll_failed(&self, report: &str, error: &str, took: Duration, retry_in: Duration) {
+        self.touch();
         self.report_up.with_label_values(&[report]).set(0);
         self.report_poll_duration
             .with_label_values(&[report])
@@ -433,6 +474,7 @@ impl Telemetry {
 
     /// A report's answer had as many rows as the limit.
     pub fn poll_truncated(&self, report: &str, limit: u32) {
+        self.touch();
         self.truncated.with_label_values(&[report]).inc();
         tracing::warn!(
             report,
@@ -443,6 +485,7 @@ impl Telemetry {
 
     /// The `max_series` guard dropped series from a poll.
     pub fn series_dropped(&self, report: &str, dropped: usize, max_series: usize) {
+        self.touch();
         self.dropped
             .with_label_values(&[report])
             .inc_by(dropped as u64);
@@ -456,6 +499,7 @@ impl Telemetry {
 
     /// A failing report's last good values grew older than `max_age` and were dropped.
     pub fn report_expired(&self, report: &str, max_age: Duration) {
+        self.touch();
         self.report_series.with_label_values(&[report]).set(0);
         let age = humantime::format_duration(max_age).to_string();
         tracing::warn!(report, max_age = %age, "no successful poll within max_age: the report's series are no longer exported");
@@ -463,6 +507,7 @@ impl Telemetry {
 
     /// A poll failed on a bug of ours (a panic); it is retried like any failure.
     pub fn poll_internal_error(&self, report: &str, error: &str) {
+        self.touch();
         self.internal_errors.with_label_values(&[report]).inc();
         tracing::error!(
             report,
@@ -473,6 +518,7 @@ impl Telemetry {
 
     /// A report's poller task ended unasked and starts again after `pause`.
     pub fn poller_restarted(&self, report: &str, why: &str, pause: Duration) {
+        self.touch();
         self.poller_restarts.with_label_values(&[report]).inc();
         let pause = humantime::format_duration(Duration::from_secs(pause.as_secs())).to_string();
         tracing::error!(report, why, restart_in = %pause, "the report's poller stopped unasked (a bug in the exporter): restarting it; please report this");

@@ -14,6 +14,8 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 
+use crate::shard::Shard;
+
 /// Default port: below the exporters' range of Prometheus's port list
 /// (9100-9999, fully allocated) and clear of Prometheus's own 9090-9094.
 pub const DEFAULT_PORT: u16 = 9063;
@@ -60,6 +62,26 @@ pub struct Cli {
         value_name = "DURATION"
     )]
     read_header_timeout: humantime::Duration,
+    /// This process's shard, from 0: it polls the reports whose name hashes
+    /// to it. `auto` takes the ordinal at the end of the host name, as a
+    /// StatefulSet names its pods (`cmu-exporter-2` is shard 2).
+    #[arg(
+        long = "shard",
+        env = "CMU_EXPORTER_SHARD",
+        global = true,
+        default_value = "0",
+        value_name = "N|auto"
+    )]
+    shard: String,
+    /// How many shards share the configured reports (1: no sharding).
+    #[arg(
+        long = "total-shards",
+        env = "CMU_EXPORTER_TOTAL_SHARDS",
+        global = true,
+        default_value_t = 1,
+        value_name = "M"
+    )]
+    total_shards: u32,
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
     #[arg(
         long = "log.level",
@@ -257,6 +279,25 @@ fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
         .ok()
         .and_then(|mut addrs| addrs.next())
         .ok_or_else(|| anyhow!("--web.listen-address `{text}` is not host:port, e.g. `:{DEFAULT_PORT}` or `127.0.0.1:{DEFAULT_PORT}`"))
+}
+
+/// The shard that `--shard` and `--total-shards` name.
+fn shard(cli: &Cli) -> anyhow::Result<Shard> {
+    Ok(match cli.shard.as_str() {
+        "auto" => {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .unwrap_or_default();
+            Shard::from_hostname(host.trim(), cli.total_shards)?
+        }
+        n => {
+            let index = n.parse().map_err(|_| {
+                anyhow!("--shard `{n}` is not a shard number: give 0, 1, ... or `auto`")
+            })?;
+            Shard::new(index, cli.total_shards)?
+        }
+    })
 }
 
 fn listen_addresses(given: &[String], default: &str) -> anyhow::Result<Vec<SocketAddr>> {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
 
-use super::{Cli, DEFAULT_PORT, listen_addresses, parse_listen};
+use super::{Cli, DEFAULT_PORT, listen_addresses, parse_listen, shard};
 use crate::app::{self, Options};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -48,6 +48,7 @@ fn service_options(
         clock: Clock::wall(),
         config_file,
         web,
+        shard: shard(cli)?,
     })
 }
 

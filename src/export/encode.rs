@@ -161,6 +161,7 @@ pub(super) fn encode(selection: &Selection, spec: &SnapshotSpec, parsed: &Parsed
                 help: help_text(metric),
                 kind: FamilyKind::Gauge,
                 body: frozen(body),
+                deflated: None,
             });
         }
     }
@@ -233,6 +234,7 @@ fn duration_histogram(
         help: help.into(),
         kind: FamilyKind::Histogram,
         body: frozen(body),
+        deflated: None,
     };
     (Some(family), series)
 }
@@ -310,6 +312,7 @@ fn info_families(spec: &SnapshotSpec, parsed: &Parsed, bucket: Option<Bucket>) -
         kind: FamilyKind::Gauge,
         help: "Configured CMU report: its path and time granularity. Always 1.".into(),
         body: frozen(body),
+        deflated: None,
     }];
     if let Some(start) = bucket_start(spec, bucket) {
         let mut body = Vec::new();
@@ -324,6 +327,7 @@ fn info_families(spec: &SnapshotSpec, parsed: &Parsed, bucket: Option<Bucket>) -
             kind: FamilyKind::Gauge,
             help: "Start of the time bucket whose values the report's series show, as a Unix timestamp.".into(),
             body: frozen(body),
+            deflated: None,
         });
     }
     families

@@ -10,11 +10,87 @@ use std::io::Write;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
+use crc32fast::Hasher as Crc;
 use flate2::Compression;
 use flate2::write::DeflateEncoder;
 
 use super::encode::write_family_header;
 use super::snapshot::{FamilyKind, ReportSnapshot};
+
+/// A piece of the text as raw deflate blocks that end on a byte boundary
+/// and are not final, so that pieces can follow one another inside one
+/// gzip member; with the CRC and length of the text it holds.
+#[derive(Debug, Clone)]
+pub struct Deflated {
+    pub blocks: Bytes,
+    crc: Crc,
+    len: u64,
+}
+
+impl Deflated {
+    /// Compresses `text` as well as deflate can: a report's families are
+    /// compressed once per poll, off the scrape path, and sent to every scrape.
+    pub fn best(text: &[u8]) -> Self {
+        let mut encoder =
+            DeflateEncoder::new(Vec::with_capacity(text.len() / 8 + 64), Compression::best());
+        // Writing to a Vec cannot fail; flush() ends on a byte-aligned sync point.
+        let _ = encoder.write_all(text);
+        let _ = encoder.flush();
+        let mut blocks = std::mem::take(encoder.get_mut());
+        blocks.shrink_to_fit();
+        let mut crc = Crc::new();
+        crc.update(text);
+        Self {
+            blocks: Bytes::from(blocks),
+            crc,
+            len: text.len() as u64,
+        }
+    }
+}
+
+/// What follows the report series on every page (the self-metrics), with
+/// its final deflate piece made on first demand: a scrape that finds the
+/// same tail as the one before compresses nothing.
+#[derive(Debug)]
+pub struct Tail {
+    pub text: Bytes,
+    last: OnceLock<(Bytes, Crc)>,
+}
+
+impl Tail {
+    pub fn new(text: Bytes) -> Self {
+        Self {
+            text,
+            last: OnceLock::new(),
+        }
+    }
+
+    /// The text as the final deflate block of a member, and its CRC.
+    fn last(&self) -> &(Bytes, Crc) {
+        self.last.get_or_init(|| {
+            let mut encoder = DeflateEncoder::new(
+                Vec::with_capacity(self.text.len() / 4 + 64),
+                Compression::fast(),
+            );
+            // Writing to a Vec cannot fail.
+            let _ = encoder.write_all(&self.text);
+            let blocks = encoder.finish().unwrap_or_default();
+            let mut crc = Crc::new();
+            crc.update(&self.text);
+            (Bytes::from(blocks), crc)
+        })
+    }
+}
+
+/// The start of the gzip member: its header and the report series as
+/// deflate pieces in one buffer (one write per scrape, not one per family),
+/// with the CRC and length of the text they hold.
+#[derive(Debug)]
+struct Head {
+    blob: Bytes,
+    crc: Crc,
+    len: u64,
+}
 
 /// The assembled exposition of every report's last good snapshot.
 #[derive(Debug, Default)]
@@ -22,20 +98,15 @@ pub struct Exposition {
     /// The text, as chunks to send in order: family headers, and the
     /// snapshots' own bodies shared (not copied) with the snapshots.
     chunks: Vec<Bytes>,
+    /// The same text as deflate pieces (the bodies' own, compressed at
+    /// their poll), assembled on first demand and kept until the next poll.
+    deflated: OnceLock<Head>,
+    /// For each chunk, its body's pieces when the snapshot brought them.
+    bodies: Vec<Option<Deflated>>,
     /// Total length of the chunks.
     len: usize,
-    /// Compressed `text`, made on first demand and kept until the next poll.
-    compressed: OnceLock<Compressed>,
-    /// CMU series in `text` (info metrics excluded).
+    /// CMU series in the text (info metrics excluded).
     pub series: usize,
-}
-
-/// A gzip member left open: header plus deflate blocks of `text`, ending on
-/// a sync flush so more blocks can follow, and the CRC of what it holds.
-#[derive(Debug)]
-struct Compressed {
-    head: Bytes,
-    crc: flate2::Crc,
 }
 
 /// gzip header: magic, deflate, no flags, no mtime, no extra flags, OS unknown.
@@ -44,9 +115,9 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 impl Exposition {
     /// Groups the snapshots' families by name and encodes them.
     pub fn assemble<'a>(snapshots: impl IntoIterator<Item = &'a ReportSnapshot>) -> Self {
-        let mut families: BTreeMap<&str, (&str, FamilyKind, Vec<&Bytes>)> = BTreeMap::new();
+        type Bodies<'a> = Vec<(&'a Bytes, Option<&'a Deflated>)>;
+        let mut families: BTreeMap<&str, (&str, FamilyKind, Bodies<'a>)> = BTreeMap::new();
         let mut series = 0;
-        let mut size = 0;
         for snapshot in snapshots {
             series += snapshot.series;
             for family in &snapshot.families {
@@ -54,23 +125,27 @@ impl Exposition {
                     families
                         .entry(&family.name)
                         .or_insert((&family.help, family.kind, Vec::new()));
-                entry.2.push(&family.body);
-                size += family.body.len();
+                entry.2.push((&family.body, family.deflated.as_ref()));
             }
         }
         let mut chunks = Vec::with_capacity(families.len() * 2);
-        for (name, (help, kind, bodies)) in families {
+        let mut bodies = Vec::with_capacity(families.len() * 2);
+        for (name, (help, kind, family_bodies)) in families {
             let mut header = Vec::with_capacity(help.len() + 2 * name.len() + 32);
             write_family_header(name, help, kind, &mut header);
             chunks.push(Bytes::from(header));
-            chunks.extend(bodies.into_iter().cloned());
+            bodies.push(None);
+            for (body, deflated) in family_bodies {
+                chunks.push(body.clone());
+                bodies.push(deflated.cloned());
+            }
         }
         let len = chunks.iter().map(Bytes::len).sum();
-        debug_assert!(len >= size);
         Self {
             chunks,
+            deflated: OnceLock::new(),
+            bodies,
             len,
-            compressed: OnceLock::new(),
             series,
         }
     }
@@ -97,37 +172,44 @@ impl Exposition {
         text
     }
 
-    /// One gzip member holding `text` followed by `tail`, as two chunks to
-    /// send in order. `text` is compressed once per poll; only `tail` (the
-    /// self-metrics, a few kilobytes) is compressed per scrape.
-    pub fn gzip_with(&self, tail: &[u8]) -> [Bytes; 2] {
-        let compressed = self.compressed.get_or_init(|| {
-            let mut encoder = DeflateEncoder::new(GZIP_HEADER.to_vec(), Compression::fast());
-            // Writing to a Vec cannot fail; flush() ends on a byte-aligned sync point.
-            for chunk in &self.chunks {
-                let _ = encoder.write_all(chunk);
+    /// One gzip member holding the text followed by `tail`, as chunks to
+    /// send in order. The report bodies were compressed at their poll, the
+    /// family headers once after it, and the tail once per change of the
+    /// self-metrics: a scrape itself only combines two CRCs.
+    pub fn gzip_with(&self, tail: &Tail) -> Vec<Bytes> {
+        let head = self.deflated.get_or_init(|| {
+            let mut crc = Crc::new();
+            let mut len = 0;
+            let pieces: Vec<Deflated> = self
+                .chunks
+                .iter()
+                .zip(&self.bodies)
+                .map(|(chunk, ready)| ready.clone().unwrap_or_else(|| Deflated::best(chunk)))
+                .collect();
+            let size = GZIP_HEADER.len() + pieces.iter().map(|p| p.blocks.len()).sum::<usize>();
+            let mut blob = Vec::with_capacity(size);
+            blob.extend_from_slice(&GZIP_HEADER);
+            for piece in &pieces {
+                crc.combine(&piece.crc);
+                len += piece.len;
+                blob.extend_from_slice(&piece.blocks);
             }
-            let _ = encoder.flush();
-            let head = std::mem::take(encoder.get_mut());
-            let mut crc = flate2::Crc::new();
-            self.chunks.iter().for_each(|c| crc.update(c));
-            Compressed {
-                head: Bytes::from(head),
+            Head {
+                blob: Bytes::from(blob),
                 crc,
+                len,
             }
         });
-        let mut encoder =
-            DeflateEncoder::new(Vec::with_capacity(tail.len() / 4 + 64), Compression::fast());
-        let _ = encoder.write_all(tail);
-        let mut rest = encoder.finish().unwrap_or_default();
-        let mut crc = flate2::Crc::new();
-        crc.update(tail);
-        let mut total = flate2::Crc::new();
-        total.combine(&compressed.crc);
-        total.combine(&crc);
-        rest.extend_from_slice(&total.sum().to_le_bytes());
-        rest.extend_from_slice(&total.amount().to_le_bytes());
-        [compressed.head.clone(), Bytes::from(rest)]
+        let (last, tail_crc) = tail.last();
+        let mut crc = head.crc.clone();
+        crc.combine(tail_crc);
+        let len = head.len + tail.text.len() as u64;
+        let mut end = Vec::with_capacity(last.len() + 8);
+        end.extend_from_slice(last);
+        end.extend_from_slice(&crc.finalize().to_le_bytes());
+        // ISIZE: the length modulo 2^32, as gzip defines it.
+        end.extend_from_slice(&(len as u32).to_le_bytes());
+        vec![head.blob.clone(), Bytes::from(end)]
     }
 }
 
@@ -145,6 +227,7 @@ mod tests {
             kind: FamilyKind::Gauge,
             help: "Users.".into(),
             body: body.into(),
+            deflated: None,
         };
         ReportSnapshot {
             families: vec![family],
@@ -166,10 +249,15 @@ mod tests {
 
     #[test]
     fn gzip_member_decodes_to_text_and_tail() {
-        let a = snapshot("a", 1);
-        let exposition = Exposition::assemble([&a]);
+        // One snapshot deflated at its poll, one not (compressed at assembly).
+        let mut a = snapshot("a", 1);
+        a.deflate();
+        let b = snapshot("b", 2);
+        let exposition = Exposition::assemble([&a, &b]);
         for tail in [&b"# self metrics\nx 1\n"[..], b""] {
-            let gz: Vec<u8> = exposition.gzip_with(tail).concat();
+            let tail_piece = Tail::new(Bytes::from_static(tail));
+            let gz: Vec<u8> = exposition.gzip_with(&tail_piece).concat();
+            assert!(gz.len() < exposition.len() + tail.len() + 64);
             let mut plain = Vec::new();
             flate2::read::GzDecoder::new(&gz[..])
                 .read_to_end(&mut plain)

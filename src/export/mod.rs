@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 pub use encode::write_family_header;
-pub use exposition::Exposition;
+pub use exposition::{Deflated, Exposition, Tail};
 pub use snapshot::{
     Family, FamilyKind, Levels, ReportSnapshot, SnapshotSpec, build_snapshot, build_snapshot_from,
 };

@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
 use super::encode::{bucket_start, encode};
+use super::exposition::Deflated;
 use super::select::Selection;
 use crate::report::{
     Bucket, BucketChoice, ParseError, Parsed, ReportPath, parse_report, parse_report_from,
@@ -51,6 +52,8 @@ pub struct Family {
     pub kind: FamilyKind,
     /// Sample lines, each ending in `\n`, shared with the exposition.
     pub body: bytes::Bytes,
+    /// `body` compressed for gzip scrapes, once per poll ([`ReportSnapshot::deflate`]).
+    pub deflated: Option<Deflated>,
 }
 
 /// Users per concurrency or activity level in a level report's shown bucket,
@@ -84,6 +87,16 @@ pub struct ReportSnapshot {
     pub links: crate::report::Links,
     /// Users per level, when this is a level report.
     pub levels: Option<Levels>,
+}
+
+impl ReportSnapshot {
+    /// Compresses every family body for gzip scrapes. The service does it in
+    /// the poll, off the scrape path; `render` has no use for it.
+    pub fn deflate(&mut self) {
+        for family in &mut self.families {
+            family.deflated = Some(Deflated::best(&family.body));
+        }
+    }
 }
 
 /// Parses `json` and builds the snapshot described by `spec`.

@@ -4,7 +4,8 @@
 //! `/metrics` serves the exposition assembled at the last poll plus the
 //! self-metrics; it never calls Adobe and never re-encodes report series.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -15,6 +16,7 @@ use axum::routing::{get, post};
 
 use crate::clock::Clock;
 use crate::credentials::{Credentials, Health};
+use crate::export::Tail;
 use crate::reports::Reports;
 use crate::supervisor::{ReloadError, Supervisor};
 use crate::telemetry::Telemetry;
@@ -32,6 +34,36 @@ pub struct AppState {
     pub clock: Clock,
     /// Where `/metrics` is served (`--web.telemetry-path`).
     pub telemetry_path: String,
+    /// The self-metrics as the last scrape encoded them.
+    pub self_metrics: Arc<SelfMetricsCache>,
+}
+
+/// How old the process metrics (CPU, memory) on a page may be.
+const SELF_METRICS_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The self-metrics of the last scrape, served again while no event changed
+/// them and for at most [`SELF_METRICS_MAX_AGE`]: a burst of scrapes
+/// encodes and compresses them once.
+#[derive(Debug, Default)]
+pub struct SelfMetricsCache(Mutex<Option<(u64, Instant, Arc<Tail>)>>);
+
+impl SelfMetricsCache {
+    fn current(&self, telemetry: &Telemetry) -> Arc<Tail> {
+        // Read before encoding: an event during the encoding makes the next scrape encode again.
+        let generation = telemetry.generation();
+        let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, at, tail)) = cached.as_ref()
+            && *seen == generation
+            && at.elapsed() < SELF_METRICS_MAX_AGE
+        {
+            return tail.clone();
+        }
+        let mut text = Vec::with_capacity(16 * 1024);
+        telemetry.encode(&mut text);
+        let tail = Arc::new(Tail::new(text.into()));
+        *cached = Some((generation, Instant::now(), tail.clone()));
+        tail
+    }
 }
 
 /// All routes.
@@ -66,17 +98,16 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let exposition = state.reports.store().current();
-    let mut own = Vec::with_capacity(16 * 1024);
-    state.telemetry.encode(&mut own);
+    let own = state.self_metrics.current(&state.telemetry);
     let mut response = if accepts_gzip(&headers) {
-        let mut r = Response::new(chunks_body(exposition.gzip_with(&own).to_vec()));
+        let mut r = chunks_response(exposition.gzip_with(&own));
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r
     } else {
         let mut chunks = exposition.chunks().to_vec();
-        chunks.push(own.into());
-        Response::new(chunks_body(chunks))
+        chunks.push(own.text.clone());
+        chunks_response(chunks)
     };
     response
         .headers_mut()
@@ -87,11 +118,17 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     response
 }
 
-/// A body of chunks already in memory, sent in order without copying.
-fn chunks_body(chunks: Vec<bytes::Bytes>) -> Body {
-    Body::from_stream(futures_util::stream::iter(
+/// A response of chunks already in memory, sent in order without copying,
+/// with its length announced (no chunked transfer encoding).
+fn chunks_response(chunks: Vec<bytes::Bytes>) -> Response {
+    let len: usize = chunks.iter().map(bytes::Bytes::len).sum();
+    let mut response = Response::new(Body::from_stream(futures_util::stream::iter(
         chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
-    ))
+    )));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    response
 }
 
 /// Why the exporter is not ready, or `None` when it is.

@@ -61,15 +61,11 @@ async fn render_prints_exposition_that_promtool_accepts() {
         "year/month/concurrency-level/tenant",
         "tenant/year/month/day/hour/occurrences",
     ] {
-        let json = http()
-            .get(format!("{}/{path}?start=2026-01-01", sim.cmu_url()))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let json = cmu_bytes(
+            &format!("{}/{path}?start=2026-01-01", sim.cmu_url()),
+            &token,
+        )
+        .await;
         let file = dir.path().join("report.json");
         std::fs::write(&file, &json).unwrap();
         let text = render_file(&file, &["--report", "saved"]);

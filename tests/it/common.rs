@@ -83,13 +83,8 @@ pub async fn exporter(config_file: &Path) -> Running {
 pub async fn exporter_with_clock(config_file: &Path, clock: Clock) -> Running {
     let config = Config::load(config_file).expect("test config is valid");
     let options = Options {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        telemetry_path: "/metrics".into(),
-        clock,
         config_file: Some(config_file.to_owned()),
-        web: cmu_exporter::incoming::WebConfig::plain(
-            cmu_exporter::incoming::DEFAULT_READ_HEADER_TIMEOUT,
-        ),
+        ..Options::loopback(clock)
     };
     app::start(config, options).await.expect("exporter starts")
 }
@@ -236,6 +231,13 @@ pub async fn own_token(sim: &Simulator) -> String {
         .await
         .unwrap();
     token["access_token"].as_str().unwrap().to_owned()
+}
+
+/// GETs `url` from the simulated CMU with `token`: the raw answer.
+pub async fn cmu_bytes(url: &str, token: &str) -> bytes::Bytes {
+    let response = http().get(url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 200, "GET {url}");
+    response.bytes().await.unwrap()
 }
 
 /// GETs `url` from the simulated CMU with `token`, as JSON.

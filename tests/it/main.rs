@@ -10,5 +10,6 @@ mod end_to_end;
 mod monitoring;
 mod operations;
 mod reports;
+mod sharding;
 mod simulator;
 mod web;

@@ -115,13 +115,7 @@ async fn demo_exporter() -> (Simulator, tempfile::TempDir, Running) {
     let statement = dir.path().join("statement.jwt");
     std::fs::write(&statement, sim.software_statement()).unwrap();
     let config = cmu_exporter::demo::config(&sim, &statement, &dir.path().join("state")).unwrap();
-    let options = Options {
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        telemetry_path: "/metrics".into(),
-        clock: Clock::wall(),
-        config_file: None,
-        web: cmu_exporter::incoming::WebConfig::plain(Duration::from_secs(10)),
-    };
+    let options = Options::loopback(Clock::wall());
     let running = app::start(config, options).await.unwrap();
     (sim, dir, running)
 }

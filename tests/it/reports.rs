@@ -20,7 +20,7 @@ fn fixed_clock() -> Clock {
 
 /// One report of each family and each granularity, rendered exactly as the
 /// service renders it, compared with `tests/golden/<name>.prom`.
-/// `UPDATE_GOLDEN=1 cargo test --test reports golden` rewrites the files.
+/// `UPDATE_GOLDEN=1 cargo test --test it golden` rewrites the files.
 #[tokio::test]
 async fn golden_expositions_for_each_family_and_granularity() {
     let cases = [
@@ -77,15 +77,7 @@ async fn golden_expositions_for_each_family_and_granularity() {
     let mut mismatches = Vec::new();
     for (name, path, query) in cases {
         let url = format!("{}/{path}?{query}&limit=100000", sim.cmu_url());
-        let json = http()
-            .get(&url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let json = cmu_bytes(&url, &token).await;
         let spec = SnapshotSpec {
             report: name.into(),
             path: Some(ReportPath::parse(path).unwrap()),

@@ -16,10 +16,9 @@ const REPORT: &str = "  - name: daily\n    path: tenant/year/month/day\n    inte
 async fn start(config: &Path, listen: usize, web: WebConfig) -> Running {
     let options = Options {
         listen: vec!["127.0.0.1:0".parse().unwrap(); listen],
-        telemetry_path: "/metrics".into(),
-        clock: Clock::wall(),
         config_file: Some(config.to_owned()),
         web,
+        ..Options::loopback(Clock::wall())
     };
     app::start(Config::load(config).unwrap(), options)
         .await
