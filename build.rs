@@ -26,6 +26,9 @@ fn main() {
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=CMU_EXPORTER_REVISION={revision}");
     println!("cargo:rustc-env=CMU_EXPORTER_RUSTC_VERSION={rustc_version}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // A missing file would make cargo run this script (and rebuild) every time.
+    if std::path::Path::new(".git/HEAD").exists() {
+        println!("cargo:rerun-if-changed=.git/HEAD");
+        println!("cargo:rerun-if-changed=.git/refs/heads");
+    }
 }

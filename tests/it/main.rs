@@ -6,6 +6,7 @@ mod common;
 
 mod cli;
 mod credentials;
+mod deploy;
 mod end_to_end;
 mod monitoring;
 mod operations;

@@ -1,0 +1,212 @@
+//! The deployment files. The Kubernetes base renders with kustomize and
+//! validates against the Kubernetes schemas; its Prometheus Operator objects
+//! are generated from the rules and dashboards users import by hand, and
+//! never drift from them (`UPDATE_DEPLOY=1 cargo test --test it deploy`
+//! writes them again).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::*;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// `text` with every non-empty line indented by `spaces`.
+fn indent(text: &str, spaces: usize) -> String {
+    let pad = " ".repeat(spaces);
+    text.lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("{pad}{l}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The PrometheusRule: the groups of the rules file, as they are.
+fn prometheus_rule() -> String {
+    let rules = std::fs::read_to_string(repo("deploy/prometheus/cmu-exporter.rules.yml")).unwrap();
+    let groups: String = rules
+        .lines()
+        .skip_while(|l| !l.starts_with("groups:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        "# Generated from deploy/prometheus/cmu-exporter.rules.yml by tests/it/deploy.rs:\n\
+         # edit the rules file, then run `UPDATE_DEPLOY=1 cargo test --test it deploy`.\n\
+         apiVersion: monitoring.coreos.com/v1\n\
+         kind: PrometheusRule\n\
+         metadata:\n  name: cmu-exporter\n\
+         spec:\n{}\n",
+        indent(&groups, 2)
+    )
+}
+
+/// The dashboards as ConfigMaps for Grafana's dashboard sidecar.
+fn dashboard_config_maps() -> String {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo("dashboards"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let mut out = String::from(
+        "# Generated from dashboards/*.json by tests/it/deploy.rs: edit the dashboards,\n\
+         # then run `UPDATE_DEPLOY=1 cargo test --test it deploy`.\n",
+    );
+    for file in files {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let json = std::fs::read_to_string(&file).unwrap();
+        out.push_str(&format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: grafana-dashboard-{}\n  labels:\n    grafana_dashboard: \"1\"\ndata:\n  {name}: |\n{}\n",
+            name.trim_end_matches(".json"),
+            indent(json.trim_end(), 4)
+        ));
+    }
+    out
+}
+
+#[test]
+fn operator_objects_are_generated_from_the_rules_and_dashboards() {
+    for (file, expected) in [
+        ("deploy/kubernetes/prometheusrule.yaml", prometheus_rule()),
+        ("deploy/kubernetes/dashboards.yaml", dashboard_config_maps()),
+    ] {
+        let path = repo(file);
+        if std::env::var_os("UPDATE_DEPLOY").is_some() {
+            std::fs::write(&path, &expected).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == expected,
+            "{file} drifted from its source: run `UPDATE_DEPLOY=1 cargo test --test it deploy` and commit it"
+        );
+    }
+}
+
+/// The documents of a multi-document YAML stream.
+fn documents(text: &str) -> Vec<String> {
+    text.split("\n---\n")
+        .map(|d| d.trim_start_matches("---\n").to_owned())
+        .filter(|d| !d.trim().is_empty())
+        .collect()
+}
+
+fn kind(document: &str) -> &str {
+    document
+        .lines()
+        .find_map(|l| l.strip_prefix("kind: "))
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_configuration_of_the_base_is_valid_and_matches_its_mounts() {
+    let text = std::fs::read_to_string(repo("deploy/kubernetes/config.yaml")).unwrap();
+    let config = cmu_exporter::config::Config::from_yaml(&text, "deploy/kubernetes/config.yaml")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let set = std::fs::read_to_string(repo("deploy/kubernetes/statefulset.yaml")).unwrap();
+    assert!(set.contains(&format!("mountPath: {}", config.state_dir.display())));
+    assert!(set.contains("mountPath: /etc/cmu-exporter/secret"));
+    assert!(text.contains("/etc/cmu-exporter/secret/software-statement.jwt"));
+}
+
+#[test]
+fn the_kubernetes_base_renders_and_validates() {
+    let out = Command::new("kubectl")
+        .args(["kustomize", repo("deploy/kubernetes").to_str().unwrap()])
+        .output()
+        .expect("kubectl is installed (the README's test command checks for it)");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = String::from_utf8(out.stdout).unwrap();
+    let docs = documents(&rendered);
+    let kinds: Vec<&str> = docs.iter().map(|d| kind(d)).collect();
+    for wanted in [
+        "Service",
+        "StatefulSet",
+        "ConfigMap",
+        "ServiceMonitor",
+        "PrometheusRule",
+    ] {
+        assert!(kinds.contains(&wanted), "{wanted} in {kinds:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Core objects against the Kubernetes schemas, rejecting unknown fields.
+    let core: Vec<&String> = docs
+        .iter()
+        .filter(|d| !matches!(kind(d), "ServiceMonitor" | "PrometheusRule"))
+        .collect();
+    let core_file = dir.path().join("core.yaml");
+    std::fs::write(
+        &core_file,
+        core.iter()
+            .map(|d| d.as_str())
+            .collect::<Vec<_>>()
+            .join("\n---\n"),
+    )
+    .unwrap();
+    let validate = Command::new("kubernetes-validate")
+        .args(["--strict", core_file.to_str().unwrap()])
+        .output()
+        .expect("kubernetes-validate is installed (the README's test command installs it)");
+    let report = String::from_utf8_lossy(&validate.stdout);
+    assert!(
+        validate.status.success() && !report.contains("ERROR"),
+        "kubernetes-validate --strict:\n{report}{}",
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    assert_eq!(
+        report.matches("INFO").count(),
+        core.len(),
+        "every core object was validated:\n{report}"
+    );
+    // The PrometheusRule's groups are a rules file promtool accepts.
+    let rule = docs.iter().find(|d| kind(d) == "PrometheusRule").unwrap();
+    let spec = rule.split_once("\nspec:\n").unwrap().1;
+    let groups: String = spec
+        .lines()
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let rules_file = dir.path().join("rules.yml");
+    std::fs::write(&rules_file, groups).unwrap();
+    let check = Command::new(promtool())
+        .args(["check", "rules", rules_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "promtool check rules (PrometheusRule):\n{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // The ServiceMonitor scrapes the Service's named port, and the pods are hardened.
+    let monitor = docs.iter().find(|d| kind(d) == "ServiceMonitor").unwrap();
+    assert!(monitor.contains("port: metrics"), "{monitor}");
+    let set = docs.iter().find(|d| kind(d) == "StatefulSet").unwrap();
+    for needle in [
+        "runAsNonRoot: true",
+        "readOnlyRootFilesystem: true",
+        "allowPrivilegeEscalation: false",
+        "- ALL",
+        "type: RuntimeDefault",
+        "path: /healthz",
+        "path: /readyz",
+        "volumeClaimTemplates:",
+    ] {
+        assert!(set.contains(needle), "StatefulSet lacks {needle}");
+    }
+    let dashboards = docs
+        .iter()
+        .filter(|d| kind(d) == "ConfigMap" && d.contains("grafana_dashboard: \"1\""))
+        .count();
+    assert_eq!(dashboards, 3, "one ConfigMap per dashboard");
+}
