@@ -50,6 +50,7 @@ fn report(rows: usize) -> Vec<u8> {
 fn spec() -> SnapshotSpec {
     SnapshotSpec {
         report: "bench".into(),
+        account: None,
         path: None,
         choice: BucketChoice::Complete,
         now: "2026-11-23T00:00:00Z".parse().unwrap(),

@@ -2,14 +2,14 @@
 """Writes the Grafana dashboards of this folder and prints the README's panel table.
 
 Edit the panels here, run `python3 dashboards/generate.py`, and paste the
-printed table into the README's "Dashboards" section. tests/monitoring.rs
+printed table into the README's "Dashboards" section. tests/it/monitoring.rs
 checks every query against a real Prometheus and every metric name against
 the exporter's output.
 """
 import os
 import json
 DS = {"type": "prometheus", "uid": "${datasource}"}
-J = 'job=~"$job", instance=~"$instance"'
+J = 'job=~"$job", instance=~"$instance", account=~"$account"'
 def var_ds():
     return {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus", "current": {}, "hide": 0, "refresh": 1, "options": []}
 def var_q(name, label, query, all_value=".+", multi=True, include_all=True):
@@ -20,7 +20,10 @@ def var_q(name, label, query, all_value=".+", multi=True, include_all=True):
 def common_vars():
     return [var_ds(),
             var_q("job", "Job", "label_values(cmu_exporter_build_info, job)"),
-            var_q("instance", "Instance", 'label_values(cmu_exporter_build_info{job=~"$job"}, instance)')]
+            var_q("instance", "Instance", 'label_values(cmu_exporter_build_info{job=~"$job"}, instance)'),
+            # Several Adobe accounts: their series carry `account`; with one account none
+            # does, and All (.*) matches the absent label.
+            var_q("account", "Account", 'label_values(cmu_report_info{job=~"$job", instance=~"$instance"}, account)', ".*")]
 def tenant_mvpd(metric):
     return [var_q("tenant", "Tenant", f'label_values({metric}{{{J}}}, tenant)', ".*"),
             var_q("mvpd", "MVPD", f'label_values({metric}{{{J}, tenant=~"$tenant"}}, mvpd)', ".*")]
@@ -83,7 +86,9 @@ concurrency = dashboard("cmu-concurrency", "CMU concurrency",
    panel("Share of users at 3+ streams over time", "Is concurrency growing? The share of users with 3 or more streams opened at once (alert CmuConcurrencyOverThreshold above 5%).", [(f'cmu:concurrency_users_over_limit:share{{{CR}, limit="2"}}', "{{tenant}} {{mvpd}}")], unit="percentunit", w=24),
   ])
 
-H = J
+# Per-report self-metrics carry no account; the credentials ones do, with several accounts.
+H = 'job=~"$job", instance=~"$instance"'
+HA = H + ', account=~"$account"'
 health = dashboard("cmu-exporter-health", "cmu-exporter health",
   "Is the exporter doing its job: reports polled on time, Adobe's APIs answering, credentials working?",
   common_vars(),
@@ -91,11 +96,11 @@ health = dashboard("cmu-exporter-health", "cmu-exporter health",
    panel("Reports up", "Did each report's last poll succeed (1) or fail (0)?", [(f"cmu_exporter_report_up{{{H}}}", "{{instance}} {{report}}")], unit="bool_yes_no", kind="stat", instant=True),
    panel("Age of last success, in intervals", "How old is each report's data compared with its poll interval? Above 2 the report is stale (alert CmuExporterReportStale).", [(f"(time() - cmu_exporter_report_last_success_timestamp_seconds{{{H}}}) / cmu_exporter_report_interval_seconds{{{H}}}", "{{instance}} {{report}}")], unit="none"),
    panel("API requests by endpoint and code", "How many requests go to Adobe per second, and which fail? (code other than 2xx; `error` means no answer)", [(f"sum by (api, endpoint, code) (rate(cmu_exporter_http_requests_total{{{H}}}[$__rate_interval]))", "{{api}} {{endpoint}} {{code}}")], unit="reqps"),
-   panel("Token time left", "How long until the current access token expires? It is renewed on demand when under a minute is left.", [(f"cmu_exporter_token_expiry_timestamp_seconds{{{H}}} - time()", "{{instance}}")], unit="s"),
+   panel("Token time left", "How long until the current access token expires? It is renewed on demand when under a minute is left.", [(f"cmu_exporter_token_expiry_timestamp_seconds{{{HA}}} - time()", "{{instance}} {{account}}")], unit="s"),
    panel("Poll duration p90", "How long do polls take (token, request, parsing)?", [(f"histogram_quantile(0.9, sum by (le, report) (rate(cmu_exporter_report_poll_duration_seconds_bucket{{{H}}}[$__rate_interval])))", "{{report}}")], unit="s"),
    panel("Polls by result", "How often is each report polled, and how often does it fail?", [(f"sum by (report, result) (rate(cmu_exporter_report_polls_total{{{H}}}[$__rate_interval]))", "{{report}} {{result}}")], unit="ops"),
    panel("Series per report", "How many series does each report export (cardinality)?", [(f"cmu_exporter_report_series{{{H}}}", "{{instance}} {{report}}")]),
-   panel("Credentials", "Does the exporter hold a working token (ok), or does Adobe refuse it for a reason only a person can fix (needs person)?", [(f"cmu_exporter_credentials_ok{{{H}}}", "ok {{instance}}"), (f"cmu_exporter_credentials_needs_person{{{H}}}", "needs person {{instance}}")], unit="bool_yes_no", kind="stat", instant=True),
+   panel("Credentials", "Does the exporter hold a working token (ok), or does Adobe refuse it for a reason only a person can fix (needs person)?", [(f"cmu_exporter_credentials_ok{{{HA}}}", "ok {{instance}} {{account}}"), (f"cmu_exporter_credentials_needs_person{{{HA}}}", "needs person {{instance}} {{account}}")], unit="bool_yes_no", kind="stat", instant=True),
    panel("Configuration reloads", "Did the last configuration reload succeed?", [(f"cmu_exporter_config_last_reload_successful{{{H}}}", "{{instance}}")], unit="bool_yes_no", kind="stat", instant=True),
   ])
 for name, d in [("cmu-overview", overview), ("cmu-concurrency", concurrency), ("cmu-exporter-health", health)]:

@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 
 use crate::clock::Clock;
 use crate::cmu::{AuthorizedClient, CmuClient};
-use crate::config::Config;
+use crate::config::{AccountConfig, Config};
 use crate::credentials::{
     Credentials, CredentialsError, DcrClient, SoftwareStatement, StateStore, StoreError,
 };
@@ -72,49 +72,90 @@ pub struct Running {
     /// Every report's snapshot, status and self-metrics.
     pub reports: Arc<Reports>,
     pub telemetry: Telemetry,
-    pub credentials: Arc<Credentials>,
+    /// Every account's credentials (one in the single-account form).
+    pub accounts: Vec<Arc<Credentials>>,
     /// The pollers; [`Supervisor::reload`] applies a new configuration file.
     pub supervisor: Arc<Supervisor>,
     shutdown: Shutdown,
     tasks: JoinSet<()>,
 }
 
-/// The credentials of `config`: state store, statement, pre-registered client.
-pub fn open_credentials(
+/// The credentials of one account of `config`: its state store, statement
+/// and pre-registered client, calling DCR through `dcr`.
+pub fn open_account(
     config: &Config,
-    http: reqwest::Client,
+    account: &AccountConfig,
+    dcr: DcrClient,
     clock: Clock,
     telemetry: Telemetry,
 ) -> Result<Credentials, StartError> {
-    let store = StateStore::open(&config.state_dir)?;
-    let statement = SoftwareStatement::load(&config.adobe.software_statement);
-    let preset = config
-        .adobe
+    let store = StateStore::open(&account.state_dir(&config.state_dir))?;
+    let statement = SoftwareStatement::load(&account.software_statement);
+    let preset = account
         .client
         .as_ref()
         .map(crate::credentials::load_preset)
         .transpose()?;
+    Ok(Credentials::open(
+        dcr,
+        store,
+        statement,
+        preset,
+        clock,
+        telemetry,
+        account.label().map(str::to_owned),
+    )?)
+}
+
+/// Every account's credentials. One DCR client serves them all, so one
+/// pacer keeps the whole process at Adobe's per-IP rate.
+pub fn open_accounts(
+    config: &Config,
+    http: reqwest::Client,
+    clock: Clock,
+    telemetry: Telemetry,
+) -> Result<Vec<Arc<Credentials>>, StartError> {
     let dcr = DcrClient::new(
         http,
         &config.adobe.dcr_url,
         telemetry.clone(),
         clock.clone(),
     );
-    Ok(Credentials::open(
-        dcr, store, statement, preset, clock, telemetry,
-    )?)
+    config
+        .accounts
+        .iter()
+        .map(|account| {
+            open_account(
+                config,
+                account,
+                dcr.clone(),
+                clock.clone(),
+                telemetry.clone(),
+            )
+            .map(Arc::new)
+        })
+        .collect()
+}
+
+/// The telemetry `config` needs: an `account` label when accounts are listed.
+pub fn telemetry_for(config: &Config) -> Telemetry {
+    if config.accounts.iter().any(|a| a.name.is_some()) {
+        Telemetry::with_accounts()
+    } else {
+        Telemetry::new()
+    }
 }
 
 /// Starts polling and serving. Returns once every address is bound.
 pub async fn start(config: Config, options: Options) -> Result<Running, StartError> {
-    let telemetry = Telemetry::new();
+    let telemetry = telemetry_for(&config);
     let http = crate::outgoing::adobe_client(&config.adobe)?;
-    let credentials = Arc::new(open_credentials(
+    let accounts = open_accounts(
         &config,
         http.clone(),
         options.clock.clone(),
         telemetry.clone(),
-    )?);
+    )?;
     let reports = Arc::new(Reports::new(telemetry.clone(), options.clock.clone()));
     let mut listeners = Vec::new();
     for addr in &options.listen {
@@ -131,14 +172,25 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         .filter_map(|l| l.local_addr().ok())
         .collect();
     let ctx = PollContext {
-        client: AuthorizedClient {
-            cmu: CmuClient::new(
+        clients: {
+            let cmu = CmuClient::new(
                 http,
                 config.adobe.cmu_url.clone(),
                 telemetry.clone(),
                 options.clock.clone(),
-            ),
-            credentials: credentials.clone(),
+            );
+            Arc::new(
+                accounts
+                    .iter()
+                    .map(|credentials| {
+                        let client = AuthorizedClient {
+                            cmu: cmu.clone(),
+                            credentials: credentials.clone(),
+                        };
+                        (credentials.account().map(str::to_owned), client)
+                    })
+                    .collect(),
+            )
         },
         reports: reports.clone(),
         clock: options.clock.clone(),
@@ -160,7 +212,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
     let state = AppState {
         reports: reports.clone(),
         telemetry: telemetry.clone(),
-        credentials: credentials.clone(),
+        accounts: accounts.clone(),
         supervisor: supervisor.clone(),
         clock: options.clock.clone(),
         telemetry_path: options.telemetry_path.clone(),
@@ -179,7 +231,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         addrs,
         reports,
         telemetry,
-        credentials,
+        accounts,
         supervisor,
         shutdown,
         tasks,

@@ -35,9 +35,46 @@ pub const DEFAULT_LIMIT: u32 = 10_000;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub adobe: AdobeConfig,
+    /// The programmer accounts: one unnamed account built from `adobe.*`
+    /// in the single-account form, or the `accounts:` listed, by name.
+    pub accounts: Vec<AccountConfig>,
     /// Where credentials and tokens are persisted.
     pub state_dir: PathBuf,
     pub reports: Vec<ReportConfig>,
+}
+
+/// One Adobe Pass programmer account: its statement and, optionally,
+/// pre-registered client credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountConfig {
+    /// `None` in the single-account form: no `account` label anywhere.
+    pub name: Option<AccountName>,
+    pub software_statement: SecretSource,
+    /// Pre-registered client credentials: when set, the account never registers.
+    pub client: Option<ClientSource>,
+}
+
+impl AccountConfig {
+    /// Where this account keeps its client credentials and token:
+    /// `state_dir` itself, or `state_dir/accounts/<name>`.
+    pub fn state_dir(&self, state_dir: &Path) -> PathBuf {
+        match &self.name {
+            None => state_dir.to_owned(),
+            Some(name) => state_dir.join("accounts").join(name.as_str()),
+        }
+    }
+
+    /// The value of the `account` label, if accounts are configured.
+    pub fn label(&self) -> Option<&str> {
+        self.name.as_ref().map(AccountName::as_str)
+    }
+}
+
+impl Config {
+    /// The account `name` (`None`: the single account).
+    pub fn account(&self, name: Option<&AccountName>) -> Option<&AccountConfig> {
+        self.accounts.iter().find(|a| a.name.as_ref() == name)
+    }
 }
 
 /// How to reach and authenticate with Adobe.
@@ -45,9 +82,6 @@ pub struct Config {
 pub struct AdobeConfig {
     pub dcr_url: Url,
     pub cmu_url: Url,
-    pub software_statement: SecretSource,
-    /// Pre-registered client credentials: when set, the exporter never registers.
-    pub client: Option<ClientSource>,
     /// Time zone of CMU time buckets (undocumented by Adobe; UTC by default).
     pub time_zone: TimeZone,
     /// Most CMU requests in flight at once, across all reports.
@@ -117,6 +151,8 @@ pub struct ClientSource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportConfig {
     pub name: ReportName,
+    /// The account whose credentials poll it (`None` in the single-account form).
+    pub account: Option<AccountName>,
     pub path: ReportPath,
     /// Time between polls.
     pub interval: Duration,
@@ -143,25 +179,66 @@ pub struct ReportName(String);
 /// A name that is not `[a-z0-9_]+`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{0}` is not a report name: use lowercase letters, digits and underscores, e.g. `hourly_by_mvpd`"
+    "`{text}` is not {kind} name: use lowercase letters, digits and underscores, e.g. `{example}`"
 )]
-pub struct BadName(pub String);
+pub struct BadName {
+    pub text: String,
+    /// `a report`, `an account`.
+    kind: &'static str,
+    example: &'static str,
+}
+
+/// Whether `text` is `[a-z0-9_]+`.
+fn is_name(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
 
 impl ReportName {
     pub fn parse(text: &str) -> Result<Self, BadName> {
-        if !text.is_empty()
-            && text
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
+        if is_name(text) {
             Ok(Self(text.to_owned()))
         } else {
-            Err(BadName(text.to_owned()))
+            Err(BadName {
+                text: text.to_owned(),
+                kind: "a report",
+                example: "hourly_by_mvpd",
+            })
         }
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// An account name: `[a-z0-9_]+`, unique; the value of the `account` label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountName(String);
+
+impl AccountName {
+    pub fn parse(text: &str) -> Result<Self, BadName> {
+        if is_name(text) {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(BadName {
+                text: text.to_owned(),
+                kind: "an account",
+                example: "acme",
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -193,7 +270,18 @@ struct RawConfig {
     adobe: RawAdobe,
     state_dir: Option<PathBuf>,
     #[serde(default)]
+    accounts: Vec<RawAccount>,
+    #[serde(default)]
     reports: Vec<RawReport>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    name: String,
+    software_statement_file: Option<PathBuf>,
+    client_id_file: Option<PathBuf>,
+    client_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -214,6 +302,7 @@ struct RawAdobe {
 #[serde(deny_unknown_fields)]
 struct RawReport {
     name: String,
+    account: Option<String>,
     path: String,
     interval: Option<String>,
     bucket: Option<String>,
@@ -250,7 +339,15 @@ impl Config {
         let raw: RawConfig = serde_saphyr::from_str(text)
             .map_err(|e| ConfigError::one(format!("{origin} is not a valid configuration: {e}")))?;
         let mut problems = Vec::new();
-        let adobe = validate_adobe(raw.adobe, &mut problems);
+        let mut raw_adobe = raw.adobe;
+        let single = RawAccount {
+            name: String::new(),
+            software_statement_file: raw_adobe.software_statement_file.take(),
+            client_id_file: raw_adobe.client_id_file.take(),
+            client_secret_file: raw_adobe.client_secret_file.take(),
+        };
+        let accounts = validate_accounts(single, raw.accounts, &mut problems);
+        let adobe = validate_adobe(raw_adobe, &mut problems);
         let state_dir = raw.state_dir.unwrap_or_else(|| {
             problems.push("state_dir: missing: name a writable directory for credentials, e.g. `state_dir: /var/lib/cmu-exporter`".into());
             PathBuf::new()
@@ -263,11 +360,12 @@ impl Config {
             .reports
             .into_iter()
             .enumerate()
-            .filter_map(|(i, r)| validate_report(i, r, &mut names, &mut problems))
+            .filter_map(|(i, r)| validate_report(i, r, &mut names, &accounts, &mut problems))
             .collect();
         match adobe {
             Some(adobe) if problems.is_empty() => Ok(Self {
                 adobe,
+                accounts,
                 state_dir,
                 reports,
             }),
@@ -283,16 +381,23 @@ impl Config {
     /// A readable account of what this configuration will do.
     pub fn explain(&self) -> String {
         let mut out = String::new();
-        let statement = self.adobe.software_statement.describe();
         out.push_str(&format!("DCR server:        {}\n", self.adobe.dcr_url));
         out.push_str(&format!("CMU base:          {}\n", self.adobe.cmu_url));
-        out.push_str(&format!("software statement: {statement}\n"));
-        if let Some(client) = &self.adobe.client {
+        for account in &self.accounts {
+            let who = account
+                .label()
+                .map_or(String::new(), |n| format!("account {n}: "));
             out.push_str(&format!(
-                "client credentials: pre-registered (id from {}, secret from {}): never registers\n",
-                client.id.describe(),
-                client.secret.describe()
+                "{who}software statement: {}\n",
+                account.software_statement.describe()
             ));
+            if let Some(client) = &account.client {
+                out.push_str(&format!(
+                    "{who}client credentials: pre-registered (id from {}, secret from {}): never registers\n",
+                    client.id.describe(),
+                    client.secret.describe()
+                ));
+            }
         }
         out.push_str(&format!(
             "bucket time zone:  {}\n",
@@ -304,8 +409,12 @@ impl Config {
         ));
         out.push_str(&format!("{} report(s):\n", self.reports.len()));
         for r in &self.reports {
+            let account = r
+                .account
+                .as_ref()
+                .map_or(String::new(), |a| format!(" [account {a}]"));
             out.push_str(&format!(
-                "  {}: /{} ({} buckets, {} bucket exported), every {}, limit {}\n",
+                "  {}{account}: /{} ({} buckets, {} bucket exported), every {}, limit {}\n",
                 r.name,
                 r.path,
                 r.path.granularity().as_str(),
@@ -339,10 +448,76 @@ fn validate_url(
     }
 }
 
-fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConfig> {
-    let dcr_url = validate_url("adobe.dcr_url", raw.dcr_url, DEFAULT_DCR_URL, problems);
-    let cmu_url = validate_url("adobe.cmu_url", raw.cmu_url, DEFAULT_CMU_URL, problems);
-    let env_set = |name: &str| std::env::var_os(name).is_some();
+/// The accounts: the `accounts:` listed, or one unnamed account from the
+/// `adobe` keys (`single`) when none is.
+fn validate_accounts(
+    single: RawAccount,
+    listed: Vec<RawAccount>,
+    problems: &mut Vec<String>,
+) -> Vec<AccountConfig> {
+    if listed.is_empty() {
+        return validate_credentials("adobe", single, true, problems)
+            .map(|(software_statement, client)| AccountConfig {
+                name: None,
+                software_statement,
+                client,
+            })
+            .into_iter()
+            .collect();
+    }
+    for (key, set) in [
+        (
+            "software_statement_file",
+            single.software_statement_file.is_some(),
+        ),
+        ("client_id_file", single.client_id_file.is_some()),
+        ("client_secret_file", single.client_secret_file.is_some()),
+    ] {
+        if set {
+            problems.push(format!(
+                "adobe.{key}: set while `accounts:` is listed: each account names its own, so move it under its account"
+            ));
+        }
+    }
+    let mut names = HashSet::new();
+    let mut accounts = Vec::new();
+    for (i, raw) in listed.into_iter().enumerate() {
+        let key = format!("accounts[{i}]");
+        let name = match AccountName::parse(&raw.name) {
+            Ok(name) => Some(name),
+            Err(e) => {
+                problems.push(format!("{key}.name: {e}"));
+                None
+            }
+        };
+        if !names.insert(raw.name.clone()) {
+            problems.push(format!(
+                "{key}.name: `{}` is used by an earlier account: give each account its own name",
+                raw.name
+            ));
+        }
+        let credentials = validate_credentials(&key, raw, false, problems);
+        if let (Some(name), Some((software_statement, client))) = (name, credentials) {
+            accounts.push(AccountConfig {
+                name: Some(name),
+                software_statement,
+                client,
+            });
+        }
+    }
+    accounts
+}
+
+/// An account's statement and optional client credentials, under `key`
+/// (`adobe` or `accounts[i]`). Only the single account may take them from
+/// the environment.
+fn validate_credentials(
+    key: &str,
+    raw: RawAccount,
+    from_env: bool,
+    problems: &mut Vec<String>,
+) -> Option<(SecretSource, Option<ClientSource>)> {
+    let env_set = |name: &str| from_env && std::env::var_os(name).is_some();
     let id = raw
         .client_id_file
         .map(SecretSource::File)
@@ -356,27 +531,37 @@ fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConf
         (None, None) => None,
         (Some(_), None) | (None, Some(_)) => {
             problems.push(format!(
-                "adobe.client_id_file / adobe.client_secret_file: only one is set: give both (or {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV}), or neither to let the exporter register"
+                "{key}.client_id_file / {key}.client_secret_file: only one is set: give both{}, or neither to let the exporter register",
+                if from_env { format!(" (or {CLIENT_ID_ENV} and {CLIENT_SECRET_ENV})") } else { String::new() }
             ));
             None
         }
     };
     let software_statement = match raw.software_statement_file {
         Some(p) if p.as_os_str().is_empty() => {
-            problems.push("adobe.software_statement_file: empty: name the file downloaded from the TVE Dashboard".into());
+            problems.push(format!("{key}.software_statement_file: empty: name the file downloaded from the TVE Dashboard"));
             None
         }
         Some(p) => Some(SecretSource::File(p)),
-        None if std::env::var_os(STATEMENT_ENV).is_some() => Some(SecretSource::Env(STATEMENT_ENV)),
+        None if from_env && std::env::var_os(STATEMENT_ENV).is_some() => {
+            Some(SecretSource::Env(STATEMENT_ENV))
+        }
         // With pre-registered credentials the statement is only used to show the application.
         None if client.is_some() => Some(SecretSource::Env(STATEMENT_ENV)),
         None => {
             problems.push(format!(
-                "adobe.software_statement_file: missing: name the software statement file downloaded from the TVE Dashboard, or set {STATEMENT_ENV}"
+                "{key}.software_statement_file: missing: name the software statement file downloaded from the TVE Dashboard{}",
+                if from_env { format!(", or set {STATEMENT_ENV}") } else { String::new() }
             ));
             None
         }
     };
+    Some((software_statement?, client))
+}
+
+fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConfig> {
+    let dcr_url = validate_url("adobe.dcr_url", raw.dcr_url, DEFAULT_DCR_URL, problems);
+    let cmu_url = validate_url("adobe.cmu_url", raw.cmu_url, DEFAULT_CMU_URL, problems);
     let time_zone = match raw.time_zone.as_deref() {
         None => Some(TimeZone::UTC),
         Some(name) => match time_zone(name) {
@@ -423,8 +608,6 @@ fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConf
         ca_file: raw.ca_file,
         dcr_url: dcr_url?,
         cmu_url: cmu_url?,
-        software_statement: software_statement?,
-        client,
         time_zone: time_zone?,
     })
 }
@@ -521,10 +704,43 @@ fn validate_report(
     i: usize,
     raw: RawReport,
     names: &mut HashSet<String>,
+    accounts: &[AccountConfig],
     problems: &mut Vec<String>,
 ) -> Option<ReportConfig> {
     let key = |field: &str| format!("reports[{i}].{field}");
     let before = problems.len();
+    let listed = accounts.iter().any(|a| a.name.is_some());
+    let account = match (&raw.account, listed) {
+        (None, false) => None,
+        (Some(name), false) => {
+            problems.push(format!(
+                "{}: `{name}` names an account, but no `accounts:` are listed: remove the key, or list the accounts (README: Several accounts)",
+                key("account")
+            ));
+            None
+        }
+        (None, true) => {
+            let names: Vec<&str> = accounts.iter().filter_map(AccountConfig::label).collect();
+            problems.push(format!(
+                "{}: missing: with `accounts:` listed, each report names the account that polls it, one of {}",
+                key("account"),
+                names.join(", ")
+            ));
+            None
+        }
+        (Some(name), true) => match accounts.iter().find(|a| a.label() == Some(name.as_str())) {
+            Some(a) => a.name.clone(),
+            None => {
+                let names: Vec<&str> = accounts.iter().filter_map(AccountConfig::label).collect();
+                problems.push(format!(
+                    "{}: `{name}` is not a listed account: use one of {}",
+                    key("account"),
+                    names.join(", ")
+                ));
+                None
+            }
+        },
+    };
     let name = ReportName::parse(&raw.name)
         .map_err(|e| problems.push(format!("{}: {e}", key("name"))))
         .ok();
@@ -648,6 +864,7 @@ fn validate_report(
     let max_age = max_age.unwrap_or(interval * DEFAULT_MAX_AGE_INTERVALS);
     Some(ReportConfig {
         name: name?,
+        account,
         interval,
         path,
         bucket,
@@ -785,5 +1002,74 @@ reports:
         assert!(err.contains("unknown field `reprots`"), "{err}");
         let err = Config::from_yaml("  \n", "f.yaml").unwrap_err().to_string();
         assert!(err.contains("f.yaml is empty"), "{err}");
+    }
+
+    #[test]
+    fn several_accounts_each_with_their_reports() {
+        let yaml = "
+adobe:
+  dcr_url: https://api.auth.adobe.com
+  cmu_url: https://mgmt.auth.adobe.com/cmu/v2
+accounts:
+  - name: acme
+    software_statement_file: /etc/cmu-exporter/acme.jwt
+  - name: globex
+    software_statement_file: /etc/cmu-exporter/globex.jwt
+    client_id_file: /etc/cmu-exporter/globex.id
+    client_secret_file: /etc/cmu-exporter/globex.secret
+state_dir: /var/lib/cmu-exporter
+reports:
+  - name: acme_hourly
+    account: acme
+    path: tenant/year/month/day/hour/mvpd
+  - name: globex_daily
+    account: globex
+    path: tenant/year/month/day
+";
+        let c = Config::from_yaml(yaml, "t").unwrap();
+        let names: Vec<_> = c.accounts.iter().map(|a| a.label()).collect();
+        assert_eq!(names, [Some("acme"), Some("globex")]);
+        assert!(c.accounts[1].client.is_some());
+        assert_eq!(c.reports[0].account.as_ref().unwrap().as_str(), "acme");
+        assert_eq!(
+            c.accounts[0].state_dir(&c.state_dir),
+            PathBuf::from("/var/lib/cmu-exporter/accounts/acme")
+        );
+        let single = Config::from_yaml(GOOD, "t").unwrap();
+        assert_eq!(single.accounts.len(), 1);
+        assert_eq!(single.accounts[0].label(), None);
+        assert_eq!(
+            single.accounts[0].state_dir(&single.state_dir),
+            single.state_dir
+        );
+
+        let bad = yaml
+            .replace("    account: globex\n", "")
+            .replace("account: acme", "account: initech")
+            .replace("- name: globex", "- name: Globex")
+            .replace(
+                "  cmu_url:",
+                "  software_statement_file: /x.jwt\n  cmu_url:",
+            );
+        let err = Config::from_yaml(&bad, "t").unwrap_err().to_string();
+        for needle in [
+            "adobe.software_statement_file: set while `accounts:` is listed",
+            "accounts[1].name: `Globex` is not an account name",
+            "reports[0].account: `initech` is not a listed account: use one of acme",
+            "reports[1].account: missing: with `accounts:` listed",
+        ] {
+            assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+        }
+        let stray = GOOD.replace(
+            "  - name: hourly_by_mvpd\n",
+            "  - name: hourly_by_mvpd\n    account: acme\n",
+        );
+        let err = Config::from_yaml(&stray, "t").unwrap_err().to_string();
+        assert!(
+            err.contains(
+                "reports[0].account: `acme` names an account, but no `accounts:` are listed"
+            ),
+            "{err}"
+        );
     }
 }

@@ -14,6 +14,10 @@ pub const METRIC_PREFIX: &str = "cmu_";
 /// Label that carries the configured report name on every CMU series.
 pub const REPORT_LABEL: &str = "report";
 
+/// Label that carries the account on every series of an account's reports
+/// (and on the credentials self-metrics), when several accounts are configured.
+pub const ACCOUNT_LABEL: &str = "account";
+
 /// Label of the concurrency or activity level in level families.
 pub const LEVEL_LABEL: &str = "level";
 
@@ -22,7 +26,7 @@ pub const LE_LABEL: &str = "le";
 
 /// Labels the exporter sets itself: a dimension with one of these names is
 /// renamed ([`label_name`]) and a static label may not take one.
-pub const RESERVED_LABELS: [&str; 3] = [REPORT_LABEL, LE_LABEL, LEVEL_LABEL];
+pub const RESERVED_LABELS: [&str; 4] = [REPORT_LABEL, ACCOUNT_LABEL, LE_LABEL, LEVEL_LABEL];
 
 /// Prefix given to a dimension whose label name would be reserved.
 const RESERVED_PREFIX: &str = "cmu_";
@@ -65,8 +69,8 @@ pub fn metric_family(metric: &str) -> String {
 ///
 /// Names that would be illegal get a `dim_` prefix (a leading digit, a
 /// leading `__`), and a dimension named like one of the exporter's own
-/// labels ([`RESERVED_LABELS`]: `report`, `le`, `level`) becomes
-/// `cmu_report`, `cmu_le`, `cmu_level`, so a label is never duplicated.
+/// labels ([`RESERVED_LABELS`]: `report`, `account`, `le`, `level`) becomes
+/// `cmu_report`, `cmu_account`, `cmu_le`, `cmu_level`: never a duplicate.
 pub fn label_name(dimension: &str) -> String {
     let mut out = String::with_capacity(dimension.len() + 4);
     sanitize(dimension, &mut out);
@@ -152,6 +156,7 @@ mod tests {
         assert_eq!(label_name("report"), "cmu_report");
         assert_eq!(label_name("le"), "cmu_le");
         assert_eq!(label_name("level"), "cmu_level");
+        assert_eq!(label_name("account"), "cmu_account");
         assert_eq!(label_name(""), "dim_");
     }
 

@@ -6,6 +6,7 @@
 //! the interval. A global semaphore bounds concurrent CMU requests. Each
 //! step's [`PollOutcome`] goes to [`Reports::apply`], which owns the state.
 
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,7 +42,8 @@ fn failure_retry(interval: Duration) -> RetryPolicy {
 /// What every poller shares.
 #[derive(Clone)]
 pub struct PollContext {
-    pub client: AuthorizedClient,
+    /// One authorized client per account (`None`: the single account).
+    pub clients: Arc<BTreeMap<Option<String>, AuthorizedClient>>,
     pub reports: Arc<Reports>,
     pub clock: Clock,
     pub time_zone: TimeZone,
@@ -215,12 +217,17 @@ pub async fn poll_once(
         metrics: report.metrics.clone(),
         filters: report.filters.clone(),
     };
-    let body = ctx
-        .client
+    let account = report.account.as_ref().map(|a| a.as_str().to_owned());
+    let client = ctx
+        .clients
+        .get(&account)
+        .ok_or_else(|| PollError::Internal(format!("no credentials for account {account:?}")))?;
+    let body = client
         .get(name, &report.path, &query, request_retry(report.interval))
         .await?;
     let spec = SnapshotSpec {
         report: name.to_owned(),
+        account,
         path: Some(report.path.clone()),
         choice: report.bucket,
         now,

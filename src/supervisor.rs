@@ -274,12 +274,8 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ("adobe.dcr_url", a.dcr_url != b.dcr_url),
         ("adobe.cmu_url", a.cmu_url != b.cmu_url),
         (
-            "adobe.software_statement_file",
-            a.software_statement != b.software_statement,
-        ),
-        (
-            "adobe.client_id_file/client_secret_file",
-            a.client != b.client,
+            "accounts (or adobe.software_statement_file, client_id_file, client_secret_file)",
+            old.accounts != new.accounts,
         ),
         ("adobe.time_zone", a.time_zone != b.time_zone),
         (

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Which remote API a request went to.
@@ -65,6 +65,9 @@ fn forgetter<T: MetricVecBuilder + 'static>(vec: MetricVec<T>) -> Forget {
 /// The label of per-report self-metrics.
 const REPORT: &str = crate::names::REPORT_LABEL;
 
+/// The label of per-account self-metrics, when several accounts are configured.
+const ACCOUNT: &str = crate::names::ACCOUNT_LABEL;
+
 /// Self-metrics registry and the event methods that feed it.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
@@ -76,10 +79,12 @@ pub struct Telemetry {
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     dcr_requests: IntCounterVec,
-    registrations: IntCounter,
-    token_expiry: Gauge,
-    credentials_ok: IntGauge,
-    credentials_needs_person: IntGauge,
+    /// Whether the credentials metrics carry an `account` label (several accounts).
+    by_account: bool,
+    registrations: IntCounterVec,
+    token_expiry: GaugeVec,
+    credentials_ok: IntGaugeVec,
+    credentials_needs_person: IntGaugeVec,
     report_interval: GaugeVec,
     credentials_info: GaugeVec,
     report_up: IntGaugeVec,
@@ -111,8 +116,19 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
+    /// The self-metrics of one account: no `account` label.
     pub fn new() -> Self {
+        Self::build(false)
+    }
+
+    /// The self-metrics of several accounts: the credentials metrics carry `account`.
+    pub fn with_accounts() -> Self {
+        Self::build(true)
+    }
+
+    fn build(by_account: bool) -> Self {
         let r = Registry::new();
+        let account: &[&str] = if by_account { &[ACCOUNT] } else { &[] };
         let per_report = RefCell::new(Vec::new());
         // Registers a vector, and notes it as per-report when `report` is its first label.
         let vector = |labels: &[&str], make: &dyn Fn() -> Forget| {
@@ -189,43 +205,32 @@ impl Telemetry {
                 "Requests to Adobe's DCR server, by endpoint (register or token) and HTTP status (\"error\" when no answer came).",
                 &["endpoint", "code"],
             ),
-            registrations: register(
-                &r,
-                IntCounter::new(
-                    "cmu_exporter_registrations_total",
-                    "Client registrations with the software statement. Expected once per installation, then only when Adobe revokes the credentials.",
-                )
-                .expect("valid metric"),
+            registrations: counter(
+                "cmu_exporter_registrations_total",
+                "Client registrations with the software statement. Expected once per installation (per account), then only when Adobe revokes the credentials.",
+                account,
             ),
-            token_expiry: register(
-                &r,
-                Gauge::new(
-                    "cmu_exporter_token_expiry_timestamp_seconds",
-                    "When the current access token expires, as a Unix timestamp (0 before the first token).",
-                )
-                .expect("valid metric"),
+            token_expiry: gauge(
+                "cmu_exporter_token_expiry_timestamp_seconds",
+                "When the current access token expires, as a Unix timestamp (0 before the first token).",
+                account,
             ),
-            credentials_ok: register(
-                &r,
-                IntGauge::new(
-                    "cmu_exporter_credentials_ok",
-                    "1 while the exporter holds or can obtain a working access token, 0 while it cannot (the log and /readyz say why).",
-                )
-                .expect("valid metric"),
+            credentials_ok: int_gauge(
+                "cmu_exporter_credentials_ok",
+                "1 while the exporter holds or can obtain a working access token, 0 while it cannot (the log and /readyz say why).",
+                account,
             ),
             credentials_info: gauge(
                 "cmu_exporter_credentials_info",
                 "The application the software statement belongs to (software_id, or sub where there is none) and its issuer. Always 1.",
-                &["application_id", "issuer"],
+                &[&["application_id", "issuer"][..], account].concat(),
             ),
-            credentials_needs_person: register(
-                &r,
-                IntGauge::new(
-                    "cmu_exporter_credentials_needs_person",
-                    "1 while Adobe refuses the credentials for a reason only a person can fix (statement not approved, pre-registered client revoked...): /readyz and the log say which. 0 otherwise.",
-                )
-                .expect("valid metric"),
+            credentials_needs_person: int_gauge(
+                "cmu_exporter_credentials_needs_person",
+                "1 while Adobe refuses the credentials for a reason only a person can fix (statement not approved, pre-registered client revoked...): /readyz and the log say which. 0 otherwise.",
+                account,
             ),
+            by_account,
             report_interval: gauge(
                 "cmu_exporter_report_interval_seconds",
                 "Configured time between polls of the report: compare with the age of its last success.",
@@ -382,45 +387,65 @@ impl Telemetry {
         );
     }
 
+    /// The `account` label values for `account` (none with a single account).
+    fn account<'a>(&self, account: Option<&'a str>) -> Vec<&'a str> {
+        if self.by_account {
+            vec![account.unwrap_or_default()]
+        } else {
+            Vec::new()
+        }
+    }
+
     /// A new client was registered with the software statement.
-    pub fn registered(&self, client_id: &str) {
+    pub fn registered(&self, account: Option<&str>, client_id: &str) {
         self.touch();
-        self.registrations.inc();
+        self.registrations
+            .with_label_values(&self.account(account))
+            .inc();
         tracing::info!(
+            account,
             client_id,
             "registered a new client with the software statement"
         );
     }
 
     /// The statement's public claims, for `cmu_exporter_credentials_info`.
-    pub fn statement_claims(&self, application_id: &str, issuer: &str) {
+    pub fn statement_claims(&self, account: Option<&str>, application_id: &str, issuer: &str) {
         self.touch();
-        self.credentials_info.reset();
-        self.credentials_info
-            .with_label_values(&[application_id, issuer])
-            .set(1.0);
+        if !self.by_account {
+            self.credentials_info.reset();
+        }
+        let mut labels = vec![application_id, issuer];
+        labels.extend(self.account(account));
+        self.credentials_info.with_label_values(&labels).set(1.0);
     }
 
     /// A token is in hand, valid until `expires_at` (Unix seconds).
-    pub fn token_ready(&self, expires_at: f64, fetched: bool) {
+    pub fn token_ready(&self, account: Option<&str>, expires_at: f64, fetched: bool) {
         self.touch();
-        self.token_expiry.set(expires_at);
-        self.credentials_ok.set(1);
-        self.credentials_needs_person.set(0);
+        let labels = self.account(account);
+        self.token_expiry.with_label_values(&labels).set(expires_at);
+        self.credentials_ok.with_label_values(&labels).set(1);
+        self.credentials_needs_person
+            .with_label_values(&labels)
+            .set(0);
         if fetched {
-            tracing::debug!(expires_at, "fetched a new access token");
+            tracing::debug!(account, expires_at, "fetched a new access token");
         }
     }
 
     /// Credentials cannot be had now; `needs_person` when retrying will not help.
-    pub fn credentials_failed(&self, reason: &str, needs_person: bool) {
+    pub fn credentials_failed(&self, account: Option<&str>, reason: &str, needs_person: bool) {
         self.touch();
-        self.credentials_ok.set(0);
-        self.credentials_needs_person.set(i64::from(needs_person));
+        let labels = self.account(account);
+        self.credentials_ok.with_label_values(&labels).set(0);
+        self.credentials_needs_person
+            .with_label_values(&labels)
+            .set(i64::from(needs_person));
         if needs_person {
-            tracing::error!(reason, "credentials need a person");
+            tracing::error!(account, reason, "credentials need a person");
         } else {
-            tracing::warn!(reason, "could not obtain an access token");
+            tracing::warn!(account, reason, "could not obtain an access token");
         }
     }
 

@@ -8,18 +8,30 @@ use super::CredentialsAction;
 use crate::app;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::credentials::DcrClient;
 
 pub(super) async fn run(
     config_file: Option<PathBuf>,
     action: CredentialsAction,
+    account: Option<String>,
 ) -> anyhow::Result<()> {
     let file = config_file.ok_or_else(|| {
         anyhow!("--config.file is required: the state_dir and statement come from it")
     })?;
     let config = Config::load(&file)?;
+    let account = super::account(&config, account.as_deref(), false)?;
     let http = crate::outgoing::adobe_client(&config.adobe)?;
-    let telemetry = crate::telemetry::Telemetry::new();
-    let credentials = app::open_credentials(&config, http, Clock::wall(), telemetry)?;
+    let telemetry = app::telemetry_for(&config);
+    let dcr = DcrClient::new(
+        http,
+        &config.adobe.dcr_url,
+        telemetry.clone(),
+        Clock::wall(),
+    );
+    let credentials = app::open_account(&config, account, dcr, Clock::wall(), telemetry)?;
+    if let Some(name) = account.label() {
+        println!("account:        {name}");
+    }
     match action {
         CredentialsAction::Show => {
             let summary = credentials.summary().await;

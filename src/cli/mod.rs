@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
 
+use crate::config::{AccountConfig, Config};
 use crate::shard::Shard;
 
 /// Default port: below the exporters' range of Prometheus's port list
@@ -151,11 +152,18 @@ enum Command {
         online: bool,
     },
     /// Lists every report path Adobe serves, with a ready configuration snippet.
-    Discover,
+    Discover {
+        /// The account whose view to list (the first listed by default).
+        #[arg(long, env = "CMU_EXPORTER_ACCOUNT")]
+        account: Option<String>,
+    },
     /// Shows, registers or forgets the stored client credentials.
     Credentials {
         #[command(subcommand)]
         action: CredentialsAction,
+        /// The account, when the configuration lists `accounts:`.
+        #[arg(long, env = "CMU_EXPORTER_ACCOUNT", global = true)]
+        account: Option<String>,
     },
     /// Prints the Prometheus exposition of one saved CMU JSON report.
     Render {
@@ -198,9 +206,11 @@ pub fn main() -> ExitCode {
                 }
             })
         }
-        Some(Command::Discover) => run_async(discover::discover(cli.config_file)),
-        Some(Command::Credentials { action }) => {
-            run_async(credentials::run(cli.config_file, action))
+        Some(Command::Discover { account }) => {
+            run_async(discover::discover(cli.config_file, account))
+        }
+        Some(Command::Credentials { action, account }) => {
+            run_async(credentials::run(cli.config_file, action, account))
         }
         Some(Command::Render {
             file,
@@ -279,6 +289,37 @@ fn parse_listen(text: &str) -> anyhow::Result<SocketAddr> {
         .ok()
         .and_then(|mut addrs| addrs.next())
         .ok_or_else(|| anyhow!("--web.listen-address `{text}` is not host:port, e.g. `:{DEFAULT_PORT}` or `127.0.0.1:{DEFAULT_PORT}`"))
+}
+
+/// The account `--account` names; without it, the only account (or, where
+/// `first_by_default`, the first listed).
+fn account<'a>(
+    config: &'a Config,
+    name: Option<&str>,
+    first_by_default: bool,
+) -> anyhow::Result<&'a AccountConfig> {
+    let names: Vec<&str> = config.accounts.iter().filter_map(|a| a.label()).collect();
+    match name {
+        Some(name) => config
+            .accounts
+            .iter()
+            .find(|a| a.label() == Some(name))
+            .ok_or_else(|| {
+                if names.is_empty() {
+                    anyhow!("--account {name}: the configuration lists no `accounts:`; leave --account out")
+                } else {
+                    anyhow!("--account {name}: not a listed account; use one of {}", names.join(", "))
+                }
+            }),
+        None if config.accounts.len() == 1 || first_by_default => config
+            .accounts
+            .first()
+            .ok_or_else(|| anyhow!("the configuration has no account")),
+        None => Err(anyhow!(
+            "the configuration lists several accounts: name one with --account ({})",
+            names.join(", ")
+        )),
+    }
 }
 
 /// The shard that `--shard` and `--total-shards` name.

@@ -37,6 +37,7 @@ pub(super) fn run(
     };
     let spec = SnapshotSpec {
         report,
+        account: None,
         path,
         choice,
         now: jiff::Timestamp::now(),

@@ -111,6 +111,8 @@ pub struct Credentials {
     health: std::sync::RwLock<Health>,
     /// Client credentials given by the operator: never register.
     preset: bool,
+    /// The account's name, with several accounts (labels, log lines).
+    account: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -131,6 +133,7 @@ impl Credentials {
         preset: Option<ClientCredentials>,
         clock: Clock,
         telemetry: Telemetry,
+        account: Option<String>,
     ) -> Result<Self, CredentialsError> {
         let (mut stored, warning) = store.load();
         if let Some(warning) = warning {
@@ -156,6 +159,7 @@ impl Credentials {
         }
         if let Ok(s) = &statement {
             telemetry.statement_claims(
+                account.as_deref(),
                 s.application_id.as_deref().unwrap_or(""),
                 s.issuer.as_deref().unwrap_or(""),
             );
@@ -187,7 +191,11 @@ impl Credentials {
             },
         };
         if let Some(t) = &inner.token {
-            telemetry.token_ready(t.expires_at.as_millisecond() as f64 / 1000.0, false);
+            telemetry.token_ready(
+                account.as_deref(),
+                t.expires_at.as_millisecond() as f64 / 1000.0,
+                false,
+            );
         }
         Ok(Self {
             dcr,
@@ -198,6 +206,7 @@ impl Credentials {
             inner: tokio::sync::Mutex::new(inner),
             health: std::sync::RwLock::new(Health::Unknown),
             preset: is_preset,
+            account,
         })
     }
 
@@ -211,6 +220,11 @@ impl Credentials {
 
     fn set_health(&self, health: Health) {
         *self.health.write().unwrap_or_else(|e| e.into_inner()) = health;
+    }
+
+    /// The account these credentials belong to (`None`: the single account).
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
     }
 
     /// Path of the state file.
@@ -249,8 +263,11 @@ impl Credentials {
                 } else {
                     self.set_health(Health::Failing(e.to_string()));
                 }
-                self.telemetry
-                    .credentials_failed(&e.to_string(), needs_person);
+                self.telemetry.credentials_failed(
+                    self.account.as_deref(),
+                    &e.to_string(),
+                    needs_person,
+                );
                 Err(e)
             }
         }
@@ -311,8 +328,11 @@ impl Credentials {
             {
                 Ok(token) => {
                     let value = token.value.clone();
-                    self.telemetry
-                        .token_ready(token.expires_at.as_millisecond() as f64 / 1000.0, true);
+                    self.telemetry.token_ready(
+                        self.account.as_deref(),
+                        token.expires_at.as_millisecond() as f64 / 1000.0,
+                        true,
+                    );
                     inner.token = Some(token);
                     self.persist(inner)?;
                     return Ok(value);
@@ -360,7 +380,8 @@ impl Credentials {
             }
             Err(e) => return Err(e.into()),
         };
-        self.telemetry.registered(&client.client_id);
+        self.telemetry
+            .registered(self.account.as_deref(), &client.client_id);
         inner.client = Some(client);
         inner.token = None;
         inner.application_id = statement.application_id.clone();

@@ -12,8 +12,9 @@ use jiff::Timestamp;
 use super::select::Selection;
 use super::snapshot::{Family, FamilyKind, Levels, SnapshotSpec};
 use crate::names::{
-    BUCKET_START_FAMILY, DURATION_FAMILY, LE_LABEL, LEVEL_LABEL, REPORT_INFO_FAMILY, REPORT_LABEL,
-    escape_help, escape_label_value, label_name, level_family, metric_family, write_value,
+    ACCOUNT_LABEL, BUCKET_START_FAMILY, DURATION_FAMILY, LE_LABEL, LEVEL_LABEL, REPORT_INFO_FAMILY,
+    REPORT_LABEL, escape_help, escape_label_value, label_name, level_family, metric_family,
+    write_value,
 };
 use crate::report::catalog::{self, DURATION_METRICS, LEVEL_DIMENSIONS, USERS_METRIC};
 use crate::report::{Bucket, Columns, Parsed};
@@ -40,7 +41,9 @@ fn report_labels(spec: &SnapshotSpec) -> Vec<u8> {
     text.extend_from_slice(b"=\"");
     escape_label_value(&spec.report, &mut text);
     text.push(b'"');
-    for (name, value) in &spec.labels {
+    let account = spec.account.iter().map(|a| (ACCOUNT_LABEL, a.as_str()));
+    let statics = spec.labels.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    for (name, value) in account.chain(statics) {
         text.push(b',');
         text.extend_from_slice(name.as_bytes());
         text.extend_from_slice(b"=\"");
@@ -292,8 +295,17 @@ fn info_families(spec: &SnapshotSpec, parsed: &Parsed, bucket: Option<Bucket>) -
     let granularity = bucket
         .map(|b| b.granularity)
         .or(path.as_ref().map(|p| p.granularity()));
+    // `report="…"` and, with several accounts, `account="…"`.
     let mut labels = Vec::new();
+    labels.extend_from_slice(REPORT_LABEL.as_bytes());
+    labels.extend_from_slice(b"=\"");
     escape_label_value(&spec.report, &mut labels);
+    labels.push(b'"');
+    if let Some(account) = &spec.account {
+        labels.extend_from_slice(format!(",{ACCOUNT_LABEL}=\"").as_bytes());
+        escape_label_value(account, &mut labels);
+        labels.push(b'"');
+    }
     let report = String::from_utf8_lossy(&labels).into_owned();
     let mut body = Vec::new();
     let mut path_text = Vec::new();
@@ -303,7 +315,7 @@ fn info_families(spec: &SnapshotSpec, parsed: &Parsed, bucket: Option<Bucket>) -
     );
     let _ = writeln!(
         body,
-        "{REPORT_INFO_FAMILY}{{{REPORT_LABEL}=\"{report}\",path=\"{}\",granularity=\"{}\"}} 1",
+        "{REPORT_INFO_FAMILY}{{{report},path=\"{}\",granularity=\"{}\"}} 1",
         String::from_utf8_lossy(&path_text),
         granularity.map_or("unknown", |g| g.as_str()),
     );
@@ -316,10 +328,7 @@ fn info_families(spec: &SnapshotSpec, parsed: &Parsed, bucket: Option<Bucket>) -
     }];
     if let Some(start) = bucket_start(spec, bucket) {
         let mut body = Vec::new();
-        let _ = write!(
-            body,
-            "{BUCKET_START_FAMILY}{{{REPORT_LABEL}=\"{report}\"}} "
-        );
+        let _ = write!(body, "{BUCKET_START_FAMILY}{{{report}}} ");
         write_value(start.as_second() as f64, &mut body);
         body.push(b'\n');
         families.push(Family {

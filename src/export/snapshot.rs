@@ -23,6 +23,8 @@ use crate::report::{
 pub struct SnapshotSpec {
     /// Configured report name (value of the `report` label).
     pub report: String,
+    /// The report's account (the `account` label), with several accounts.
+    pub account: Option<String>,
     /// The configured path; `None` for a saved file (taken from its `self` link).
     pub path: Option<ReportPath>,
     pub choice: BucketChoice,
@@ -148,6 +150,7 @@ mod tests {
     fn spec(choice: BucketChoice) -> SnapshotSpec {
         SnapshotSpec {
             report: "daily".into(),
+            account: None,
             path: Some(ReportPath::parse("year/month/day/tenant").unwrap()),
             choice,
             now: "2023-11-28T12:00:00Z".parse().unwrap(),

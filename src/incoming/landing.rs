@@ -86,18 +86,23 @@ pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
         "<a href=\"{}\">Metrics</a> · <a href=\"healthz\">Health</a> · <a href=\"readyz\">Readiness</a></p>",
         escape_html(&state.telemetry_path)
     );
-    let credentials = match state.credentials.health() {
-        Health::Ok => "<span class=\"ok\">working</span>".to_owned(),
-        Health::Unknown => "not used yet".to_owned(),
-        Health::Failing(why) => {
-            format!("<span class=\"bad\">failing: {}</span>", escape_html(&why))
-        }
-        Health::NeedsPerson(why) => format!(
-            "<span class=\"bad\">needs a person: {}</span>",
-            escape_html(&why)
-        ),
-    };
-    let _ = write!(page, "<p>Credentials: {credentials}</p>");
+    for account in &state.accounts {
+        let credentials = match account.health() {
+            Health::Ok => "<span class=\"ok\">working</span>".to_owned(),
+            Health::Unknown => "not used yet".to_owned(),
+            Health::Failing(why) => {
+                format!("<span class=\"bad\">failing: {}</span>", escape_html(&why))
+            }
+            Health::NeedsPerson(why) => format!(
+                "<span class=\"bad\">needs a person: {}</span>",
+                escape_html(&why)
+            ),
+        };
+        let whose = account
+            .account()
+            .map_or(String::new(), |n| format!(" of account {}", escape_html(n)));
+        let _ = write!(page, "<p>Credentials{whose}: {credentials}</p>");
+    }
     page.push_str(&charts_section(state.reports.store()));
     page.push_str("<h2>Reports</h2><table><tr><th>report</th><th>path</th><th>interval</th><th>last poll</th><th>last success</th><th>next poll</th><th>series</th><th>state</th></tr>");
     for (name, s) in state.reports.all() {

@@ -29,7 +29,8 @@ pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub struct AppState {
     pub reports: Arc<Reports>,
     pub telemetry: Telemetry,
-    pub credentials: Arc<Credentials>,
+    /// Every account's credentials (one in the single-account form).
+    pub accounts: Vec<Arc<Credentials>>,
     pub supervisor: Arc<Supervisor>,
     pub clock: Clock,
     /// Where `/metrics` is served (`--web.telemetry-path`).
@@ -133,10 +134,17 @@ fn chunks_response(chunks: Vec<bytes::Bytes>) -> Response {
 
 /// Why the exporter is not ready, or `None` when it is.
 pub fn unready_reason(state: &AppState) -> Option<String> {
-    match state.credentials.health() {
-        Health::NeedsPerson(why) => return Some(format!("credentials need a person: {why}")),
-        Health::Failing(why) => return Some(format!("no access token: {why}")),
-        Health::Unknown | Health::Ok => {}
+    for credentials in &state.accounts {
+        let who = credentials
+            .account()
+            .map_or(String::new(), |n| format!("account {n}: "));
+        match credentials.health() {
+            Health::NeedsPerson(why) => {
+                return Some(format!("{who}credentials need a person: {why}"));
+            }
+            Health::Failing(why) => return Some(format!("{who}no access token: {why}")),
+            Health::Unknown | Health::Ok => {}
+        }
     }
     let reports = state.reports.all();
     if let Some((name, s)) = reports.iter().find(|(_, s)| s.needs_person) {
@@ -153,7 +161,10 @@ pub fn unready_reason(state: &AppState) -> Option<String> {
     if !waiting.is_empty() {
         return Some(format!("not polled yet: {}", waiting.join(", ")));
     }
-    (state.credentials.health() == Health::Unknown)
+    state
+        .accounts
+        .iter()
+        .any(|c| c.health() == Health::Unknown)
         .then(|| "no access token asked for yet".to_owned())
 }
 

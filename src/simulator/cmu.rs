@@ -20,7 +20,13 @@ fn text(status: StatusCode, message: impl Into<String>) -> Rejection {
 }
 
 /// Whether a request carries a live token (header or `access_token` parameter).
-fn authorised(shared: &Shared, headers: &HeaderMap, query: &[(String, String)]) -> bool {
+/// The tenants the caller's statement may see (`None`: every tenant), or
+/// `None` when the request carries no valid token.
+fn authorised(
+    shared: &Shared,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+) -> Option<Option<Vec<String>>> {
     let from_header = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -31,15 +37,12 @@ fn authorised(shared: &Shared, headers: &HeaderMap, query: &[(String, String)]) 
         .iter()
         .find(|(k, _)| k == "access_token")
         .map(|(_, v)| v.clone());
-    let Some(token) = from_header.or(from_query) else {
-        return false;
-    };
+    let token = from_header.or(from_query)?;
     let now = shared.clock.now();
     let registry = shared.registry.lock().unwrap_or_else(|e| e.into_inner());
-    registry
-        .tokens
-        .get(&token)
-        .is_some_and(|t| t.expires_at > now && registry.clients.contains_key(&t.client_id))
+    let token = registry.tokens.get(&token).filter(|t| t.expires_at > now)?;
+    let client = registry.clients.get(&token.client_id)?;
+    Some(registry.scopes.get(&client.sub).cloned())
 }
 
 /// A parsed time parameter: ISO prefix (`2012`, `2012-07-30`, `2012-07-30T10:15`) or milliseconds.
@@ -115,7 +118,7 @@ pub(crate) fn report(
     let query: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
         .into_owned()
         .collect();
-    if !authorised(shared, headers, &query) {
+    let Some(scope) = authorised(shared, headers, &query) else {
         return (
             text(
                 StatusCode::UNAUTHORIZED,
@@ -124,8 +127,8 @@ pub(crate) fn report(
             .into_response(),
             false,
         );
-    }
-    match build(shared, uri_path, &query) {
+    };
+    match build(shared, uri_path, &query, scope.as_deref()) {
         Ok(body) => {
             let mut response = (StatusCode::OK, body).into_response();
             response.headers_mut().insert(
@@ -140,7 +143,15 @@ pub(crate) fn report(
     }
 }
 
-fn build(shared: &Shared, uri_path: &str, query: &[(String, String)]) -> Result<String, Rejection> {
+/// The report at `uri_path` for `query`, as the caller whose statement sees
+/// the tenants of `scope` (every tenant when `None`): Adobe applies an
+/// implicit tenant filter to each programmer account's answers.
+fn build(
+    shared: &Shared,
+    uri_path: &str,
+    query: &[(String, String)],
+    scope: Option<&[String]>,
+) -> Result<String, Rejection> {
     let path = report_path(uri_path)?;
     if !shared.tree.contains(&path) {
         return Err(text(
@@ -228,6 +239,21 @@ fn build(shared: &Shared, uri_path: &str, query: &[(String, String)]) -> Result<
     } else {
         metrics.iter().map(String::as_str).collect()
     };
+    if let Some(tenants) = scope {
+        filters.push(Filter {
+            dimension: "tenant".into(),
+            values: tenants.to_vec(),
+            negated: false,
+        });
+    }
+    // Totals over the account's tenants differ from another account's.
+    let seed = match scope {
+        Some(tenants) if !path.contains("tenant") => {
+            let parts: Vec<&str> = tenants.iter().map(String::as_str).collect();
+            shared.config.seed ^ super::data::hash(0, &parts)
+        }
+        _ => shared.config.seed,
+    };
     let mut out = String::with_capacity(4096);
     write_links(shared, &path, query, start, end, limit, &mut out);
     out.push_str(",\"report\":[");
@@ -235,7 +261,7 @@ fn build(shared: &Shared, uri_path: &str, query: &[(String, String)]) -> Result<
         shared,
         &path,
         (start, end, now),
-        &filters,
+        (&filters, seed),
         &metrics,
         limit,
         &mut out,
@@ -331,7 +357,7 @@ fn generate_rows(
     shared: &Shared,
     path: &ReportPath,
     (start, end, now): (DateTime, DateTime, DateTime),
-    filters: &[Filter],
+    (filters, seed): (&[Filter], u64),
     metrics: &[&str],
     limit: u32,
     out: &mut String,
@@ -377,7 +403,6 @@ fn generate_rows(
     if sizes.contains(&0) {
         return;
     }
-    let seed = shared.config.seed;
     let failure_factor = super::Simulator::failure_factor(shared);
     let hidden = shared
         .hidden

@@ -17,6 +17,8 @@ use super::Shared;
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
     pub secret: String,
+    /// The `sub` of the statement it registered with.
+    pub sub: String,
 }
 
 /// An issued access token.
@@ -34,6 +36,8 @@ pub(crate) struct Registry {
     /// `sub` of statements that are valid but not approved yet.
     pub unapproved: std::collections::HashSet<String>,
     pub clients: HashMap<String, Client>,
+    /// Tenants each statement (`sub`) may see; absent: every tenant.
+    pub scopes: HashMap<String, Vec<String>>,
     pub tokens: HashMap<String, Token>,
     /// Every secret value handed out (statements, client secrets, tokens), for leak tests.
     pub issued: Vec<String>,
@@ -113,7 +117,7 @@ pub fn mint_statement(software_id: Option<&str>, now: Timestamp) -> (String, Str
 }
 
 /// `sub` of a structurally valid statement from Adobe, or `None`.
-fn statement_sub(statement: &str) -> Option<String> {
+pub(crate) fn statement_sub(statement: &str) -> Option<String> {
     let mut parts = statement.split('.');
     let (_, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() || signature.is_empty() {
@@ -165,6 +169,7 @@ pub(crate) fn register(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Res
         client_id.clone(),
         Client {
             secret: secret.clone(),
+            sub,
         },
     );
     registry.issued.push(secret.clone());

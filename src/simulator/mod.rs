@@ -198,7 +198,48 @@ impl Simulator {
         statement
     }
 
-    /// Approves a statement minted unapproved, by its JWT.
+    /// Mints an approved statement for a programmer account that sees only
+    /// `tenants` (Adobe's implicit tenant filter).
+    pub fn mint_account_statement(&self, tenants: &[&str]) -> String {
+        let (statement, sub) = dcr::mint_statement(None, self.shared.clock.now());
+        let mut registry = self
+            .shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        registry.approved.insert(sub.clone());
+        registry
+            .scopes
+            .insert(sub, tenants.iter().map(|t| (*t).to_owned()).collect());
+        registry.issued.push(statement.clone());
+        statement
+    }
+
+    /// Revokes the clients registered with `statement` only.
+    pub fn revoke_credentials_of(&self, statement: &str) {
+        let Some(sub) = dcr::statement_sub(statement) else {
+            return;
+        };
+        let mut registry = self
+            .shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let revoked: Vec<String> = registry
+            .clients
+            .iter()
+            .filter(|(_, c)| c.sub == sub)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &revoked {
+            registry.clients.remove(id);
+        }
+        registry
+            .tokens
+            .retain(|_, t| !revoked.contains(&t.client_id));
+    }
+
+    /// Approves every statement minted unapproved.
     pub fn approve_all(&self) {
         let mut registry = self
             .shared

@@ -23,6 +23,10 @@ async fn exported_values_equal_what_the_simulator_served() {
     .await;
     let exporter = exporter(&config).await;
     let text = scrape_after_poll(&exporter.url(), "hourly_by_mvpd").await;
+    assert!(
+        !text.contains("account="),
+        "the single-account form adds no account label"
+    );
 
     // Ask the simulator the very query the exporter sent.
     let sent = sim

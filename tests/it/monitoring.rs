@@ -226,6 +226,7 @@ fn substitute(expr: &str) -> String {
     expr.replace("$__rate_interval", "30s")
         .replace("$job", ".+")
         .replace("$instance", ".+")
+        .replace("$account", ".*")
         .replace("$tenant", ".*")
         .replace("$mvpd", ".*")
         .replace("$concurrency_report", "daily_concurrency")

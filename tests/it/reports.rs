@@ -80,6 +80,7 @@ async fn golden_expositions_for_each_family_and_granularity() {
         let json = cmu_bytes(&url, &token).await;
         let spec = SnapshotSpec {
             report: name.into(),
+            account: None,
             path: Some(ReportPath::parse(path).unwrap()),
             choice: BucketChoice::Complete,
             now: NOW.parse().unwrap(),
