@@ -81,6 +81,8 @@ async fn shards_together_export_exactly_what_one_process_exports() {
         busy += usize::from(!owned.is_empty());
         let exporter = start(shard).await;
         let series = series_once_polled(&exporter, &owned).await;
+        let (ready, why) = get_text(&format!("{}/readyz", exporter.url())).await;
+        assert_eq!(ready, 200, "shard {index} is ready: {why}");
         let text = get_text(&format!("{}/metrics", exporter.url())).await.1;
         assert!(
             text.contains(&format!(
