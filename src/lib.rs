@@ -35,6 +35,8 @@
 //! - [`app`]: wires the above into a running exporter (service, demo, tests).
 //! - [`cli`]: the command line, one file per command; `main.rs` only calls
 //!   [`cli::main`].
+//! - [`backfill`]: Adobe's history of each report as OpenMetrics for
+//!   Prometheus's importer, resumable, in windows Adobe accepts.
 //! - [`demo`]: the demo's configuration and the simulated day.
 //! - [`simulator`]: a faithful simulator of Adobe's DCR and CMU servers,
 //!   used by the tests, the demo and the benchmarks.
@@ -47,6 +49,7 @@
 //! ExportStore -> incoming::pages.
 
 pub mod app;
+pub mod backfill;
 pub mod cli;
 pub mod clock;
 pub mod cmu;

@@ -2,6 +2,7 @@
 //! family beside it. This is the binary's glue: errors are `anyhow` with
 //! context, printed as one line with their causes.
 
+mod backfill;
 mod credentials;
 mod discover;
 mod render;
@@ -165,6 +166,32 @@ enum Command {
         #[arg(long, env = "CMU_EXPORTER_ACCOUNT", global = true)]
         account: Option<String>,
     },
+    /// Writes Adobe's history of the reports as OpenMetrics, for
+    /// `promtool tsdb create-blocks-from openmetrics FILE DATA_DIR`.
+    Backfill {
+        /// First day, in the reports' time zone (YYYY-MM-DD; at most 25 months back).
+        #[arg(long)]
+        from: String,
+        /// Last day, included (default: up to the newest complete bucket).
+        #[arg(long)]
+        to: Option<String>,
+        /// A report to backfill (repeat; default: every report with a time dimension).
+        #[arg(long = "report", value_name = "NAME")]
+        reports: Vec<String>,
+        /// The OpenMetrics file to write.
+        #[arg(long, value_name = "FILE")]
+        output: PathBuf,
+        /// Most calls to CMU, over all runs of this backfill (a hard budget).
+        #[arg(long = "max-requests", value_name = "N")]
+        max_requests: Option<u64>,
+        /// The highest `limit` one bucket may need before the backfill stops.
+        #[arg(long = "max-limit", default_value_t = 100_000, value_name = "N")]
+        max_limit: u32,
+        /// A label added to every sample (repeat), to match the `job` and
+        /// `instance` Prometheus gives the exporter's live series.
+        #[arg(long = "label", value_name = "NAME=VALUE")]
+        labels: Vec<String>,
+    },
     /// Prints the Prometheus exposition of one saved CMU JSON report.
     Render {
         /// The report (JSON); `-` or nothing for standard input.
@@ -212,6 +239,26 @@ pub fn main() -> ExitCode {
         Some(Command::Credentials { action, account }) => {
             run_async(credentials::run(cli.config_file, action, account))
         }
+        Some(Command::Backfill {
+            from,
+            to,
+            reports,
+            output,
+            max_requests,
+            max_limit,
+            labels,
+        }) => run_async(backfill::run(
+            cli.config_file,
+            backfill::Arguments {
+                from,
+                to,
+                reports,
+                output,
+                max_requests,
+                max_limit,
+                labels,
+            },
+        )),
         Some(Command::Render {
             file,
             report,

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex, RwLock};
 pub use encode::write_family_header;
 pub use exposition::{Deflated, Exposition, Tail};
 pub use snapshot::{
-    Family, FamilyKind, Levels, ReportSnapshot, SnapshotSpec, build_snapshot, build_snapshot_from,
+    BucketSnapshot, Family, FamilyKind, Levels, ReportSnapshot, SnapshotSpec, build_history,
+    build_snapshot, build_snapshot_from,
 };
 
 /// The last good snapshot of every report and their assembled exposition.

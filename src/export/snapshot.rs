@@ -117,6 +117,70 @@ pub fn build_snapshot_from(
     })
 }
 
+/// One time bucket of a report's history: what the live exporter showed
+/// while it was the newest complete bucket.
+#[derive(Debug, Clone)]
+pub struct BucketSnapshot {
+    pub bucket: Bucket,
+    /// Families sorted by name, as in a [`ReportSnapshot`].
+    pub families: Vec<Family>,
+    /// CMU series in `families`, info metrics excluded.
+    pub series: usize,
+}
+
+/// Rows routed to one selection per time bucket (rows without time are dropped).
+struct ByBucket {
+    now: jiff::civil::DateTime,
+    max_series: Option<usize>,
+    buckets: BTreeMap<Bucket, Selection>,
+}
+
+impl crate::report::RowSink for ByBucket {
+    fn row(
+        &mut self,
+        columns: &crate::report::Columns,
+        row: &crate::report::Row<'_>,
+    ) -> Result<(), String> {
+        let Some(bucket) = row.bucket else {
+            return Ok(());
+        };
+        let (now, max_series) = (self.now, self.max_series);
+        self.buckets
+            .entry(bucket)
+            .or_insert_with(|| Selection::new(BucketChoice::Partial, now, max_series))
+            .row(columns, row)
+    }
+}
+
+/// Parses a window of a report and builds every bucket in it the way the
+/// live exporter builds its newest one, oldest bucket first (whatever the
+/// order of the rows). Also returns the rows the document held.
+pub fn build_history(
+    json: &[u8],
+    spec: &SnapshotSpec,
+) -> Result<(Vec<BucketSnapshot>, usize), ParseError> {
+    let now = spec.now.to_zoned(spec.time_zone.clone()).datetime();
+    let mut sink = ByBucket {
+        now,
+        max_series: spec.max_series,
+        buckets: BTreeMap::new(),
+    };
+    let parsed = parse_report(json, spec.path.as_ref(), &mut sink)?;
+    let history = sink
+        .buckets
+        .into_values()
+        .map(|selection| {
+            let encoded = encode(&selection, spec, &parsed);
+            BucketSnapshot {
+                bucket: selection.bucket().expect("routed by bucket"),
+                families: encoded.families,
+                series: encoded.series,
+            }
+        })
+        .collect();
+    Ok((history, parsed.rows))
+}
+
 fn build(
     spec: &SnapshotSpec,
     parse: impl FnOnce(Option<&ReportPath>, &mut Selection) -> Result<Parsed, ParseError>,

@@ -230,6 +230,19 @@ fn build(
             shared.config.max_limit
         )));
     }
+    if let (Some(max), Some(span)) = (shared.config.max_query_buckets, path.granularity().span()) {
+        let mut buckets = 0u64;
+        let mut at = path.granularity().floor(start);
+        while at <= end && buckets <= max {
+            buckets += 1;
+            at = at.checked_add(span).unwrap_or(DateTime::MAX);
+        }
+        if buckets > max {
+            return Err(bad(format!(
+                "Query too large: more than {max} time buckets between start and end"
+            )));
+        }
+    }
     let served = metrics_for(&path);
     if let Some(unknown) = metrics.iter().find(|m| !served.contains(&m.as_str())) {
         return Err(bad(format!("Unknown metric for this report: {unknown}")));
@@ -257,6 +270,7 @@ fn build(
     let mut out = String::with_capacity(4096);
     write_links(shared, &path, query, start, end, limit, &mut out);
     out.push_str(",\"report\":[");
+    let mut rows = String::with_capacity(4096);
     generate_rows(
         shared,
         &path,
@@ -264,8 +278,20 @@ fn build(
         (&filters, seed),
         &metrics,
         limit,
-        &mut out,
+        &mut rows,
     );
+    if shared.config.shuffle_rows && !rows.is_empty() {
+        // Rows are flat objects of strings: "},{" only ever separates two.
+        let inner = &rows[1..rows.len() - 1];
+        let mut each: Vec<&str> = inner.split("},{").collect();
+        use rand::SeedableRng;
+        use rand::seq::SliceRandom;
+        each.shuffle(&mut rand::rngs::StdRng::seed_from_u64(
+            seed ^ rows.len() as u64,
+        ));
+        rows = format!("{{{}}}", each.join("},{"));
+    }
+    out.push_str(&rows);
     out.push_str("]}");
     Ok(out)
 }

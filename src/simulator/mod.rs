@@ -59,6 +59,11 @@ pub struct SimulatorConfig {
     pub throttle_rate: f64,
     /// Largest `limit` a query may ask for before it is "too large" (400).
     pub max_limit: u32,
+    /// Most time buckets one query may span before it is "too large" (400),
+    /// as Adobe refuses oversized queries; `None`: no such bound.
+    pub max_query_buckets: Option<u64>,
+    /// Serve rows in a shuffled order (Adobe promises none).
+    pub shuffle_rows: bool,
     /// Extra MVPDs and applications (1 = the default universe).
     pub scale: usize,
     /// Time zone of the report buckets.
@@ -75,6 +80,8 @@ impl Default for SimulatorConfig {
             throttle_burst: 10,
             throttle_rate: 1.0,
             max_limit: 200_000,
+            max_query_buckets: None,
+            shuffle_rows: false,
             scale: 1,
             time_zone: TimeZone::UTC,
             clock: Clock::wall(),

@@ -569,3 +569,43 @@ pub fn tls_web_config(pki: &Pki, dir: &Path) -> cmu_exporter::incoming::WebConfi
     .unwrap();
     cmu_exporter::incoming::WebConfig::load(&file, Duration::from_secs(10)).unwrap()
 }
+
+/// A child process killed when dropped.
+pub struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn daemon(program: &str, args: &[String], log: &Path) -> Daemon {
+    let log = std::fs::File::create(log).unwrap();
+    Daemon(
+        std::process::Command::new(program)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program} (scripts/test installs it): {e}")),
+    )
+}
+
+/// The result of an instant PromQL query (empty while Prometheus does not answer).
+pub async fn query(prometheus: &str, expr: &str) -> Vec<serde_json::Value> {
+    let response = http()
+        .get(format!("{prometheus}/api/v1/query"))
+        .query(&[("query", expr)])
+        .send()
+        .await;
+    let Ok(response) = response else {
+        return Vec::new();
+    };
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    assert_ne!(body["status"], "error", "{expr}: {body}");
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}

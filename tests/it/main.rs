@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod backfill;
 mod cli;
 mod credentials;
 mod deploy;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -161,28 +161,6 @@ async fn every_metric_of_the_dashboards_and_rules_is_exported_or_recorded() {
     exporter.stop().await;
 }
 
-/// A child process killed when dropped.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn daemon(program: &str, args: &[String], log: &Path) -> Daemon {
-    let log = std::fs::File::create(log).unwrap();
-    Daemon(
-        Command::new(program)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {program} (scripts/test installs it): {e}")),
-    )
-}
-
 /// A webhook receiver: the bodies Alertmanager posted.
 async fn webhook() -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
     let received = Arc::new(Mutex::new(Vec::new()));
@@ -201,23 +179,6 @@ async fn webhook() -> (u16, Arc<Mutex<Vec<serde_json::Value>>>) {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await });
     (port, received)
-}
-
-async fn query(prometheus: &str, expr: &str) -> Vec<serde_json::Value> {
-    let response = http()
-        .get(format!("{prometheus}/api/v1/query"))
-        .query(&[("query", expr)])
-        .send()
-        .await;
-    let Ok(response) = response else {
-        return Vec::new();
-    };
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
-    assert_ne!(body["status"], "error", "{expr}: {body}");
-    body["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// Substitutes the dashboards' variables: every job, instance, tenant and

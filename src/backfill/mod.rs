@@ -1,0 +1,454 @@
+//! `cmu-exporter backfill`: Adobe's history of each report as OpenMetrics
+//! text, one sample per series per time bucket, for Prometheus's importer
+//! (`promtool tsdb create-blocks-from openmetrics`).
+//!
+//! - **Same series as live**: every bucket goes through the snapshot builder
+//!   the poller uses ([`build_history`]), so names and labels are the ones
+//!   `/metrics` serves, and history and live join on one graph.
+//! - **Time**: a sample is stamped at the end of its bucket, in the report's
+//!   time zone: the moment the live exporter would first have shown it.
+//!   Only complete buckets are written.
+//! - **Windows Adobe accepts**: Adobe has no paging (`limit` truncates
+//!   silently) and answers 400 to an oversized query. A window whose answer
+//!   holds `limit` rows, or gets 400, is halved and fetched again; one that
+//!   comes back small lets the next one double. A single bucket over `limit`
+//!   raises it up to `--max-limit`.
+//! - **Resumable**: [`output::Spill`] keeps a journal; a rerun with the same
+//!   arguments goes on where the last one stopped and writes the same file.
+
+pub mod output;
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::BuildHasher;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::civil::{Date, DateTime};
+use jiff::{Span, ToSpan};
+
+use crate::app::{self, StartError};
+use crate::clock::Clock;
+use crate::cmu::{AuthorizedClient, CmuClient, CmuError, FetchError, ReportQuery};
+use crate::config::{Config, ReportConfig};
+use crate::export::{SnapshotSpec, build_history};
+use crate::report::{BucketChoice, Granularity, ParseError};
+use crate::retry::RetryPolicy;
+use output::{OutputError, Spill};
+
+/// How far back Adobe keeps CMU data.
+pub const RETENTION_MONTHS: i64 = 25;
+
+/// Largest window, in buckets, whatever the answers allow.
+const MAX_WINDOW: i64 = 4096;
+
+/// Retries of one backfill request (transient failures only).
+const RETRY: RetryPolicy = RetryPolicy {
+    first: Duration::from_secs(1),
+    cap: Duration::from_secs(30),
+    attempts: 4,
+};
+
+/// What to backfill.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// First day (in the reports' time zone).
+    pub from: Date,
+    /// Last day, included (default: up to the newest complete bucket).
+    pub to: Option<Date>,
+    /// Report names (default: every report with a time dimension).
+    pub reports: Vec<String>,
+    pub output: PathBuf,
+    /// Hard budget of calls to CMU, over all runs of this backfill.
+    pub max_requests: Option<u64>,
+    /// The highest `limit` a single bucket may need.
+    pub max_limit: u32,
+    /// Labels added to every sample, to match those Prometheus adds when it
+    /// scrapes the exporter (`job`, `instance`): history and live then
+    /// share their series.
+    pub labels: Vec<(String, String)>,
+    /// Identifies the run for resuming: the configuration and the arguments.
+    pub fingerprint: String,
+}
+
+/// Why a backfill stopped. What was written so far stays, and a rerun with
+/// the same arguments resumes.
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error(
+        "--from {from} is more than {RETENTION_MONTHS} months back: Adobe keeps {RETENTION_MONTHS} months of CMU data, so the earliest allowed date is {earliest}"
+    )]
+    Retention { from: Date, earliest: Date },
+    #[error("--from {from} is after --to {to}: give a range that starts before it ends")]
+    EmptyRange { from: Date, to: Date },
+    #[error("--report {0}: no such report in the configuration")]
+    UnknownReport(String),
+    #[error(
+        "the budget of {calls} CMU calls (--max-requests) is spent: rerun with the same arguments and a larger budget to go on where this run stopped"
+    )]
+    Budget { calls: u64 },
+    #[error("report {report}: {source}")]
+    Fetch {
+        report: String,
+        #[source]
+        source: FetchError,
+    },
+    #[error(
+        "report {report}: bucket {bucket} alone has more than {limit} rows: raise --max-limit (Adobe's ceiling permitting), or narrow the report with filters"
+    )]
+    TooManyRows {
+        report: String,
+        bucket: DateTime,
+        limit: u32,
+    },
+    #[error("report {report}: Adobe refused even a single bucket ({bucket}): {reason}")]
+    Refused {
+        report: String,
+        bucket: DateTime,
+        reason: String,
+    },
+    #[error("report {report}: the answer is not a usable report: {error}")]
+    Parse { report: String, error: ParseError },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// What a backfill did, for the summary it prints.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub calls: u64,
+    pub windows_split: u64,
+    pub rows: u64,
+    pub series: u64,
+    pub samples: u64,
+    pub bytes: u64,
+    pub took: Duration,
+    pub resumed: bool,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} CMU calls, {} windows split, {} rows, {} series, {} samples, {} bytes, in {:.1} s{}",
+            self.calls,
+            self.windows_split,
+            self.rows,
+            self.series,
+            self.samples,
+            self.bytes,
+            self.took.as_secs_f64(),
+            if self.resumed {
+                " (resumed an interrupted run)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// Where a backfill stands, for a progress bar or log lines.
+#[derive(Debug, Clone)]
+pub struct Progress<'a> {
+    pub report: &'a str,
+    /// Buckets of this report done, and in all.
+    pub buckets_done: u64,
+    pub buckets: u64,
+    pub rows: u64,
+    pub calls: u64,
+    pub elapsed: Duration,
+}
+
+/// The buckets of `granularity` from `first` to `last` (starts), included.
+fn bucket_count(granularity: Granularity, first: DateTime, last: DateTime) -> u64 {
+    let Some(span) = granularity.span() else {
+        return 0;
+    };
+    let mut n = 0;
+    let mut at = first;
+    while at <= last {
+        n += 1;
+        match at.checked_add(span) {
+            Ok(next) => at = next,
+            Err(_) => break,
+        }
+    }
+    n
+}
+
+fn add(at: DateTime, span: Span, times: i64) -> DateTime {
+    span.checked_mul(times)
+        .ok()
+        .and_then(|s| at.checked_add(s).ok())
+        .unwrap_or(DateTime::MAX)
+}
+
+/// Runs a backfill of `config`'s reports; `progress` is told after each window.
+pub async fn run(
+    config: Config,
+    options: Options,
+    clock: Clock,
+    mut progress: impl FnMut(&Progress<'_>),
+) -> Result<Summary, BackfillError> {
+    let started = Instant::now();
+    let tz = config.adobe.time_zone.clone();
+    let now = clock.now();
+    let now_civil = now.to_zoned(tz.clone()).datetime();
+    let today = now_civil.date();
+    let earliest = today
+        .checked_sub(RETENTION_MONTHS.months())
+        .unwrap_or(Date::MIN);
+    if options.from < earliest {
+        return Err(BackfillError::Retention {
+            from: options.from,
+            earliest,
+        });
+    }
+    for name in &options.reports {
+        if !config.reports.iter().any(|r| r.name.as_str() == name) {
+            return Err(BackfillError::UnknownReport(name.clone()));
+        }
+    }
+    let mut reports: Vec<&ReportConfig> = config
+        .reports
+        .iter()
+        .filter(|r| {
+            options.reports.is_empty() || options.reports.iter().any(|n| n == r.name.as_str())
+        })
+        .collect();
+    reports.sort_by(|a, b| a.name.cmp(&b.name));
+    let (mut spill, resumed) = Spill::open(&options.output, &options.fingerprint)?;
+    // The end of the range is fixed when a run begins, so a resumed run ends there too.
+    let to: Date = match spill.journal.to.parse() {
+        Ok(to) => to,
+        Err(_) => options.to.unwrap_or(today),
+    };
+    spill.journal.to = to.to_string();
+    if options.from > to {
+        return Err(BackfillError::EmptyRange {
+            from: options.from,
+            to,
+        });
+    }
+    let telemetry = app::telemetry_for(&config);
+    let http = crate::outgoing::adobe_client(&config.adobe).map_err(StartError::from)?;
+    let accounts = app::open_accounts(&config, http.clone(), clock.clone(), telemetry.clone())?;
+    let cmu = CmuClient::new(http, config.adobe.cmu_url.clone(), telemetry, clock.clone());
+    let clients: BTreeMap<Option<String>, AuthorizedClient> = accounts
+        .iter()
+        .map(|credentials| {
+            let client = AuthorizedClient {
+                cmu: cmu.clone(),
+                credentials: Arc::clone(credentials),
+            };
+            (credentials.account().map(str::to_owned), client)
+        })
+        .collect();
+    let mut summary = Summary {
+        resumed,
+        calls: spill.journal.calls,
+        ..Summary::default()
+    };
+    let mut series = HashSet::new();
+    let hasher = rustc_hash::FxBuildHasher;
+    let mut extra = Vec::new();
+    for (name, value) in &options.labels {
+        extra.push(b',');
+        extra.extend_from_slice(name.as_bytes());
+        extra.extend_from_slice(b"=\"");
+        crate::names::escape_label_value(value, &mut extra);
+        extra.push(b'"');
+    }
+    let range_end = to
+        .checked_add(1.day())
+        .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+        .unwrap_or(DateTime::MAX);
+    for report in reports {
+        let name = report.name.as_str();
+        if spill.journal.done.iter().any(|d| d == name) {
+            continue;
+        }
+        let granularity = report.path.granularity();
+        let Some(span) = granularity.span() else {
+            tracing::warn!(
+                report = name,
+                "no time dimension: Adobe keeps no history of it; skipped"
+            );
+            continue;
+        };
+        let start_of_range =
+            granularity.floor(options.from.to_datetime(jiff::civil::Time::midnight()));
+        // The newest bucket that is complete now and ends within the range.
+        let mut last = granularity.floor(now_civil.min(range_end));
+        last = last.checked_sub(span).unwrap_or(last);
+        while add(last, span, 1) > range_end {
+            last = last.checked_sub(span).unwrap_or(DateTime::MIN);
+        }
+        let buckets = bucket_count(granularity, start_of_range, last);
+        let mut cursor = spill
+            .journal
+            .next
+            .get(name)
+            .and_then(|t| t.parse::<DateTime>().ok())
+            .unwrap_or(start_of_range);
+        let mut done = bucket_count(granularity, start_of_range, cursor).saturating_sub(1);
+        let client = clients
+            .get(&report.account.as_ref().map(|a| a.as_str().to_owned()))
+            .expect("every account has a client");
+        let mut window: i64 = 64;
+        let mut limit = report.limit;
+        let mut rows_of_report = 0;
+        while cursor <= last {
+            let window_last = add(cursor, span, window - 1).min(last);
+            if options.max_requests.is_some_and(|max| summary.calls >= max) {
+                spill.journal.calls = summary.calls;
+                spill.checkpoint()?;
+                return Err(BackfillError::Budget {
+                    calls: summary.calls,
+                });
+            }
+            let query = ReportQuery {
+                start: Some(cursor),
+                end: add(window_last, span, 1).checked_sub(1.second()).ok(),
+                limit: Some(limit),
+                metrics: report.metrics.clone(),
+                filters: report.filters.clone(),
+            };
+            summary.calls += 1;
+            let answer = client.get("backfill", &report.path, &query, RETRY).await;
+            let body = match answer {
+                Ok(body) => body,
+                Err(FetchError::Cmu(CmuError::BadRequest { reason })) => {
+                    if window > 1 {
+                        window /= 2;
+                        summary.windows_split += 1;
+                        continue;
+                    }
+                    return Err(BackfillError::Refused {
+                        report: name.to_owned(),
+                        bucket: cursor,
+                        reason,
+                    });
+                }
+                Err(source) => {
+                    spill.journal.calls = summary.calls;
+                    spill.checkpoint()?;
+                    return Err(BackfillError::Fetch {
+                        report: name.to_owned(),
+                        source,
+                    });
+                }
+            };
+            let spec = SnapshotSpec {
+                report: name.to_owned(),
+                account: report.account.as_ref().map(|a| a.as_str().to_owned()),
+                path: Some(report.path.clone()),
+                choice: BucketChoice::Complete,
+                now,
+                time_zone: tz.clone(),
+                labels: report.labels.clone(),
+                max_series: report.max_series,
+            };
+            let built = tokio::task::spawn_blocking(move || build_history(&body, &spec))
+                .await
+                .map_err(|e| BackfillError::Parse {
+                    report: name.to_owned(),
+                    error: ParseError::Read {
+                        reason: format!("internal error: {e}"),
+                    },
+                })?;
+            let (history, rows) = built.map_err(|error| BackfillError::Parse {
+                report: name.to_owned(),
+                error,
+            })?;
+            if rows as u64 >= u64::from(limit) {
+                // Truncated: Adobe said nothing, but rows may be missing.
+                if window > 1 {
+                    window /= 2;
+                    summary.windows_split += 1;
+                    continue;
+                }
+                if let Some(raised) = limit.checked_mul(2).filter(|l| *l <= options.max_limit) {
+                    limit = raised;
+                    continue;
+                }
+                return Err(BackfillError::TooManyRows {
+                    report: name.to_owned(),
+                    bucket: cursor,
+                    limit,
+                });
+            }
+            summary.rows += rows as u64;
+            rows_of_report += rows as u64;
+            let mut lines = Vec::new();
+            for bucket in history
+                .iter()
+                .filter(|b| b.bucket.start >= cursor && b.bucket.start <= window_last)
+            {
+                let Some(stamp) = bucket
+                    .bucket
+                    .end()
+                    .and_then(|end| end.to_zoned(tz.clone()).ok())
+                    .map(|z| z.timestamp().as_second())
+                else {
+                    continue;
+                };
+                let stamp = format!(" {stamp}\n");
+                for family in &bucket.families {
+                    lines.clear();
+                    // Within a bucket, series in one order whatever the answer's row order.
+                    let mut sorted: Vec<&[u8]> = family
+                        .body
+                        .split(|b| *b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .collect();
+                    sorted.sort_unstable();
+                    for line in sorted {
+                        let key = line.rsplitn(2, |b| *b == b' ').nth(1).unwrap_or(line);
+                        series.insert(hasher.hash_one(key));
+                        // `name{labels} value`: the extra labels go before the last `} `.
+                        match line.windows(2).rposition(|w| w == b"} ") {
+                            Some(at) if !extra.is_empty() => {
+                                lines.extend_from_slice(&line[..at]);
+                                lines.extend_from_slice(&extra);
+                                lines.extend_from_slice(&line[at..]);
+                            }
+                            _ => lines.extend_from_slice(line),
+                        }
+                        lines.extend_from_slice(stamp.as_bytes());
+                        summary.samples += 1;
+                    }
+                    spill.append(&family.name, &family.help, family.kind, &lines)?;
+                }
+            }
+            done += bucket_count(granularity, cursor, window_last);
+            cursor = add(window_last, span, 1);
+            spill
+                .journal
+                .next
+                .insert(name.to_owned(), cursor.to_string());
+            spill.journal.calls = summary.calls;
+            spill.checkpoint()?;
+            if (rows as u64) * 4 < u64::from(limit) && window < MAX_WINDOW {
+                window *= 2;
+            }
+            progress(&Progress {
+                report: name,
+                buckets_done: done,
+                buckets,
+                rows: rows_of_report,
+                calls: summary.calls,
+                elapsed: started.elapsed(),
+            });
+        }
+        spill.journal.next.remove(name);
+        spill.journal.done.push(name.to_owned());
+        spill.checkpoint()?;
+    }
+    summary.series = series.len() as u64;
+    summary.bytes = spill.finish()?;
+    summary.took = started.elapsed();
+    Ok(summary)
+}

@@ -1,0 +1,109 @@
+//! `cmu-exporter backfill`: runs [`crate::backfill`] with a progress line on
+//! a terminal (log lines otherwise) and prints the summary.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+
+use crate::backfill::{Options, Progress};
+use crate::clock::Clock;
+use crate::config::Config;
+
+/// The command's arguments, as given.
+pub(super) struct Arguments {
+    pub from: String,
+    pub to: Option<String>,
+    pub reports: Vec<String>,
+    pub output: PathBuf,
+    pub max_requests: Option<u64>,
+    pub max_limit: u32,
+    pub labels: Vec<String>,
+}
+
+fn date(flag: &str, text: &str) -> anyhow::Result<jiff::civil::Date> {
+    text.parse()
+        .map_err(|_| anyhow!("{flag} `{text}` is not a date: write YYYY-MM-DD, e.g. 2025-01-01"))
+}
+
+pub(super) async fn run(config_file: Option<PathBuf>, args: Arguments) -> anyhow::Result<()> {
+    let file = config_file.ok_or_else(|| {
+        anyhow!("--config.file is required: the reports and credentials come from it")
+    })?;
+    let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let config = Config::load(&file)?;
+    let from = date("--from", &args.from)?;
+    let to = args.to.as_deref().map(|t| date("--to", t)).transpose()?;
+    let mut labels = Vec::new();
+    for pair in &args.labels {
+        let (name, value) = pair
+            .split_once('=')
+            .filter(|(n, _)| {
+                n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+            .ok_or_else(|| {
+                anyhow!("--label `{pair}` is not NAME=VALUE, e.g. --label job=cmu-exporter")
+            })?;
+        labels.push((name.to_owned(), value.to_owned()));
+    }
+    // A rerun with the same configuration and arguments resumes.
+    let fingerprint = format!(
+        "config={:016x} from={from} to={to:?} reports={:?} max_limit={} labels={labels:?}",
+        crate::shard::stable_hash(&text),
+        args.reports,
+        args.max_limit
+    );
+    let options = Options {
+        from,
+        to,
+        reports: args.reports,
+        output: args.output.clone(),
+        max_requests: args.max_requests,
+        max_limit: args.max_limit,
+        labels,
+        fingerprint,
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let mut last_log = Instant::now();
+    let show = |p: &Progress<'_>| {
+        let share = p.buckets_done as f64 / p.buckets.max(1) as f64;
+        let left = if share > 0.0 {
+            humantime::format_duration(Duration::from_secs(
+                (p.elapsed.as_secs_f64() * (1.0 - share) / share) as u64,
+            ))
+            .to_string()
+        } else {
+            "?".into()
+        };
+        let line = format!(
+            "{}: {}/{} buckets ({:.0}%), {} rows, {} calls, {:.0} rows/s, {} left",
+            p.report,
+            p.buckets_done,
+            p.buckets,
+            share * 100.0,
+            p.rows,
+            p.calls,
+            p.rows as f64 / p.elapsed.as_secs_f64().max(0.001),
+            left
+        );
+        if terminal {
+            eprint!("\r\x1b[2K{line}");
+        } else if last_log.elapsed() >= Duration::from_secs(10) {
+            last_log = Instant::now();
+            tracing::info!("{line}");
+        }
+    };
+    let outcome = crate::backfill::run(config, options, Clock::wall(), show).await;
+    if terminal {
+        eprintln!();
+    }
+    let summary = outcome?;
+    println!("backfill: wrote {}: {summary}", args.output.display());
+    println!(
+        "next: promtool tsdb create-blocks-from openmetrics {} DATA_DIR",
+        args.output.display()
+    );
+    Ok(())
+}
