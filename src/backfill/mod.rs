@@ -42,6 +42,10 @@ pub const RETENTION_MONTHS: i64 = 25;
 /// Largest window, in buckets, whatever the answers allow.
 const MAX_WINDOW: i64 = 4096;
 
+/// Rows a window aims at, at most: a window grows only while its answers
+/// stay well under this, so memory stays bounded by one window.
+const TARGET_ROWS: u32 = 20_000;
+
 /// Retries of one backfill request (transient failures only).
 const RETRY: RetryPolicy = RetryPolicy {
     first: Duration::from_secs(1),
@@ -351,42 +355,23 @@ pub async fn run(
                 labels: report.labels.clone(),
                 max_series: report.max_series,
             };
-            let built = tokio::task::spawn_blocking(move || build_history(&body, &spec))
-                .await
-                .map_err(|e| BackfillError::Parse {
-                    report: name.to_owned(),
-                    error: ParseError::Read {
-                        reason: format!("internal error: {e}"),
-                    },
-                })?;
-            let (history, rows) = built.map_err(|error| BackfillError::Parse {
-                report: name.to_owned(),
-                error,
-            })?;
-            if rows as u64 >= u64::from(limit) {
-                // Truncated: Adobe said nothing, but rows may be missing.
-                if window > 1 {
-                    window /= 2;
-                    summary.windows_split += 1;
-                    continue;
-                }
-                if let Some(raised) = limit.checked_mul(2).filter(|l| *l <= options.max_limit) {
-                    limit = raised;
-                    continue;
-                }
-                return Err(BackfillError::TooManyRows {
-                    report: name.to_owned(),
-                    bucket: cursor,
-                    limit,
-                });
-            }
-            summary.rows += rows as u64;
-            rows_of_report += rows as u64;
+            // Parsing and encoding run off the async threads; the buckets come
+            // back one at a time, oldest first, through a bounded channel.
+            let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
+            let builder = tokio::task::spawn_blocking(move || {
+                // A truncated answer is not written: the window is split and fetched again.
+                let complete = |rows: usize| (rows as u64) < u64::from(limit);
+                build_history(&body, &spec, complete, |bucket| {
+                    sender.blocking_send(bucket)
+                })
+            });
             let mut lines = Vec::new();
-            for bucket in history
-                .iter()
-                .filter(|b| b.bucket.start >= cursor && b.bucket.start <= window_last)
-            {
+            let mut window_samples = 0u64;
+            let mut window_series = Vec::new();
+            while let Some(bucket) = receiver.recv().await {
+                if bucket.bucket.start < cursor || bucket.bucket.start > window_last {
+                    continue;
+                }
                 let Some(stamp) = bucket
                     .bucket
                     .end()
@@ -407,7 +392,7 @@ pub async fn run(
                     sorted.sort_unstable();
                     for line in sorted {
                         let key = line.rsplitn(2, |b| *b == b' ').nth(1).unwrap_or(line);
-                        series.insert(hasher.hash_one(key));
+                        window_series.push(hasher.hash_one(key));
                         // `name{labels} value`: the extra labels go before the last `} `.
                         match line.windows(2).rposition(|w| w == b"} ") {
                             Some(at) if !extra.is_empty() => {
@@ -418,11 +403,49 @@ pub async fn run(
                             _ => lines.extend_from_slice(line),
                         }
                         lines.extend_from_slice(stamp.as_bytes());
-                        summary.samples += 1;
+                        window_samples += 1;
                     }
                     spill.append(&family.name, &family.help, family.kind, &lines)?;
                 }
             }
+            let built = builder.await.map_err(|e| BackfillError::Parse {
+                report: name.to_owned(),
+                error: ParseError::Read {
+                    reason: format!("internal error: {e}"),
+                },
+            })?;
+            let rows = match built {
+                Ok(Ok(rows)) => rows,
+                // The receiver never closes early: a send error cannot happen.
+                Ok(Err(_)) => 0,
+                Err(error) => {
+                    return Err(BackfillError::Parse {
+                        report: name.to_owned(),
+                        error,
+                    });
+                }
+            };
+            if rows as u64 >= u64::from(limit) {
+                // Truncated: Adobe said nothing, but rows may be missing.
+                if window > 1 {
+                    window /= 2;
+                    summary.windows_split += 1;
+                    continue;
+                }
+                if let Some(raised) = limit.checked_mul(2).filter(|l| *l <= options.max_limit) {
+                    limit = raised;
+                    continue;
+                }
+                return Err(BackfillError::TooManyRows {
+                    report: name.to_owned(),
+                    bucket: cursor,
+                    limit,
+                });
+            }
+            summary.samples += window_samples;
+            series.extend(window_series);
+            summary.rows += rows as u64;
+            rows_of_report += rows as u64;
             done += bucket_count(granularity, cursor, window_last);
             cursor = add(window_last, span, 1);
             spill
@@ -431,7 +454,7 @@ pub async fn run(
                 .insert(name.to_owned(), cursor.to_string());
             spill.journal.calls = summary.calls;
             spill.checkpoint()?;
-            if (rows as u64) * 4 < u64::from(limit) && window < MAX_WINDOW {
+            if (rows as u64) * 4 < u64::from(limit.min(TARGET_ROWS)) && window < MAX_WINDOW {
                 window *= 2;
             }
             progress(&Progress {

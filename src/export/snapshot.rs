@@ -153,12 +153,16 @@ impl crate::report::RowSink for ByBucket {
 }
 
 /// Parses a window of a report and builds every bucket in it the way the
-/// live exporter builds its newest one, oldest bucket first (whatever the
-/// order of the rows). Also returns the rows the document held.
-pub fn build_history(
+/// live exporter builds its newest one, handing them to `each` oldest first
+/// (whatever the order of the rows), one at a time: only one bucket's text
+/// is in memory at once. `keep` first sees how many rows the document held:
+/// when it says no (a truncated answer), no bucket is built. Returns the rows.
+pub fn build_history<E>(
     json: &[u8],
     spec: &SnapshotSpec,
-) -> Result<(Vec<BucketSnapshot>, usize), ParseError> {
+    keep: impl FnOnce(usize) -> bool,
+    mut each: impl FnMut(BucketSnapshot) -> Result<(), E>,
+) -> Result<Result<usize, E>, ParseError> {
     let now = spec.now.to_zoned(spec.time_zone.clone()).datetime();
     let mut sink = ByBucket {
         now,
@@ -166,19 +170,21 @@ pub fn build_history(
         buckets: BTreeMap::new(),
     };
     let parsed = parse_report(json, spec.path.as_ref(), &mut sink)?;
-    let history = sink
-        .buckets
-        .into_values()
-        .map(|selection| {
-            let encoded = encode(&selection, spec, &parsed);
-            BucketSnapshot {
-                bucket: selection.bucket().expect("routed by bucket"),
-                families: encoded.families,
-                series: encoded.series,
-            }
-        })
-        .collect();
-    Ok((history, parsed.rows))
+    if !keep(parsed.rows) {
+        return Ok(Ok(parsed.rows));
+    }
+    for selection in sink.buckets.into_values() {
+        let encoded = encode(&selection, spec, &parsed);
+        let snapshot = BucketSnapshot {
+            bucket: selection.bucket().expect("routed by bucket"),
+            families: encoded.families,
+            series: encoded.series,
+        };
+        if let Err(e) = each(snapshot) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(parsed.rows))
 }
 
 fn build(
