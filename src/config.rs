@@ -188,25 +188,26 @@ pub struct BadName {
     example: &'static str,
 }
 
-/// Whether `text` is `[a-z0-9_]+`.
-fn is_name(text: &str) -> bool {
-    !text.is_empty()
+/// `text` when it is `[a-z0-9_]+`; else the error for `kind` (`a report`, `an account`).
+fn parse_name(text: &str, kind: &'static str, example: &'static str) -> Result<String, BadName> {
+    let valid = !text.is_empty()
         && text
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(BadName {
+            text: text.to_owned(),
+            kind,
+            example,
+        })
+    }
 }
 
 impl ReportName {
     pub fn parse(text: &str) -> Result<Self, BadName> {
-        if is_name(text) {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(BadName {
-                text: text.to_owned(),
-                kind: "a report",
-                example: "hourly_by_mvpd",
-            })
-        }
+        parse_name(text, "a report", "hourly_by_mvpd").map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -220,15 +221,7 @@ pub struct AccountName(String);
 
 impl AccountName {
     pub fn parse(text: &str) -> Result<Self, BadName> {
-        if is_name(text) {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(BadName {
-                text: text.to_owned(),
-                kind: "an account",
-                example: "acme",
-            })
-        }
+        parse_name(text, "an account", "acme").map(Self)
     }
 
     pub fn as_str(&self) -> &str {

@@ -29,14 +29,26 @@ fn two_accounts(dir: &Path, sim: &Simulator, acme: &str, globex: &str) -> PathBu
     path
 }
 
-#[tokio::test]
-async fn each_account_registers_once_keeps_its_own_state_and_sees_its_own_tenants() {
+/// A simulator, the accounts acme (tenant ACME) and globex (ACME-Kids), and
+/// the exporter on them; acme's statement too, to revoke it.
+async fn acme_and_globex() -> (
+    Simulator,
+    tempfile::TempDir,
+    cmu_exporter::app::Running,
+    String,
+) {
     let sim = simulator().await;
     let dir = tempfile::tempdir().unwrap();
     let acme = sim.mint_account_statement(&["ACME"]);
     let globex = sim.mint_account_statement(&["ACME-Kids"]);
     let config = two_accounts(dir.path(), &sim, &acme, &globex);
     let exporter = exporter(&config).await;
+    (sim, dir, exporter, acme)
+}
+
+#[tokio::test]
+async fn each_account_registers_once_keeps_its_own_state_and_sees_its_own_tenants() {
+    let (sim, dir, exporter, _) = acme_and_globex().await;
     let base = exporter.url();
     for report in ["acme_daily", "globex_daily"] {
         let up = format!("cmu_exporter_report_up{{report=\"{report}\"}}");
@@ -100,12 +112,7 @@ async fn each_account_registers_once_keeps_its_own_state_and_sees_its_own_tenant
 
 #[tokio::test]
 async fn one_account_revoked_costs_one_registration_of_that_account_only() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let acme = sim.mint_account_statement(&["ACME"]);
-    let globex = sim.mint_account_statement(&["ACME-Kids"]);
-    let config = two_accounts(dir.path(), &sim, &acme, &globex);
-    let exporter = exporter(&config).await;
+    let (sim, _dir, exporter, acme) = acme_and_globex().await;
     let base = exporter.url();
     let registrations =
         |account: &str| format!("cmu_exporter_registrations_total{{account=\"{account}\"}}");
