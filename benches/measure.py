@@ -110,30 +110,36 @@ def ingest(work):
         f"{peak / 1024:.0f} MB", f"{size_kb / 1024:.0f} MB", f"{peak / size_kb:.2f}x", "< 3x", peak / size_kb < 3)
 
 
-def start_service(work, sim_port, scale_report):
-    """Starts the simulator (scaled) and the exporter on it; returns (sim, exporter, url)."""
+def simulator_and_config(work, name, report):
+    """Starts the simulator (scaled) and writes a config of one report `big`
+    (YAML lines after its name) for it; returns (sim, config path)."""
+    sim_port = free_port()
     sim = subprocess.Popen([EXPORTER, "simulate", "--listen", f"127.0.0.1:{sim_port}", "--scale", "18"],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    lines = []
-    while len(lines) < 5:
-        lines.append(sim.stdout.readline().strip())
-    statement = os.path.join(work, "statement.jwt")
+    lines = [sim.stdout.readline().strip() for _ in range(5)]
+    statement = os.path.join(work, f"{name}.jwt")
     with open(statement, "w") as f:
         f.write(lines[4])
-    port = free_port()
-    config = os.path.join(work, "config.yaml")
+    config = os.path.join(work, f"{name}.yaml")
     with open(config, "w") as f:
         f.write(f"""adobe:
   dcr_url: http://127.0.0.1:{sim_port}
   cmu_url: http://127.0.0.1:{sim_port}/cmu/v2
   software_statement_file: {statement}
-state_dir: {work}/state
+state_dir: {work}/{name}-state
 reports:
   - name: big
-    path: {scale_report}
+{report}""")
+    return sim, config
+
+
+def start_service(work, scale_report):
+    """Starts the simulator (scaled) and the exporter on it; returns (sim, exporter, url)."""
+    sim, config = simulator_and_config(work, "service", f"""    path: {scale_report}
     bucket: partial
     limit: 200000
 """)
+    port = free_port()
     start = time.perf_counter()
     exporter = subprocess.Popen([EXPORTER, "--config.file", config, "--web.listen-address", f"127.0.0.1:{port}",
                                  "--log.level", "warn"], stderr=subprocess.DEVNULL)
@@ -144,9 +150,8 @@ reports:
 
 
 def serve(work):
-    sim_port = free_port()
     path = "tenant/year/month/day/hour/mvpd/platform/application-id/application"
-    sim, exporter, url, started = start_service(work, sim_port, path)
+    sim, exporter, url, started = start_service(work, path)
     try:
         row("start: process start to first /metrics answer", f"{started * 1000:.0f} ms", "", "", "< 100 ms",
             started < 0.1)
@@ -253,26 +258,10 @@ def backfill(work):
     promtool's import of the same file for a bounded time (Debian's promtool
     2.42 reads the whole file once per 2-hour block, so a full import of
     this file would take hours); both as samples per second."""
-    sim_port = free_port()
-    sim = subprocess.Popen([EXPORTER, "simulate", "--listen", f"127.0.0.1:{sim_port}", "--scale", "18"],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        lines = [sim.stdout.readline().strip() for _ in range(5)]
-        statement = os.path.join(work, "backfill.jwt")
-        with open(statement, "w") as f:
-            f.write(lines[4])
-        config = os.path.join(work, "backfill.yaml")
-        with open(config, "w") as f:
-            f.write(f"""adobe:
-  dcr_url: http://127.0.0.1:{sim_port}
-  cmu_url: http://127.0.0.1:{sim_port}/cmu/v2
-  software_statement_file: {statement}
-state_dir: {work}/backfill-state
-reports:
-  - name: big
-    path: tenant/year/month/day/hour/mvpd/platform
+    sim, config = simulator_and_config(work, "backfill", """    path: tenant/year/month/day/hour/mvpd/platform
     limit: 100000
 """)
+    try:
         start = (time.gmtime(time.time() - BACKFILL_DAYS * 86400))
         output = os.path.join(work, "history.om")
         took, rss, out = run_measured([EXPORTER, "--log.level", "warn", "--config.file", config, "backfill",
