@@ -36,21 +36,34 @@ fn frozen(mut body: Vec<u8>) -> bytes::Bytes {
 
 /// `report="name"` and the static labels, encoded once for every series.
 fn report_labels(spec: &SnapshotSpec) -> Vec<u8> {
+    let mut text = identity_labels(spec);
+    for (name, value) in &spec.labels {
+        append_label(name, value, &mut text);
+    }
+    text
+}
+
+/// `report="…"` and, with several accounts, `account="…"`: what names the
+/// report on every family, the info families included.
+fn identity_labels(spec: &SnapshotSpec) -> Vec<u8> {
     let mut text = Vec::new();
     text.extend_from_slice(REPORT_LABEL.as_bytes());
     text.extend_from_slice(b"=\"");
     escape_label_value(&spec.report, &mut text);
     text.push(b'"');
-    let account = spec.account.iter().map(|a| (ACCOUNT_LABEL, a.as_str()));
-    let statics = spec.labels.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-    for (name, value) in account.chain(statics) {
-        text.push(b',');
-        text.extend_from_slice(name.as_bytes());
-        text.extend_from_slice(b"=\"");
-        escape_label_value(value, &mut text);
-        text.push(b'"');
+    if let Some(account) = &spec.account {
+        append_label(ACCOUNT_LABEL, account, &mut text);
     }
     text
+}
+
+/// Appends `,name="value"`, the value escaped.
+fn append_label(name: &str, value: &str, out: &mut Vec<u8>) {
+    out.push(b',');
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"=\"");
+    escape_label_value(value, out);
+    out.push(b'"');
 }
 
 /// The concurrency or activity dimension of a report, if it has exactly one.
@@ -295,18 +308,7 @@ fn info_families(spec: &SnapshotSpec, parsed: &Parsed, bucket: Option<Bucket>) -
     let granularity = bucket
         .map(|b| b.granularity)
         .or(path.as_ref().map(|p| p.granularity()));
-    // `report="…"` and, with several accounts, `account="…"`.
-    let mut labels = Vec::new();
-    labels.extend_from_slice(REPORT_LABEL.as_bytes());
-    labels.extend_from_slice(b"=\"");
-    escape_label_value(&spec.report, &mut labels);
-    labels.push(b'"');
-    if let Some(account) = &spec.account {
-        labels.extend_from_slice(format!(",{ACCOUNT_LABEL}=\"").as_bytes());
-        escape_label_value(account, &mut labels);
-        labels.push(b'"');
-    }
-    let report = String::from_utf8_lossy(&labels).into_owned();
+    let report = String::from_utf8_lossy(&identity_labels(spec)).into_owned();
     let mut body = Vec::new();
     let mut path_text = Vec::new();
     escape_label_value(

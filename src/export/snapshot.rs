@@ -124,8 +124,6 @@ pub struct BucketSnapshot {
     pub bucket: Bucket,
     /// Families sorted by name, as in a [`ReportSnapshot`].
     pub families: Vec<Family>,
-    /// CMU series in `families`, info metrics excluded.
-    pub series: usize,
 }
 
 /// Rows routed to one selection per time bucket (rows without time are dropped).
@@ -178,7 +176,6 @@ pub fn build_history<E>(
         let snapshot = BucketSnapshot {
             bucket: selection.bucket().expect("routed by bucket"),
             families: encoded.families,
-            series: encoded.series,
         };
         if let Err(e) = each(snapshot) {
             return Ok(Err(e));
