@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
-use crate::cmu::{AuthorizedClient, CmuClient};
+use crate::wolap::{AuthorizedClient, ReportClient};
 use crate::config::{AccountConfig, Config};
 use crate::credentials::{
     Credentials, CredentialsError, DcrClient, SoftwareStatement, StateStore, StoreError,
@@ -173,9 +173,9 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         .collect();
     let ctx = PollContext {
         clients: {
-            let cmu = CmuClient::new(
+            let reports = ReportClient::new(
                 http,
-                config.adobe.cmu_url.clone(),
+                config.adobe.bases(),
                 telemetry.clone(),
                 options.clock.clone(),
             );
@@ -184,7 +184,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
                     .iter()
                     .map(|credentials| {
                         let client = AuthorizedClient {
-                            cmu: cmu.clone(),
+                            reports: reports.clone(),
                             credentials: credentials.clone(),
                         };
                         (credentials.account().map(str::to_owned), client)
@@ -194,7 +194,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         },
         reports: reports.clone(),
         clock: options.clock.clone(),
-        time_zone: config.adobe.time_zone.clone(),
+        adobe: Arc::new(config.adobe.clone()),
         permits: Arc::new(tokio::sync::Semaphore::new(
             config.adobe.max_concurrent_requests,
         )),

@@ -15,14 +15,19 @@ use reqwest::Url;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::cmu::Filter;
+use crate::wolap::Filter;
 use crate::report::catalog::LEVEL_DIMENSIONS;
-use crate::report::{BucketChoice, Granularity, ReportPath};
+use crate::report::{BucketChoice, Granularity, ReportApi, ReportPath};
 
 /// Adobe's production DCR host.
 pub const DEFAULT_DCR_URL: &str = "https://api.auth.adobe.com";
 /// Adobe's production CMU base.
 pub const DEFAULT_CMU_URL: &str = "https://mgmt.auth.adobe.com/cmu/v2";
+/// Adobe's production ESM base.
+pub const DEFAULT_ESM_URL: &str = "https://mgmt.auth.adobe.com/esm/v3";
+/// ESM reports in Pacific time ("PST"); a client that builds its windows in
+/// America/Los_Angeles is seen working against the live API.
+pub const DEFAULT_ESM_TIME_ZONE: &str = "America/Los_Angeles";
 /// Environment variable that may hold the software statement itself.
 pub const STATEMENT_ENV: &str = "CMU_SOFTWARE_STATEMENT";
 /// Environment variables that may hold pre-registered client credentials.
@@ -82,14 +87,35 @@ impl Config {
 pub struct AdobeConfig {
     pub dcr_url: Url,
     pub cmu_url: Url,
+    pub esm_url: Url,
     /// Time zone of CMU time buckets (undocumented by Adobe; UTC by default).
     pub time_zone: TimeZone,
+    /// Time zone of ESM time buckets (Pacific by default).
+    pub esm_time_zone: TimeZone,
     /// Most CMU requests in flight at once, across all reports.
     pub max_concurrent_requests: usize,
     /// Proxy for every request to Adobe (else `HTTPS_PROXY`/`HTTP_PROXY`).
     pub proxy_url: Option<Url>,
     /// Extra CA certificates (PEM) trusted for Adobe's servers, next to the system's.
     pub ca_file: Option<PathBuf>,
+}
+
+impl AdobeConfig {
+    /// Where each report API lives.
+    pub fn bases(&self) -> crate::wolap::Bases {
+        crate::wolap::Bases {
+            cmu: self.cmu_url.clone(),
+            esm: self.esm_url.clone(),
+        }
+    }
+
+    /// The time zone of `api`'s buckets.
+    pub fn time_zone_of(&self, api: ReportApi) -> &TimeZone {
+        match api {
+            ReportApi::Cmu => &self.time_zone,
+            ReportApi::Esm => &self.esm_time_zone,
+        }
+    }
 }
 
 /// Where a value kept out of the YAML comes from: the software statement,
@@ -151,6 +177,8 @@ pub struct ClientSource {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportConfig {
     pub name: ReportName,
+    /// The API the report reads: CMU (default) or ESM.
+    pub api: ReportApi,
     /// The account whose credentials poll it (`None` in the single-account form).
     pub account: Option<AccountName>,
     pub path: ReportPath,
@@ -282,10 +310,12 @@ struct RawAccount {
 struct RawAdobe {
     dcr_url: Option<String>,
     cmu_url: Option<String>,
+    esm_url: Option<String>,
     software_statement_file: Option<PathBuf>,
     client_id_file: Option<PathBuf>,
     client_secret_file: Option<PathBuf>,
     time_zone: Option<String>,
+    esm_time_zone: Option<String>,
     max_concurrent_requests: Option<usize>,
     proxy_url: Option<String>,
     ca_file: Option<PathBuf>,
@@ -296,6 +326,7 @@ struct RawAdobe {
 struct RawReport {
     name: String,
     account: Option<String>,
+    api: Option<String>,
     path: String,
     interval: Option<String>,
     bucket: Option<String>,
@@ -376,6 +407,9 @@ impl Config {
         let mut out = String::new();
         out.push_str(&format!("DCR server:        {}\n", self.adobe.dcr_url));
         out.push_str(&format!("CMU base:          {}\n", self.adobe.cmu_url));
+        if self.reports.iter().any(|r| r.api == ReportApi::Esm) {
+            out.push_str(&format!("ESM base:          {}\n", self.adobe.esm_url));
+        }
         for account in &self.accounts {
             let who = account
                 .label()
@@ -396,6 +430,12 @@ impl Config {
             "bucket time zone:  {}\n",
             self.adobe.time_zone.iana_name().unwrap_or("fixed offset")
         ));
+        if self.reports.iter().any(|r| r.api == ReportApi::Esm) {
+            out.push_str(&format!(
+                "ESM time zone:     {}\n",
+                self.adobe.esm_time_zone.iana_name().unwrap_or("fixed offset")
+            ));
+        }
         out.push_str(&format!(
             "state directory:   {}\n",
             self.state_dir.display()
@@ -406,8 +446,12 @@ impl Config {
                 .account
                 .as_ref()
                 .map_or(String::new(), |a| format!(" [account {a}]"));
+            let api = match r.api {
+                ReportApi::Cmu => String::new(),
+                api => format!(" {api}"),
+            };
             out.push_str(&format!(
-                "  {}{account}: /{} ({} buckets, {} bucket exported), every {}, limit {}\n",
+                "  {}{account}:{api} /{} ({} buckets, {} bucket exported), every {}, limit {}\n",
                 r.name,
                 r.path,
                 r.path.granularity().as_str(),
@@ -555,18 +599,24 @@ fn validate_credentials(
 fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConfig> {
     let dcr_url = validate_url("adobe.dcr_url", raw.dcr_url, DEFAULT_DCR_URL, problems);
     let cmu_url = validate_url("adobe.cmu_url", raw.cmu_url, DEFAULT_CMU_URL, problems);
-    let time_zone = match raw.time_zone.as_deref() {
-        None => Some(TimeZone::UTC),
-        Some(name) => match time_zone(name) {
-            Some(tz) => Some(tz),
-            None => {
-                problems.push(format!(
-                    "adobe.time_zone: `{name}` is not a known time zone: use an IANA name such as `UTC` or `America/Los_Angeles`"
-                ));
-                None
-            }
-        },
+    let esm_url = validate_url("adobe.esm_url", raw.esm_url, DEFAULT_ESM_URL, problems);
+    let zone = |key: &str, value: Option<String>, default: &str, problems: &mut Vec<String>| {
+        let name = value.unwrap_or_else(|| default.to_owned());
+        let found = time_zone(&name);
+        if found.is_none() {
+            problems.push(format!(
+                "{key}: `{name}` is not a known time zone: use an IANA name such as `UTC` or `America/Los_Angeles`"
+            ));
+        }
+        found
     };
+    let time_zone = zone("adobe.time_zone", raw.time_zone, "UTC", problems);
+    let esm_time_zone = zone(
+        "adobe.esm_time_zone",
+        raw.esm_time_zone,
+        DEFAULT_ESM_TIME_ZONE,
+        problems,
+    );
     let max_concurrent_requests = raw.max_concurrent_requests.unwrap_or(2);
     if max_concurrent_requests == 0 {
         problems.push("adobe.max_concurrent_requests: 0 would never poll: remove the key (default 2) or set 1 or more".into());
@@ -601,7 +651,9 @@ fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConf
         ca_file: raw.ca_file,
         dcr_url: dcr_url?,
         cmu_url: cmu_url?,
+        esm_url: esm_url?,
         time_zone: time_zone?,
+        esm_time_zone: esm_time_zone?,
     })
 }
 
@@ -614,9 +666,25 @@ pub fn time_zone(name: &str) -> Option<TimeZone> {
     TimeZone::get(name).ok()
 }
 
-/// How often Adobe recomputes a report (reference §7): polling faster only burns requests.
-pub fn default_interval(path: &ReportPath) -> Duration {
+/// How often a report is polled by default: as often as its data changes,
+/// and no more, since polling faster only burns requests.
+///
+/// CMU documents its recompute schedule (reference §7). ESM documents none:
+/// its `Last-Modified` says when each answer was computed, and finer data is
+/// refreshed sooner than coarse. Minute data is meant for a dashboard that
+/// "calls the API every minute"; a finished hour, day or month is fetched a
+/// few times per bucket, so it shows soon after Adobe computes it without
+/// asking again for values that cannot have moved.
+pub fn default_interval(api: ReportApi, path: &ReportPath) -> Duration {
     const HOUR: u64 = 3600;
+    if api == ReportApi::Esm {
+        return Duration::from_secs(match path.granularity() {
+            Granularity::Minute => 60,
+            Granularity::Hour => 15 * 60,
+            Granularity::Day | Granularity::Total => HOUR,
+            Granularity::Month | Granularity::Year => 6 * HOUR,
+        });
+    }
     if LEVEL_DIMENSIONS.iter().any(|d| path.contains(d)) {
         return Duration::from_secs(24 * HOUR);
     }
@@ -702,6 +770,20 @@ fn validate_report(
 ) -> Option<ReportConfig> {
     let key = |field: &str| format!("reports[{i}].{field}");
     let before = problems.len();
+    let api = match raw.api.as_deref() {
+        None => ReportApi::Cmu,
+        Some(text) => ReportApi::parse(text).unwrap_or_else(|| {
+            problems.push(format!(
+                "{}: `{text}` is not a report API: write `cmu` (default, Concurrency Monitoring) or `esm` (Entitlement Service Monitoring)",
+                key("api")
+            ));
+            ReportApi::Cmu
+        }),
+    };
+    let example_path = match api {
+        ReportApi::Cmu => "tenant/year/month/day",
+        ReportApi::Esm => "media-company/year/month/day/proxy/mvpd",
+    };
     let listed = accounts.iter().any(|a| a.name.is_some());
     let account = match (&raw.account, listed) {
         (None, false) => None,
@@ -749,7 +831,7 @@ fn validate_report(
         .ok();
     if path.as_ref().is_some_and(ReportPath::is_root) {
         problems.push(format!(
-            "{}: empty: name the dimensions to group by, e.g. `tenant/year/month/day`",
+            "{}: empty: name the dimensions to group by, e.g. `{example_path}`",
             key("path")
         ));
     }
@@ -800,8 +882,12 @@ fn validate_report(
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !ok {
             problems.push(format!(
-                "{}: `{metric}` is not a CMU metric name: e.g. `active-users`",
-                key("metrics")
+                "{}: `{metric}` is not a valid {api} metric name: e.g. `{}`",
+                key("metrics"),
+                match api {
+                    ReportApi::Cmu => "active-users",
+                    ReportApi::Esm => "authz-attempts",
+                }
             ));
         }
     }
@@ -831,7 +917,7 @@ fn validate_report(
             }
         },
     };
-    let effective_interval = interval.or_else(|| path.as_ref().map(default_interval));
+    let effective_interval = interval.or_else(|| path.as_ref().map(|p| default_interval(api, p)));
     if let (Some(age), Some(every)) = (max_age, effective_interval)
         && age < every
     {
@@ -853,10 +939,11 @@ fn validate_report(
         return None;
     }
     let path = path?;
-    let interval = interval.unwrap_or_else(|| default_interval(&path));
+    let interval = interval.unwrap_or_else(|| default_interval(api, &path));
     let max_age = max_age.unwrap_or(interval * DEFAULT_MAX_AGE_INTERVALS);
     Some(ReportConfig {
         name: name?,
+        api,
         account,
         interval,
         path,

@@ -1,12 +1,13 @@
 //! Finds every report path Adobe serves by walking the drill-down links
-//! from the CMU root (`cmu-exporter discover`, `check-config --online`).
+//! from the root of the CMU or ESM API (`cmu-exporter discover [--api esm]`,
+//! `check-config --online`).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-use crate::cmu::{AuthorizedClient, ReportQuery};
+use crate::wolap::{AuthorizedClient, ReportQuery};
 use crate::poller::PollError;
-use crate::report::{ReportPath, path_of_href};
+use crate::report::{ReportApi, ReportPath, path_of_href};
 use crate::retry::RetryPolicy;
 
 /// The `endpoint` label of discovery requests in self-metrics.
@@ -16,7 +17,7 @@ const ENDPOINT: &str = "discover";
 const RETRY: RetryPolicy = RetryPolicy {
     first: Duration::from_secs(1),
     cap: Duration::from_secs(10),
-    attempts: crate::cmu::ATTEMPTS,
+    attempts: crate::wolap::ATTEMPTS,
 };
 
 /// Every path reachable from the root, in sorted order.
@@ -24,7 +25,10 @@ const RETRY: RetryPolicy = RetryPolicy {
 /// Each node is asked for one row only (`limit=1`): the links are what
 /// matters. Links are resolved by their path after `/v2/`, whatever prefix
 /// they carry.
-pub async fn walk(client: &AuthorizedClient) -> Result<BTreeSet<ReportPath>, PollError> {
+pub async fn walk(
+    client: &AuthorizedClient,
+    api: ReportApi,
+) -> Result<BTreeSet<ReportPath>, PollError> {
     let root = ReportPath::root();
     let mut found = BTreeSet::new();
     let mut queue = VecDeque::from([root]);
@@ -36,8 +40,8 @@ pub async fn walk(client: &AuthorizedClient) -> Result<BTreeSet<ReportPath>, Pol
         if !found.insert(path.clone()) {
             continue;
         }
-        let body = client.get(ENDPOINT, &path, &query, RETRY).await?;
-        let links = links_of(&body)?;
+        let fetched = client.get(api, ENDPOINT, &path, &query, RETRY).await?;
+        let links = links_of(&fetched.body)?;
         for link in links.drill_down {
             match path_of_href(&link.href) {
                 Some(child) if !found.contains(&child) => queue.push_back(child),
@@ -76,22 +80,26 @@ pub fn suggested_name(path: &ReportPath) -> String {
 }
 
 /// The text `discover` prints: a table, then a configuration snippet.
-pub fn config_snippet(paths: &BTreeSet<ReportPath>, base: &str) -> String {
+pub fn config_snippet(paths: &BTreeSet<ReportPath>, api: ReportApi, base: &str) -> String {
     let mut out = format!(
         "# {} report paths under {base}\n# path  (time granularity, default interval)\n",
         paths.len()
     );
     for path in paths.iter().filter(|p| !p.is_root()) {
-        let interval = humantime::format_duration(crate::config::default_interval(path));
+        let interval = humantime::format_duration(crate::config::default_interval(api, path));
         out.push_str(&format!(
             "{path}  ({}, {interval})\n",
             path.granularity().as_str()
         ));
     }
     out.push_str("\n# Ready to paste under `reports:` (keep the ones you need):\nreports:\n");
+    let api_line = match api {
+        ReportApi::Cmu => String::new(),
+        api => format!("    api: {}\n", api.as_str()),
+    };
     for path in paths.iter().filter(|p| !p.is_root()) {
         out.push_str(&format!(
-            "  - name: {}\n    path: {path}\n",
+            "  - name: {}\n{api_line}    path: {path}\n",
             suggested_name(path)
         ));
     }

@@ -44,7 +44,7 @@
 //! - [`clock`], [`shutdown`]: the time source and the shutdown signal,
 //!   shared by everything.
 //!
-//! Data flow: poller -> cmu::AuthorizedClient (credentials, outgoing) ->
+//! Data flow: poller -> wolap::AuthorizedClient (credentials, outgoing) ->
 //! report::parse -> export (select, encode) -> PollOutcome -> reports ->
 //! ExportStore -> incoming::pages.
 
@@ -52,7 +52,7 @@ pub mod app;
 pub mod backfill;
 pub mod cli;
 pub mod clock;
-pub mod cmu;
+pub mod wolap;
 pub mod config;
 pub mod credentials;
 pub mod demo;

@@ -1,15 +1,23 @@
 //! Every name the exporter exports, and the one place that maps Adobe's
 //! names to Prometheus names.
 //!
-//! CMU metric and dimension names contain dashes and digits
+//! CMU and ESM metric and dimension names contain dashes and digits
 //! (`active-users`, `application-id`, `duration_0-15`) and Adobe serves names
 //! no page documents (`bstreams-30`, `occurrences`). Every name, known or not,
 //! goes through the same rules here, so the output is always legal
 //! exposition and an unknown name never fails a poll. What Adobe *sends* is
 //! described in [`crate::report::catalog`].
 
-/// Prefix of every gauge derived from a CMU report.
-pub const METRIC_PREFIX: &str = "cmu_";
+use crate::report::ReportApi;
+use crate::report::catalog::ESM_LATENCY_METRIC;
+
+/// Prefix of every family derived from a report of `api`: `cmu_`, `esm_`.
+pub fn metric_prefix(api: ReportApi) -> &'static str {
+    match api {
+        ReportApi::Cmu => "cmu_",
+        ReportApi::Esm => "esm_",
+    }
+}
 
 /// Label that carries the configured report name on every CMU series.
 pub const REPORT_LABEL: &str = "report";
@@ -31,11 +39,27 @@ pub const RESERVED_LABELS: [&str; 4] = [REPORT_LABEL, ACCOUNT_LABEL, LE_LABEL, L
 /// Prefix given to a dimension whose label name would be reserved.
 const RESERVED_PREFIX: &str = "cmu_";
 
-/// `cmu_report_info{report, path, granularity} 1`.
-pub const REPORT_INFO_FAMILY: &str = "cmu_report_info";
+/// `cmu_report_info{report, path, granularity} 1` (`esm_report_info` for ESM).
+pub fn report_info_family(api: ReportApi) -> &'static str {
+    match api {
+        ReportApi::Cmu => "cmu_report_info",
+        ReportApi::Esm => "esm_report_info",
+    }
+}
 
 /// Start of the bucket a report's series show, per report.
-pub const BUCKET_START_FAMILY: &str = "cmu_report_bucket_start_timestamp_seconds";
+pub fn bucket_start_family(api: ReportApi) -> &'static str {
+    match api {
+        ReportApi::Cmu => "cmu_report_bucket_start_timestamp_seconds",
+        ReportApi::Esm => "esm_report_bucket_start_timestamp_seconds",
+    }
+}
+
+/// When Adobe computed an ESM report's answer (`Last-Modified`), per report.
+pub const LAST_MODIFIED_FAMILY: &str = "esm_report_last_modified_timestamp_seconds";
+
+/// ESM's `authz-latency`, a total in milliseconds, exported in seconds.
+pub const ESM_LATENCY_FAMILY: &str = "esm_authz_latency_seconds";
 
 /// The histogram built from the `duration_*` ranges.
 pub const DURATION_FAMILY: &str = "cmu_session_duration_seconds";
@@ -43,7 +67,7 @@ pub const DURATION_FAMILY: &str = "cmu_session_duration_seconds";
 /// Family of a metric in a level report: `cmu_concurrency_level_users` for
 /// `users` by `concurrency-level`.
 pub fn level_family(level_dimension: &str, metric: &str) -> String {
-    metric_family(&format!("{level_dimension}_{metric}"))
+    metric_family(ReportApi::Cmu, &format!("{level_dimension}_{metric}")).name
 }
 
 /// Replaces every character that is not `[a-zA-Z0-9_]` with `_`.
@@ -57,12 +81,30 @@ fn sanitize(name: &str, out: &mut String) {
     }));
 }
 
-/// Prometheus metric family name of a CMU metric: `active-users` -> `cmu_active_users`.
-pub fn metric_family(metric: &str) -> String {
-    let mut out = String::with_capacity(METRIC_PREFIX.len() + metric.len());
-    out.push_str(METRIC_PREFIX);
-    sanitize(metric, &mut out);
-    out
+/// The family a metric of Adobe's becomes, and the factor from Adobe's
+/// unit to the family's base unit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricFamily {
+    pub name: String,
+    /// Multiplies Adobe's value (1, or 0.001 for milliseconds).
+    pub factor: f64,
+}
+
+/// The family of a metric of `api`: `active-users` -> `cmu_active_users`,
+/// `authz-attempts` -> `esm_authz_attempts`; ESM's `authz-latency`
+/// (milliseconds) -> `esm_authz_latency_seconds`, divided by 1000.
+pub fn metric_family(api: ReportApi, metric: &str) -> MetricFamily {
+    if api == ReportApi::Esm && metric == ESM_LATENCY_METRIC {
+        return MetricFamily {
+            name: ESM_LATENCY_FAMILY.to_owned(),
+            factor: 0.001,
+        };
+    }
+    let prefix = metric_prefix(api);
+    let mut name = String::with_capacity(prefix.len() + metric.len());
+    name.push_str(prefix);
+    sanitize(metric, &mut name);
+    MetricFamily { name, factor: 1.0 }
 }
 
 /// Prometheus label name of a CMU dimension: `application-id` -> `application_id`.
@@ -142,9 +184,19 @@ mod tests {
 
     #[test]
     fn metric_names_follow_one_rule() {
-        assert_eq!(metric_family("active-users"), "cmu_active_users");
-        assert_eq!(metric_family("duration_0-15"), "cmu_duration_0_15");
-        assert_eq!(metric_family("bstreams-30"), "cmu_bstreams_30");
+        let cmu = |m: &str| metric_family(ReportApi::Cmu, m).name;
+        let esm = |m: &str| metric_family(ReportApi::Esm, m);
+        assert_eq!(cmu("active-users"), "cmu_active_users");
+        assert_eq!(cmu("duration_0-15"), "cmu_duration_0_15");
+        assert_eq!(cmu("bstreams-30"), "cmu_bstreams_30");
+        assert_eq!(esm("authz-attempts").name, "esm_authz_attempts");
+        assert_eq!(esm("decision-media-tokens").name, "esm_decision_media_tokens");
+        assert_eq!(esm("some.new+metric").name, "esm_some_new_metric");
+        assert_eq!(esm("unique-accounts").factor, 1.0);
+        let latency = esm("authz-latency");
+        assert_eq!((latency.name.as_str(), latency.factor), ("esm_authz_latency_seconds", 0.001));
+        // CMU has no such metric: the rule is ESM's alone.
+        assert_eq!(cmu("authz-latency").name, "cmu_authz_latency");
     }
 
     #[test]

@@ -93,12 +93,22 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// The `Last-Modified` header (an HTTP date), if the server sent a valid one.
+fn last_modified(headers: &reqwest::header::HeaderMap) -> Option<jiff::Timestamp> {
+    let value = headers.get(reqwest::header::LAST_MODIFIED)?.to_str().ok()?;
+    jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value.trim())
+        .ok()
+}
+
 /// Adobe's answer to one request, read whole.
 #[derive(Debug)]
 pub struct Answer {
     pub status: StatusCode,
     /// The `Retry-After` header in seconds, if the server sent one.
     pub retry_after: Option<Duration>,
+    /// The `Last-Modified` header, if the server sent a valid one.
+    pub last_modified: Option<jiff::Timestamp>,
     pub body: Bytes,
 }
 
@@ -130,6 +140,7 @@ pub async fn exchange(
     };
     let status = response.status();
     let retry_after = retry_after(response.headers());
+    let last_modified = last_modified(response.headers());
     let body = response.bytes().await;
     telemetry.http_request(api, endpoint, Some(status.as_u16()), started.elapsed());
     let body = body.map_err(|e| Unreachable {
@@ -138,6 +149,7 @@ pub async fn exchange(
     Ok(Answer {
         status,
         retry_after,
+        last_modified,
         body,
     })
 }
@@ -171,4 +183,22 @@ pub fn error_text(err: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_modified_reads_http_dates() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        assert_eq!(last_modified(&headers), None);
+        headers.insert("last-modified", "Sat, 28 Nov 2026 03:15:00 GMT".parse().unwrap());
+        assert_eq!(
+            last_modified(&headers).unwrap().to_string(),
+            "2026-11-28T03:15:00Z"
+        );
+        headers.insert("last-modified", "yesterday".parse().unwrap());
+        assert_eq!(last_modified(&headers), None);
+    }
 }

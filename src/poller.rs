@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
-use crate::cmu::{AuthorizedClient, FetchError, ReportQuery, request_retry};
-use crate::config::ReportConfig;
+use crate::wolap::{AuthorizedClient, FetchError, ReportQuery, request_retry};
+use crate::config::{AdobeConfig, ReportConfig};
 use crate::export::{ReportSnapshot, SnapshotSpec, build_snapshot};
 use crate::faults::{InjectedFault, strike};
 use crate::report::{ParseError, window};
@@ -46,7 +45,8 @@ pub struct PollContext {
     pub clients: Arc<BTreeMap<Option<String>, AuthorizedClient>>,
     pub reports: Arc<Reports>,
     pub clock: Clock,
-    pub time_zone: TimeZone,
+    /// The Adobe settings the process started with (each API's time zone).
+    pub adobe: Arc<AdobeConfig>,
     /// Bounds concurrent CMU requests across all reports.
     pub permits: Arc<Semaphore>,
 }
@@ -208,7 +208,8 @@ pub async fn poll_once(
         .expect("the semaphore is never closed");
     let name = report.name.as_str();
     let now: Timestamp = ctx.clock.now();
-    let civil_now = now.to_zoned(ctx.time_zone.clone()).datetime();
+    let time_zone = ctx.adobe.time_zone_of(report.api).clone();
+    let civil_now = now.to_zoned(time_zone.clone()).datetime();
     let (start, end) = window(report.path.granularity(), report.bucket, civil_now);
     let query = ReportQuery {
         start,
@@ -222,19 +223,32 @@ pub async fn poll_once(
         .clients
         .get(&account)
         .ok_or_else(|| PollError::Internal(format!("no credentials for account {account:?}")))?;
-    let body = client
-        .get(name, &report.path, &query, request_retry(report.interval))
+    let fetched = client
+        .get(
+            report.api,
+            name,
+            &report.path,
+            &query,
+            request_retry(report.interval),
+        )
         .await?;
     let spec = SnapshotSpec {
+        api: report.api,
         report: name.to_owned(),
         account,
         path: Some(report.path.clone()),
         choice: report.bucket,
         now,
-        time_zone: ctx.time_zone.clone(),
+        time_zone,
         labels: report.labels.clone(),
         max_series: report.max_series,
+        // Absent `Last-Modified`: ESM computed the answer in real time.
+        computed_at: report
+            .api
+            .has_freshness()
+            .then(|| fetched.last_modified.unwrap_or(now)),
     };
+    let body = fetched.body;
     let snapshot = tokio::task::spawn_blocking(move || {
         build_snapshot(&body, &spec).map(|mut snapshot| {
             snapshot.deflate();

@@ -273,11 +273,13 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     [
         ("adobe.dcr_url", a.dcr_url != b.dcr_url),
         ("adobe.cmu_url", a.cmu_url != b.cmu_url),
+        ("adobe.esm_url", a.esm_url != b.esm_url),
         (
             "accounts (or adobe.software_statement_file, client_id_file, client_secret_file)",
             old.accounts != new.accounts,
         ),
         ("adobe.time_zone", a.time_zone != b.time_zone),
+        ("adobe.esm_time_zone", a.esm_time_zone != b.esm_time_zone),
         (
             "adobe.max_concurrent_requests",
             a.max_concurrent_requests != b.max_concurrent_requests,

@@ -19,14 +19,15 @@ use prometheus::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
     Dcr,
-    Cmu,
+    /// A report API: CMU or ESM.
+    Report(crate::report::ReportApi),
 }
 
 impl Api {
     fn as_str(self) -> &'static str {
         match self {
             Api::Dcr => "dcr",
-            Api::Cmu => "cmu",
+            Api::Report(api) => api.as_str(),
         }
     }
 }

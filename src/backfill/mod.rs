@@ -29,7 +29,7 @@ use jiff::{Span, ToSpan};
 
 use crate::app::{self, StartError};
 use crate::clock::Clock;
-use crate::cmu::{AuthorizedClient, CmuClient, CmuError, FetchError, ReportQuery};
+use crate::wolap::{AuthorizedClient, ApiError, FetchError, ReportClient, ReportQuery};
 use crate::config::{Config, ReportConfig};
 use crate::export::{SnapshotSpec, build_history};
 use crate::report::{BucketChoice, Granularity, ParseError};
@@ -197,10 +197,9 @@ pub async fn run(
     mut progress: impl FnMut(&Progress<'_>),
 ) -> Result<Summary, BackfillError> {
     let started = Instant::now();
-    let tz = config.adobe.time_zone.clone();
     let now = clock.now();
-    let now_civil = now.to_zoned(tz.clone()).datetime();
-    let today = now_civil.date();
+    // `--from`, `--to` and the retention bound are dates of the CMU time zone.
+    let today = now.to_zoned(config.adobe.time_zone.clone()).date();
     let earliest = today
         .checked_sub(RETENTION_MONTHS.months())
         .unwrap_or(Date::MIN);
@@ -239,12 +238,12 @@ pub async fn run(
     let telemetry = app::telemetry_for(&config);
     let http = crate::outgoing::adobe_client(&config.adobe).map_err(StartError::from)?;
     let accounts = app::open_accounts(&config, http.clone(), clock.clone(), telemetry.clone())?;
-    let cmu = CmuClient::new(http, config.adobe.cmu_url.clone(), telemetry, clock.clone());
+    let report_client = ReportClient::new(http, config.adobe.bases(), telemetry, clock.clone());
     let clients: BTreeMap<Option<String>, AuthorizedClient> = accounts
         .iter()
         .map(|credentials| {
             let client = AuthorizedClient {
-                cmu: cmu.clone(),
+                reports: report_client.clone(),
                 credentials: Arc::clone(credentials),
             };
             (credentials.account().map(str::to_owned), client)
@@ -275,6 +274,9 @@ pub async fn run(
             continue;
         }
         let granularity = report.path.granularity();
+        // Each API's buckets are in its own time zone (ESM: Pacific).
+        let tz = config.adobe.time_zone_of(report.api).clone();
+        let now_civil = now.to_zoned(tz.clone()).datetime();
         let Some(span) = granularity.span() else {
             tracing::warn!(
                 report = name,
@@ -321,10 +323,12 @@ pub async fn run(
                 filters: report.filters.clone(),
             };
             summary.calls += 1;
-            let answer = client.get("backfill", &report.path, &query, RETRY).await;
+            let answer = client
+                .get(report.api, "backfill", &report.path, &query, RETRY)
+                .await;
             let body = match answer {
-                Ok(body) => body,
-                Err(FetchError::Cmu(CmuError::BadRequest { reason })) => {
+                Ok(fetched) => fetched.body,
+                Err(FetchError::Api(ApiError::BadRequest { reason, .. })) => {
                     if window > 1 {
                         window /= 2;
                         summary.windows_split += 1;
@@ -346,6 +350,7 @@ pub async fn run(
                 }
             };
             let spec = SnapshotSpec {
+                api: report.api,
                 report: name.to_owned(),
                 account: report.account.as_ref().map(|a| a.as_str().to_owned()),
                 path: Some(report.path.clone()),
@@ -354,6 +359,8 @@ pub async fn run(
                 time_zone: tz.clone(),
                 labels: report.labels.clone(),
                 max_series: report.max_series,
+                // History has no "computed at": the live exporter's alone.
+                computed_at: None,
             };
             // Parsing and encoding run off the async threads; the buckets come
             // back one at a time, oldest first, through a bounded channel.

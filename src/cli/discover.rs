@@ -8,12 +8,13 @@ use crate::app;
 use crate::clock::Clock;
 use crate::config::{AccountConfig, Config};
 use crate::credentials::{DcrClient, SoftwareStatement};
+use crate::report::ReportApi;
 
 /// An authorized CMU client of `account` for the one-off commands.
 fn online_client(
     config: &Config,
     account: &AccountConfig,
-) -> anyhow::Result<crate::cmu::AuthorizedClient> {
+) -> anyhow::Result<crate::wolap::AuthorizedClient> {
     let http = crate::outgoing::adobe_client(&config.adobe)?;
     let telemetry = app::telemetry_for(config);
     let dcr = DcrClient::new(
@@ -23,11 +24,11 @@ fn online_client(
         Clock::wall(),
     );
     let credentials = app::open_account(config, account, dcr, Clock::wall(), telemetry.clone())?;
-    Ok(crate::cmu::AuthorizedClient {
+    Ok(crate::wolap::AuthorizedClient {
         credentials: std::sync::Arc::new(credentials),
-        cmu: crate::cmu::CmuClient::new(
+        reports: crate::wolap::ReportClient::new(
             http,
-            config.adobe.cmu_url.clone(),
+            config.adobe.bases(),
             telemetry,
             Clock::wall(),
         ),
@@ -37,19 +38,22 @@ fn online_client(
 pub(super) async fn discover(
     config_file: Option<PathBuf>,
     account: Option<String>,
+    api: &str,
 ) -> anyhow::Result<()> {
+    let api = ReportApi::parse(api)
+        .ok_or_else(|| anyhow!("--api `{api}`: write `cmu` (default) or `esm`"))?;
     let file = config_file.ok_or_else(|| {
         anyhow!("--config.file is required: the CMU URL and credentials come from it")
     })?;
     let config = Config::load(&file)?;
     let account = super::account(&config, account.as_deref(), true)?;
     let client = online_client(&config, account)?;
-    let paths = crate::discovery::walk(&client)
+    let paths = crate::discovery::walk(&client, api)
         .await
         .context("discovery failed")?;
     print!(
         "{}",
-        crate::discovery::config_snippet(&paths, config.adobe.cmu_url.as_str())
+        crate::discovery::config_snippet(&paths, api, config.adobe.bases().of(api).as_str())
     );
     Ok(())
 }
@@ -58,20 +62,34 @@ pub(super) async fn check_online(file: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(file)?;
     let mut missing = Vec::new();
     let mut served = 0;
-    // Each account sees its own tree: check each report with its account's credentials.
+    // Each account sees its own tree of each API: check each report with
+    // its account's credentials, walking only the APIs its reports read.
     for account in &config.accounts {
         let client = online_client(&config, account)?;
-        let paths = crate::discovery::walk(&client)
-            .await
-            .context("online check failed")?;
-        served = served.max(paths.len());
-        missing.extend(
-            config
+        for api in ReportApi::ALL {
+            let reports: Vec<_> = config
                 .reports
                 .iter()
-                .filter(|r| r.account == account.name && !paths.contains(&r.path))
-                .map(|r| format!("reports: {}: Adobe serves no report at /{} (`cmu-exporter discover` lists the valid paths)", r.name, r.path)),
-        );
+                .filter(|r| r.account == account.name && r.api == api)
+                .collect();
+            if reports.is_empty() {
+                continue;
+            }
+            let paths = crate::discovery::walk(&client, api)
+                .await
+                .with_context(|| format!("online check of the {api} API failed"))?;
+            served += paths.len();
+            let hint = match api {
+                ReportApi::Cmu => "`cmu-exporter discover`",
+                ReportApi::Esm => "`cmu-exporter discover --api esm`",
+            };
+            missing.extend(
+                reports
+                    .iter()
+                    .filter(|r| !paths.contains(&r.path))
+                    .map(|r| format!("reports: {}: Adobe serves no {api} report at /{} ({hint} lists the valid paths)", r.name, r.path)),
+            );
+        }
     }
     if missing.is_empty() {
         println!("online: every report path exists ({served} paths served)");

@@ -157,6 +157,10 @@ enum Command {
         /// The account whose view to list (the first listed by default).
         #[arg(long, env = "CMU_EXPORTER_ACCOUNT")]
         account: Option<String>,
+        /// The report API to walk: `cmu` (Concurrency Monitoring) or `esm`
+        /// (Entitlement Service Monitoring).
+        #[arg(long, env = "CMU_EXPORTER_DISCOVER_API", default_value = "cmu")]
+        api: String,
     },
     /// Shows, registers or forgets the stored client credentials.
     Credentials {
@@ -192,7 +196,7 @@ enum Command {
         #[arg(long = "label", value_name = "NAME=VALUE")]
         labels: Vec<String>,
     },
-    /// Prints the Prometheus exposition of one saved CMU JSON report.
+    /// Prints the Prometheus exposition of one saved CMU or ESM JSON report.
     Render {
         /// The report (JSON); `-` or nothing for standard input.
         file: Option<PathBuf>,
@@ -205,9 +209,13 @@ enum Command {
         /// Export the newest bucket even if it is still filling.
         #[arg(long, env = "CMU_EXPORTER_RENDER_PARTIAL")]
         partial: bool,
-        /// Time zone of the report's buckets (IANA name).
-        #[arg(long, env = "CMU_EXPORTER_RENDER_TIME_ZONE", default_value = "UTC")]
-        time_zone: String,
+        /// Time zone of the report's buckets (IANA name; default UTC for
+        /// CMU, America/Los_Angeles for ESM).
+        #[arg(long, env = "CMU_EXPORTER_RENDER_TIME_ZONE")]
+        time_zone: Option<String>,
+        /// The API the report comes from: `cmu` or `esm` (names the families).
+        #[arg(long, env = "CMU_EXPORTER_RENDER_API", default_value = "cmu")]
+        api: String,
     },
 }
 
@@ -233,8 +241,8 @@ pub fn main() -> ExitCode {
                 }
             })
         }
-        Some(Command::Discover { account }) => {
-            run_async(discover::discover(cli.config_file, account))
+        Some(Command::Discover { account, api }) => {
+            run_async(discover::discover(cli.config_file, account, &api))
         }
         Some(Command::Credentials { action, account }) => {
             run_async(credentials::run(cli.config_file, action, account))
@@ -265,7 +273,8 @@ pub fn main() -> ExitCode {
             path,
             partial,
             time_zone,
-        }) => render::run(file, report, path, partial, &time_zone),
+            api,
+        }) => render::run(file, report, path, partial, time_zone.as_deref(), &api),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

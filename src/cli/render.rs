@@ -1,4 +1,4 @@
-//! `cmu-exporter render`: the exposition of one saved CMU JSON report.
+//! `cmu-exporter render`: the exposition of one saved CMU or ESM JSON report.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -6,15 +6,22 @@ use std::path::PathBuf;
 use anyhow::{Context, anyhow};
 
 use crate::export::{Exposition, SnapshotSpec, build_snapshot_from};
-use crate::report::{BucketChoice, ReportPath};
+use crate::report::{BucketChoice, ReportApi, ReportPath};
 
 pub(super) fn run(
     file: Option<PathBuf>,
     report: String,
     path: Option<String>,
     partial: bool,
-    time_zone: &str,
+    time_zone: Option<&str>,
+    api: &str,
 ) -> anyhow::Result<()> {
+    let api = ReportApi::parse(api)
+        .ok_or_else(|| anyhow!("--api `{api}`: write `cmu` (default) or `esm`"))?;
+    let time_zone = time_zone.unwrap_or(match api {
+        ReportApi::Cmu => "UTC",
+        ReportApi::Esm => crate::config::DEFAULT_ESM_TIME_ZONE,
+    });
     // The report is streamed through the parser: a large file is never held whole.
     let mut input: Box<dyn Read> = match file.as_deref() {
         None => Box::new(std::io::stdin().lock()),
@@ -36,6 +43,7 @@ pub(super) fn run(
         BucketChoice::Complete
     };
     let spec = SnapshotSpec {
+        api,
         report,
         account: None,
         path,
@@ -44,6 +52,7 @@ pub(super) fn run(
         time_zone,
         labels: Vec::new(),
         max_series: None,
+        computed_at: None,
     };
     let origin = file
         .as_deref()

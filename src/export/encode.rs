@@ -12,12 +12,12 @@ use jiff::Timestamp;
 use super::select::Selection;
 use super::snapshot::{Family, FamilyKind, Levels, SnapshotSpec};
 use crate::names::{
-    ACCOUNT_LABEL, BUCKET_START_FAMILY, DURATION_FAMILY, LE_LABEL, LEVEL_LABEL, REPORT_INFO_FAMILY,
-    REPORT_LABEL, escape_help, escape_label_value, label_name, level_family, metric_family,
-    write_value,
+    ACCOUNT_LABEL, DURATION_FAMILY, LAST_MODIFIED_FAMILY, LE_LABEL, LEVEL_LABEL, MetricFamily,
+    REPORT_LABEL, bucket_start_family, escape_help, escape_label_value, label_name, level_family,
+    metric_family, report_info_family, write_value,
 };
 use crate::report::catalog::{self, DURATION_METRICS, LEVEL_DIMENSIONS, USERS_METRIC};
-use crate::report::{Bucket, Columns, Parsed};
+use crate::report::{Bucket, Columns, Parsed, ReportApi};
 
 /// What encoding a selection gives.
 pub(super) struct Encoded {
@@ -77,12 +77,16 @@ fn level_dimension(dimensions: &[String]) -> Option<&str> {
     }
 }
 
-/// Family name of a CMU metric: `cmu_<metric>`, or `cmu_<level>_<metric>`
-/// in concurrency and activity reports (`cmu_concurrency_level_users`).
-fn family_name(metric: &str, level: Option<&str>) -> String {
+/// Family of a metric: `cmu_<metric>` or `esm_<metric>`, or
+/// `cmu_<level>_<metric>` in concurrency and activity reports
+/// (`cmu_concurrency_level_users`).
+fn family_of(api: ReportApi, metric: &str, level: Option<&str>) -> MetricFamily {
     match level {
-        Some(level) => level_family(level, metric),
-        None => metric_family(metric),
+        Some(level) => MetricFamily {
+            name: level_family(level, metric),
+            factor: 1.0,
+        },
+        None => metric_family(api, metric),
     }
 }
 
@@ -153,7 +157,7 @@ fn write_sample(name: &str, labels: &[u8], extra: &[u8], value: f64, body: &mut 
 /// Encodes the rows `selection` kept.
 pub(super) fn encode(selection: &Selection, spec: &SnapshotSpec, parsed: &Parsed) -> Encoded {
     let metrics = &parsed.columns.metrics;
-    let level = level_dimension(&parsed.columns.dimensions);
+    let level = level_dimension(&parsed.columns.dimensions).filter(|_| spec.api == ReportApi::Cmu);
     let (labels, spans) = label_texts(selection, &parsed.columns, &report_labels(spec));
     let kept = selection.kept();
     let durations = selection.durations();
@@ -163,10 +167,11 @@ pub(super) fn encode(selection: &Selection, spec: &SnapshotSpec, parsed: &Parsed
         if durations.is_some_and(|d| d.contains(&m)) {
             continue; // Exported as the histogram below.
         }
-        let name = family_name(metric, level);
+        let MetricFamily { name, factor } = family_of(spec.api, metric, level);
         let mut body = Vec::with_capacity(body_capacity(kept.len(), 1, name.len(), labels.len()));
         for (row, span) in kept.iter().zip(&spans) {
             if let Some(value) = selection.value(row, m) {
+                let value = if factor == 1.0 { value } else { value * factor };
                 write_sample(&name, &labels[span.clone()], b"", value, &mut body);
                 series += 1;
             }
@@ -174,7 +179,7 @@ pub(super) fn encode(selection: &Selection, spec: &SnapshotSpec, parsed: &Parsed
         if !body.is_empty() {
             families.push(Family {
                 name,
-                help: help_text(metric),
+                help: help_text(spec.api, metric),
                 kind: FamilyKind::Gauge,
                 body: frozen(body),
                 deflated: None,
@@ -278,14 +283,19 @@ fn levels(selection: &Selection, parsed: &Parsed, dimension: &str) -> Option<Lev
     })
 }
 
-/// HELP text of a CMU metric family.
-fn help_text(metric: &str) -> String {
-    let what = catalog::meaning(metric).unwrap_or_else(|| {
-        format!("CMU metric \"{metric}\", not documented by Adobe, exported as served")
+/// HELP text of a metric family of `api`.
+fn help_text(api: ReportApi, metric: &str) -> String {
+    let what = catalog::meaning(api, metric).unwrap_or_else(|| {
+        format!("{api} metric \"{metric}\", not documented by Adobe, exported as served")
     });
+    let unit = match metric_family(api, metric).factor {
+        1.0 => "",
+        _ => ", in seconds (Adobe sends milliseconds)",
+    };
     format!(
-        "{what}, in the report's shown time bucket ({BUCKET_START_FAMILY}). \
-         Cached: values are from the last successful poll of the CMU API, not fetched at scrape time."
+        "{what}{unit}, in the report's shown time bucket ({}). \
+         Cached: values are from the last successful poll of the {api} API, not fetched at scrape time.",
+        bucket_start_family(api)
     )
 }
 
@@ -296,7 +306,8 @@ pub(super) fn bucket_start(spec: &SnapshotSpec, bucket: Option<Bucket>) -> Optio
         .map(|z| z.timestamp())
 }
 
-/// `cmu_report_info` and `cmu_report_bucket_start_timestamp_seconds` for this report.
+/// `cmu_report_info` and `cmu_report_bucket_start_timestamp_seconds` for
+/// this report (`esm_…` for ESM), and for ESM when its answer was computed.
 fn info_families(spec: &SnapshotSpec, parsed: &Parsed, bucket: Option<Bucket>) -> Vec<Family> {
     let path = spec.path.clone().or_else(|| {
         parsed
@@ -315,28 +326,44 @@ fn info_families(spec: &SnapshotSpec, parsed: &Parsed, bucket: Option<Bucket>) -
         path.map(|p| p.to_string()).unwrap_or_default(),
         &mut path_text,
     );
+    let (info_family, start_family) = (report_info_family(spec.api), bucket_start_family(spec.api));
     let _ = writeln!(
         body,
-        "{REPORT_INFO_FAMILY}{{{report},path=\"{}\",granularity=\"{}\"}} 1",
+        "{info_family}{{{report},path=\"{}\",granularity=\"{}\"}} 1",
         String::from_utf8_lossy(&path_text),
         granularity.map_or("unknown", |g| g.as_str()),
     );
     let mut families = vec![Family {
-        name: REPORT_INFO_FAMILY.into(),
+        name: info_family.into(),
         kind: FamilyKind::Gauge,
-        help: "Configured CMU report: its path and time granularity. Always 1.".into(),
+        help: format!("Configured {} report: its path and time granularity. Always 1.", spec.api),
         body: frozen(body),
         deflated: None,
     }];
     if let Some(start) = bucket_start(spec, bucket) {
         let mut body = Vec::new();
-        let _ = write!(body, "{BUCKET_START_FAMILY}{{{report}}} ");
+        let _ = write!(body, "{start_family}{{{report}}} ");
         write_value(start.as_second() as f64, &mut body);
         body.push(b'\n');
         families.push(Family {
-            name: BUCKET_START_FAMILY.into(),
+            name: start_family.into(),
             kind: FamilyKind::Gauge,
             help: "Start of the time bucket whose values the report's series show, as a Unix timestamp.".into(),
+            body: frozen(body),
+            deflated: None,
+        });
+    }
+    if let Some(computed) = spec.computed_at {
+        let mut body = Vec::new();
+        let _ = write!(body, "{LAST_MODIFIED_FAMILY}{{{report}}} ");
+        write_value(computed.as_second() as f64, &mut body);
+        body.push(b'\n');
+        families.push(Family {
+            name: LAST_MODIFIED_FAMILY.into(),
+            kind: FamilyKind::Gauge,
+            help: "When Adobe computed the report's last good answer (its Last-Modified header; the time of \
+                   the answer when absent, as ESM then computed it in real time), as a Unix timestamp."
+                .into(),
             body: frozen(body),
             deflated: None,
         });

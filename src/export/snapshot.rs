@@ -21,6 +21,8 @@ use crate::report::{
 /// How to build a snapshot of one report.
 #[derive(Debug, Clone)]
 pub struct SnapshotSpec {
+    /// The API the report comes from: it names the families.
+    pub api: crate::report::ReportApi,
     /// Configured report name (value of the `report` label).
     pub report: String,
     /// The report's account (the `account` label), with several accounts.
@@ -36,6 +38,9 @@ pub struct SnapshotSpec {
     pub labels: Vec<(String, String)>,
     /// Most series the report may export; rows beyond are dropped and counted.
     pub max_series: Option<usize>,
+    /// When Adobe computed the answer, for an API whose `Last-Modified`
+    /// says so (ESM): exported as `esm_report_last_modified_timestamp_seconds`.
+    pub computed_at: Option<Timestamp>,
 }
 
 /// The Prometheus type of a family.

@@ -1,13 +1,22 @@
-//! Adobe's CMU vocabulary: the dimensions (reference §5) and the metrics
-//! (reference §8) it documents, in one place used by the parser, the
-//! snapshot builder, the configuration checks and the simulator alike.
-//! What we *export* (family and label names) lives in [`crate::names`].
+//! Adobe's vocabulary: the CMU dimensions (reference §5) and metrics
+//! (reference §8), and the ESM ones (ESM reference §3 and §4), in one place
+//! used by the parser, the snapshot builder, the configuration checks and
+//! the simulator alike. What we *export* (family and label names) lives in
+//! [`crate::names`].
+
+use super::ReportApi;
 
 /// Time dimensions, coarsest first. They select a time bucket and never
 /// become labels.
 pub const TIME_DIMENSIONS: [&str; 5] = ["year", "month", "day", "hour", "minute"];
 
-/// Dimensions documented by Adobe (plus `tenant`, used by every example).
+/// Whether `name` is a dimension Adobe documents for either API: the parser
+/// reads such a field as a label even when the path does not name it.
+pub fn is_known_dimension(name: &str) -> bool {
+    KNOWN_DIMENSIONS.contains(&name) || ESM_DIMENSIONS.contains(&name)
+}
+
+/// CMU dimensions documented by Adobe (plus `tenant`, used by every example).
 pub const KNOWN_DIMENSIONS: [&str; 13] = [
     "tenant",
     "year",
@@ -93,8 +102,143 @@ pub const USERS_METRIC: &str = "users";
 /// Dimensions that make a report a concurrency report (served daily or monthly only).
 pub const LEVEL_DIMENSIONS: [&str; 2] = ["concurrency-level", "activity-level"];
 
-/// HELP text meaning of a CMU metric, or `None` when Adobe does not document it.
-pub fn meaning(metric: &str) -> Option<String> {
+/// ESM dimensions: the programmer and MVPD tables, and those only the
+/// diagrams or the live API show (`api`, `decision-type`,
+/// `application-software-id`, `arch`). Time dimensions are in [`TIME_DIMENSIONS`].
+pub const ESM_DIMENSIONS: [&str; 31] = [
+    "media-company",
+    "dc",
+    "proxy",
+    "mvpd",
+    "requestor-id",
+    "channel",
+    "resource-id",
+    "device",
+    "eap",
+    "os-family",
+    "browser-family",
+    "browser-version",
+    "cdt",
+    "platform-version",
+    "os-type",
+    "nsdk",
+    "nsdk-version",
+    "event",
+    "reason",
+    "sso-type",
+    "platform",
+    "application-name",
+    "application-version",
+    "customer-app",
+    "content-category",
+    "sdk-type",
+    "sdk-version",
+    "api",
+    "decision-type",
+    "application-software-id",
+    "arch",
+];
+
+/// The ESM metric whose value is a total time in milliseconds.
+pub const ESM_LATENCY_METRIC: &str = "authz-latency";
+
+/// ESM metrics de-duplicated within their bucket and data center: a sum
+/// across time or `dc` counts the same user or session more than once.
+pub const ESM_UNIQUE_METRICS: [&str; 2] = ["unique-accounts", "unique-sessions"];
+
+/// The ESM metrics Adobe documents (ESM reference §4.1), and the
+/// `decision-*` ones the live API serves under `decision-type` (§4.2).
+pub const ESM_METRICS: [MetricDoc; 19] = [
+    MetricDoc {
+        name: "authn-attempts",
+        meaning: "Authentication flows started (users sent to the MVPD login page)",
+    },
+    MetricDoc {
+        name: "authn-successful",
+        meaning: "Authentication tokens obtained by clients (AuthN granted)",
+    },
+    MetricDoc {
+        name: "authn-pending",
+        meaning: "Authentication tokens generated, fetched by the client or not",
+    },
+    MetricDoc {
+        name: "authn-failed",
+        meaning: "Authentications that failed in an external system (see eap)",
+    },
+    MetricDoc {
+        name: "clientless-tokens",
+        meaning: "Clientless tokens emitted",
+    },
+    MetricDoc {
+        name: "clientless-failures",
+        meaning: "Failed attempts to get tokens from the Clientless API",
+    },
+    MetricDoc {
+        name: "authz-attempts",
+        meaning: "Authorization attempts",
+    },
+    MetricDoc {
+        name: "authz-successful",
+        meaning: "Successful authorizations",
+    },
+    MetricDoc {
+        name: "authz-failed",
+        meaning: "Authorizations denied by the MVPD",
+    },
+    MetricDoc {
+        name: "authz-rejected",
+        meaning: "Authorization attempts rejected as malicious (DoS prevention)",
+    },
+    MetricDoc {
+        name: ESM_LATENCY_METRIC,
+        meaning: "Total time spent on the MVPD's authorization endpoint (a sum: divide by esm_authz_attempts for the average)",
+    },
+    MetricDoc {
+        name: "media-tokens",
+        meaning: "Short media tokens generated (about one per play request)",
+    },
+    MetricDoc {
+        name: "unique-accounts",
+        meaning: "Unique accounts that authenticated or authorized, de-duplicated within the bucket and data center: never sum it across time or dc",
+    },
+    MetricDoc {
+        name: "unique-sessions",
+        meaning: "Unique sessions that made authentication calls, de-duplicated within the bucket and data center: never sum it across time or dc",
+    },
+    MetricDoc {
+        name: "count",
+        meaning: "Adobe Pass events of each event and reason",
+    },
+    MetricDoc {
+        name: "decision-attempts",
+        meaning: "REST API v2 decisions asked (served by the live API, not documented by Adobe)",
+    },
+    MetricDoc {
+        name: "decision-successful",
+        meaning: "REST API v2 decisions granted (served by the live API, not documented by Adobe)",
+    },
+    MetricDoc {
+        name: "decision-failed",
+        meaning: "REST API v2 decisions denied (served by the live API, not documented by Adobe)",
+    },
+    MetricDoc {
+        name: "decision-media-tokens",
+        meaning: "Media tokens of REST API v2 decisions (served by the live API, not documented by Adobe)",
+    },
+];
+
+/// HELP text meaning of a metric of `api`, or `None` when Adobe does not document it.
+pub fn meaning(api: ReportApi, metric: &str) -> Option<String> {
+    match api {
+        ReportApi::Cmu => cmu_meaning(metric),
+        ReportApi::Esm => ESM_METRICS
+            .iter()
+            .find(|m| m.name == metric)
+            .map(|m| m.meaning.to_owned()),
+    }
+}
+
+fn cmu_meaning(metric: &str) -> Option<String> {
     if let Some(doc) = GENERAL_METRICS.iter().find(|m| m.name == metric) {
         return Some(doc.meaning.to_owned());
     }

@@ -1,6 +1,7 @@
-//! CMU reports: Adobe's vocabulary, paths, time buckets and the window to
+//! CMU and ESM reports: which API, Adobe's vocabulary, paths, time buckets and the window to
 //! ask for, and the streaming HAL+JSON parser.
 
+pub mod api;
 pub mod catalog;
 mod cursor;
 pub mod parse;
@@ -8,6 +9,7 @@ pub mod path;
 mod swar;
 pub mod window;
 
+pub use api::ReportApi;
 pub use parse::{
     Columns, Link, Links, ParseError, Parsed, ReportParser, Row, RowSink, parse_report,
     parse_report_from, path_of_href,

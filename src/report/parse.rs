@@ -13,7 +13,7 @@ use std::io::{ErrorKind, Read};
 use serde::Deserialize;
 use serde::de;
 
-use super::catalog::{KNOWN_DIMENSIONS, TIME_DIMENSIONS};
+use super::catalog::{TIME_DIMENSIONS, is_known_dimension};
 use super::cursor::{Cursor, Pattern, RawStr, Stop, unescape};
 use super::path::{Bucket, ReportPath};
 
@@ -532,7 +532,7 @@ impl<'s> State<'s> {
         let role = if let Some(t) = TIME_DIMENSIONS.iter().position(|t| *t == name) {
             Role::Time(t)
         } else if self.path.as_ref().is_some_and(|p| p.contains(name))
-            || KNOWN_DIMENSIONS.contains(&name)
+            || is_known_dimension(name)
         {
             self.columns.dimensions.push(name.to_owned());
             self.dims.push(Vec::new());
@@ -757,11 +757,12 @@ fn quoted(value: &[u8]) -> String {
     }
 }
 
-/// The report path named by a CMU link (`/cmu/v2/year/month?x=y` -> `year/month`).
+/// The report path named by a link (`/cmu/v2/year/month?x=y` -> `year/month`,
+/// `/esm/v3/media-company/year` -> `media-company/year`).
 ///
 /// Links may carry another prefix than the URL that was requested (Adobe's
-/// aliases), so the path is what follows the last `/v2/` (or the whole path
-/// when there is none).
+/// aliases), so the path is what follows the last version segment (`v2`,
+/// `v3`), or the whole path when there is none.
 pub fn path_of_href(href: &str) -> Option<ReportPath> {
     let no_query = href.split(['?', '#']).next().unwrap_or_default();
     let after_host = match no_query.find("://") {
@@ -770,12 +771,17 @@ pub fn path_of_href(href: &str) -> Option<ReportPath> {
             .map_or("", |j| &no_query[i + 3 + j..]),
         None => no_query,
     };
-    let tail = match after_host.rfind("/v2/") {
-        Some(i) => &after_host[i + 4..],
-        None if after_host.ends_with("/v2") => "",
-        None => after_host,
+    // The path starts after the API version segment (`/cmu/v2/`, `/v2/`,
+    // `/esm/v3/`), whatever prefix stands before it.
+    let segments: Vec<&str> = after_host.split('/').collect();
+    let is_version = |s: &&str| {
+        s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit())
     };
-    ReportPath::parse(tail).ok()
+    let tail = match segments.iter().rposition(|s| is_version(s)) {
+        Some(i) => segments[i + 1..].join("/"),
+        None => after_host.to_owned(),
+    };
+    ReportPath::parse(&tail).ok()
 }
 
 #[cfg(test)]
@@ -1058,5 +1064,10 @@ mod tests {
             p("/cmu/v2/year/month/day/hour/mvpd/").as_deref(),
             Some("year/month/day/hour/mvpd")
         );
+        assert_eq!(
+            p("/esm/v3/media-company/year/month/day/proxy/mvpd?start=2026-11-27").as_deref(),
+            Some("media-company/year/month/day/proxy/mvpd")
+        );
+        assert_eq!(p("https://mgmt.auth.adobe.com/esm/v3").as_deref(), Some(""));
     }
 }

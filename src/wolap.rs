@@ -1,10 +1,12 @@
-//! Client of the CMU report API (reference §6), and [`AuthorizedClient`]:
-//! the one way to GET a report with the shared token (poller, discovery).
+//! Client of Adobe's WOLAP report APIs, CMU and ESM (same query language,
+//! same HAL+JSON, same token), and [`AuthorizedClient`]: the one way to GET
+//! a report with the shared token (poller, discovery, backfill).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use jiff::Timestamp;
 use jiff::civil::DateTime;
 use reqwest::{StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
@@ -12,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::clock::Clock;
 use crate::credentials::{Credentials, CredentialsError};
 use crate::outgoing::{exchange, first_line};
-use crate::report::ReportPath;
+use crate::report::{ReportApi, ReportPath};
 use crate::retry::{RetryPolicy, Verdict};
 use crate::telemetry::{Api, Telemetry};
 
@@ -38,46 +40,49 @@ pub struct Filter {
 
 /// Why a report could not be fetched. Never carries the token.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum CmuError {
-    #[error("CMU refused the access token (HTTP 401)")]
-    Unauthorized,
+pub enum ApiError {
+    #[error("{api} refused the access token (HTTP 401)")]
+    Unauthorized { api: ReportApi },
     #[error(
-        "CMU has no report at /{path} (HTTP 404: no pre-aggregation for this path): fix the path; `cmu-exporter discover` lists the valid ones"
+        "{api} has no report at /{path} (HTTP 404: no pre-aggregation for this path): fix the path; `cmu-exporter discover{}` lists the valid ones",
+        if *api == ReportApi::Cmu { "" } else { " --api esm" }
     )]
-    NotFound { path: String },
-    #[error("CMU refused the query (HTTP 400): {reason}")]
-    BadRequest { reason: String },
-    #[error("CMU throttled the exporter (HTTP 429)")]
+    NotFound { api: ReportApi, path: String },
+    #[error("{api} refused the query (HTTP 400): {reason}")]
+    BadRequest { api: ReportApi, reason: String },
+    #[error("{api} throttled the exporter (HTTP 429)")]
     Throttled {
+        api: ReportApi,
         retry_after: Option<std::time::Duration>,
     },
-    #[error("CMU answered HTTP {status}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") })]
+    #[error("{api} answered HTTP {status}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") })]
     Status {
+        api: ReportApi,
         status: u16,
         reason: String,
         retry_after: Option<std::time::Duration>,
     },
-    #[error("CMU unreachable: {0}")]
-    Transport(String),
+    #[error("{api} unreachable: {reason}")]
+    Transport { api: ReportApi, reason: String },
 }
 
-impl CmuError {
+impl ApiError {
     /// Whether asking again soon may succeed: timeouts, connection errors,
     /// 5xx and 429. Never other 4xx (401 has its own rule: renew the token).
     pub fn is_transient(&self) -> bool {
         match self {
-            CmuError::Transport(_) | CmuError::Throttled { .. } => true,
-            CmuError::Status { status, .. } => *status >= 500,
-            CmuError::Unauthorized | CmuError::NotFound { .. } | CmuError::BadRequest { .. } => {
-                false
-            }
+            ApiError::Transport { .. } | ApiError::Throttled { .. } => true,
+            ApiError::Status { status, .. } => *status >= 500,
+            ApiError::Unauthorized { .. }
+            | ApiError::NotFound { .. }
+            | ApiError::BadRequest { .. } => false,
         }
     }
 
     /// The server's `Retry-After`, if it sent one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            CmuError::Throttled { retry_after } | CmuError::Status { retry_after, .. } => {
+            ApiError::Throttled { retry_after, .. } | ApiError::Status { retry_after, .. } => {
                 *retry_after
             }
             _ => None,
@@ -104,11 +109,36 @@ pub fn request_retry(interval: Duration) -> RetryPolicy {
 /// poll and the poller comes back after it.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// Talks to `{cmu}/<path>` with a bearer token.
+/// Where each report API lives (`adobe.cmu_url`, `adobe.esm_url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bases {
+    pub cmu: Url,
+    pub esm: Url,
+}
+
+impl Bases {
+    /// The base URL of `api`.
+    pub fn of(&self, api: ReportApi) -> &Url {
+        match api {
+            ReportApi::Cmu => &self.cmu,
+            ReportApi::Esm => &self.esm,
+        }
+    }
+}
+
+/// A report as fetched: its body, and when Adobe says it was computed.
 #[derive(Debug, Clone)]
-pub struct CmuClient {
+pub struct Fetched {
+    pub body: Bytes,
+    /// The `Last-Modified` header, if the answer had a valid one.
+    pub last_modified: Option<Timestamp>,
+}
+
+/// Talks to `{base}/<path>` of either report API with a bearer token.
+#[derive(Debug, Clone)]
+pub struct ReportClient {
     http: reqwest::Client,
-    base: Url,
+    bases: Bases,
     telemetry: Telemetry,
     clock: Clock,
 }
@@ -117,19 +147,19 @@ fn iso(t: DateTime) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
-impl CmuClient {
-    pub fn new(http: reqwest::Client, base: Url, telemetry: Telemetry, clock: Clock) -> Self {
+impl ReportClient {
+    pub fn new(http: reqwest::Client, bases: Bases, telemetry: Telemetry, clock: Clock) -> Self {
         Self {
             http,
-            base,
+            bases,
             telemetry,
             clock,
         }
     }
 
-    /// The URL of `path` with `query`: the path is appended to the configured base.
-    pub fn url(&self, path: &ReportPath, query: &ReportQuery) -> Url {
-        let mut url = self.base.clone();
+    /// The URL of `path` with `query`: the path is appended to `api`'s base.
+    pub fn url(&self, api: ReportApi, path: &ReportPath, query: &ReportQuery) -> Url {
+        let mut url = self.bases.of(api).clone();
         let prefix = url.path().trim_end_matches('/').to_owned();
         let suffix = path.to_string();
         url.set_path(&if suffix.is_empty() {
@@ -174,24 +204,25 @@ impl CmuClient {
     /// [`MAX_RETRY_AFTER`]; a longer one ends the request).
     pub async fn get(
         &self,
+        api: ReportApi,
         endpoint: &str,
         path: &ReportPath,
         url: Url,
         token: &SecretString,
         retry: RetryPolicy,
-    ) -> Result<Bytes, CmuError> {
-        let judge = |e: &CmuError| match e.retry_after() {
+    ) -> Result<Fetched, ApiError> {
+        let judge = |e: &ApiError| match e.retry_after() {
             _ if !e.is_transient() => Verdict::GiveUp,
             Some(wait) if wait > MAX_RETRY_AFTER => Verdict::GiveUp,
             retry_after => Verdict::Retry { retry_after },
         };
-        let wait = |attempt: u32, pause: Duration, e: &CmuError| {
-            tracing::debug!(report = %endpoint, error = %e, attempt, pause_ms = pause.as_millis() as u64, "CMU request failed; retrying");
+        let wait = |attempt: u32, pause: Duration, e: &ApiError| {
+            tracing::debug!(report = %endpoint, error = %e, attempt, pause_ms = pause.as_millis() as u64, "report request failed; retrying");
             self.clock.sleep(pause)
         };
         retry
             .run(
-                || self.get_once(endpoint, path, url.clone(), token),
+                || self.get_once(api, endpoint, path, url.clone(), token),
                 judge,
                 wait,
             )
@@ -200,33 +231,44 @@ impl CmuClient {
 
     async fn get_once(
         &self,
+        api: ReportApi,
         endpoint: &str,
         path: &ReportPath,
         url: Url,
         token: &SecretString,
-    ) -> Result<Bytes, CmuError> {
+    ) -> Result<Fetched, ApiError> {
         let request = self
             .http
             .get(url)
             .bearer_auth(token.expose_secret())
             .header("accept", "application/json");
-        let answer = exchange(&self.telemetry, Api::Cmu, endpoint, request)
+        let answer = exchange(&self.telemetry, Api::Report(api), endpoint, request)
             .await
-            .map_err(|e| CmuError::Transport(e.reason))?;
+            .map_err(|e| ApiError::Transport {
+                api,
+                reason: e.reason,
+            })?;
         let body = answer.body;
         match answer.status {
-            s if s.is_success() => Ok(body),
-            StatusCode::UNAUTHORIZED => Err(CmuError::Unauthorized),
-            StatusCode::NOT_FOUND => Err(CmuError::NotFound {
+            s if s.is_success() => Ok(Fetched {
+                body,
+                last_modified: answer.last_modified,
+            }),
+            StatusCode::UNAUTHORIZED => Err(ApiError::Unauthorized { api }),
+            StatusCode::NOT_FOUND => Err(ApiError::NotFound {
+                api,
                 path: path.to_string(),
             }),
-            StatusCode::BAD_REQUEST => Err(CmuError::BadRequest {
+            StatusCode::BAD_REQUEST => Err(ApiError::BadRequest {
+                api,
                 reason: first_line(&body),
             }),
-            StatusCode::TOO_MANY_REQUESTS => Err(CmuError::Throttled {
+            StatusCode::TOO_MANY_REQUESTS => Err(ApiError::Throttled {
+                api,
                 retry_after: answer.retry_after,
             }),
-            s => Err(CmuError::Status {
+            s => Err(ApiError::Status {
+                api,
                 status: s.as_u16(),
                 reason: first_line(&body),
                 retry_after: answer.retry_after,
@@ -241,14 +283,14 @@ pub enum FetchError {
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
     #[error(transparent)]
-    Cmu(#[from] CmuError),
+    Api(#[from] ApiError),
 }
 
 impl FetchError {
     /// How long the server asked us to wait, if it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            FetchError::Cmu(e) => e.retry_after(),
+            FetchError::Api(e) => e.retry_after(),
             FetchError::Credentials(_) => None,
         }
     }
@@ -258,7 +300,7 @@ impl FetchError {
         matches!(
             self,
             FetchError::Credentials(CredentialsError::NeedsPerson(_))
-                | FetchError::Cmu(CmuError::NotFound { .. })
+                | FetchError::Api(ApiError::NotFound { .. })
         )
     }
 }
@@ -267,31 +309,35 @@ impl FetchError {
 /// rejected, renewed once, and the request sent again.
 #[derive(Debug, Clone)]
 pub struct AuthorizedClient {
-    pub cmu: CmuClient,
+    pub reports: ReportClient,
     pub credentials: Arc<Credentials>,
 }
 
 impl AuthorizedClient {
-    /// The report at `path` for `query`; `endpoint` labels the requests in
-    /// self-metrics, `retry` paces retries of transient failures.
+    /// The report of `api` at `path` for `query`; `endpoint` labels the
+    /// requests in self-metrics, `retry` paces retries of transient failures.
     pub async fn get(
         &self,
+        api: ReportApi,
         endpoint: &str,
         path: &ReportPath,
         query: &ReportQuery,
         retry: RetryPolicy,
-    ) -> Result<Bytes, FetchError> {
-        let url = self.cmu.url(path, query);
+    ) -> Result<Fetched, FetchError> {
+        let url = self.reports.url(api, path, query);
         let token = self.credentials.access_token().await?;
         match self
-            .cmu
-            .get(endpoint, path, url.clone(), &token, retry)
+            .reports
+            .get(api, endpoint, path, url.clone(), &token, retry)
             .await
         {
-            Err(CmuError::Unauthorized) => {
+            Err(ApiError::Unauthorized { .. }) => {
                 self.credentials.reject(&token).await;
                 let token = self.credentials.access_token().await?;
-                Ok(self.cmu.get(endpoint, path, url, &token, retry).await?)
+                Ok(self
+                    .reports
+                    .get(api, endpoint, path, url, &token, retry)
+                    .await?)
             }
             other => Ok(other?),
         }
