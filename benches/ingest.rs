@@ -49,6 +49,7 @@ fn report(rows: usize) -> Vec<u8> {
 
 fn spec() -> SnapshotSpec {
     SnapshotSpec {
+        api: cmu_exporter::report::ReportApi::Cmu,
         report: "bench".into(),
         account: None,
         path: None,
@@ -57,6 +58,7 @@ fn spec() -> SnapshotSpec {
         time_zone: jiff::tz::TimeZone::UTC,
         labels: Vec::new(),
         max_series: None,
+        computed_at: None,
     }
 }
 

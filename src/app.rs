@@ -8,7 +8,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
-use crate::wolap::{AuthorizedClient, ReportClient};
 use crate::config::{AccountConfig, Config};
 use crate::credentials::{
     Credentials, CredentialsError, DcrClient, SoftwareStatement, StateStore, StoreError,
@@ -20,6 +19,7 @@ use crate::reports::Reports;
 use crate::shutdown::Shutdown;
 use crate::supervisor::Supervisor;
 use crate::telemetry::Telemetry;
+use crate::wolap::{AuthorizedClient, ReportClient};
 
 /// How to run.
 #[derive(Debug, Clone)]

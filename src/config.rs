@@ -15,9 +15,9 @@ use reqwest::Url;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::wolap::Filter;
 use crate::report::catalog::LEVEL_DIMENSIONS;
 use crate::report::{BucketChoice, Granularity, ReportApi, ReportPath};
+use crate::wolap::Filter;
 
 /// Adobe's production DCR host.
 pub const DEFAULT_DCR_URL: &str = "https://api.auth.adobe.com";
@@ -433,7 +433,10 @@ impl Config {
         if self.reports.iter().any(|r| r.api == ReportApi::Esm) {
             out.push_str(&format!(
                 "ESM time zone:     {}\n",
-                self.adobe.esm_time_zone.iana_name().unwrap_or("fixed offset")
+                self.adobe
+                    .esm_time_zone
+                    .iana_name()
+                    .unwrap_or("fixed offset")
             ));
         }
         out.push_str(&format!(

@@ -5,10 +5,10 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-use crate::wolap::{AuthorizedClient, ReportQuery};
 use crate::poller::PollError;
 use crate::report::{ReportApi, ReportPath, path_of_href};
 use crate::retry::RetryPolicy;
+use crate::wolap::{AuthorizedClient, ReportQuery};
 
 /// The `endpoint` label of discovery requests in self-metrics.
 const ENDPOINT: &str = "discover";

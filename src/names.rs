@@ -190,13 +190,19 @@ mod tests {
         assert_eq!(cmu("duration_0-15"), "cmu_duration_0_15");
         assert_eq!(cmu("bstreams-30"), "cmu_bstreams_30");
         assert_eq!(esm("authz-attempts").name, "esm_authz_attempts");
-        assert_eq!(esm("decision-media-tokens").name, "esm_decision_media_tokens");
+        assert_eq!(
+            esm("decision-media-tokens").name,
+            "esm_decision_media_tokens"
+        );
         assert_eq!(esm("some.new+metric").name, "esm_some_new_metric");
         assert_eq!(esm("unique-accounts").factor, 1.0);
         let latency = esm("authz-latency");
-        assert_eq!((latency.name.as_str(), latency.factor), ("esm_authz_latency_seconds", 0.001));
+        assert_eq!(
+            (latency.name.as_str(), latency.factor),
+            ("esm_authz_latency_seconds", 0.001)
+        );
         // CMU has no such metric: the rule is ESM's alone.
-        assert_eq!(cmu("authz-latency").name, "cmu_authz_latency");
+        assert_eq!(cmu("authz-latency"), "cmu_authz_latency");
     }
 
     #[test]

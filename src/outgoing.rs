@@ -193,7 +193,10 @@ mod tests {
     fn last_modified_reads_http_dates() {
         let mut headers = reqwest::header::HeaderMap::new();
         assert_eq!(last_modified(&headers), None);
-        headers.insert("last-modified", "Sat, 28 Nov 2026 03:15:00 GMT".parse().unwrap());
+        headers.insert(
+            "last-modified",
+            "Sat, 28 Nov 2026 03:15:00 GMT".parse().unwrap(),
+        );
         assert_eq!(
             last_modified(&headers).unwrap().to_string(),
             "2026-11-28T03:15:00Z"

@@ -16,7 +16,6 @@ use jiff::Timestamp;
 use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
-use crate::wolap::{AuthorizedClient, FetchError, ReportQuery, request_retry};
 use crate::config::{AdobeConfig, ReportConfig};
 use crate::export::{ReportSnapshot, SnapshotSpec, build_snapshot};
 use crate::faults::{InjectedFault, strike};
@@ -24,6 +23,7 @@ use crate::report::{ParseError, window};
 use crate::reports::{PollOutcome, Reports};
 use crate::retry::RetryPolicy;
 use crate::shutdown::ShutdownSignal;
+use crate::wolap::{AuthorizedClient, FetchError, ReportQuery, request_retry};
 
 /// How long a poll in flight may still run after shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);

@@ -29,11 +29,11 @@ use jiff::{Span, ToSpan};
 
 use crate::app::{self, StartError};
 use crate::clock::Clock;
-use crate::wolap::{AuthorizedClient, ApiError, FetchError, ReportClient, ReportQuery};
 use crate::config::{Config, ReportConfig};
 use crate::export::{SnapshotSpec, build_history};
 use crate::report::{BucketChoice, Granularity, ParseError};
 use crate::retry::RetryPolicy;
+use crate::wolap::{ApiError, AuthorizedClient, FetchError, ReportClient, ReportQuery};
 use output::{OutputError, Spill};
 
 /// How far back Adobe keeps CMU data.

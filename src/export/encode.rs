@@ -336,7 +336,10 @@ fn info_families(spec: &SnapshotSpec, parsed: &Parsed, bucket: Option<Bucket>) -
     let mut families = vec![Family {
         name: info_family.into(),
         kind: FamilyKind::Gauge,
-        help: format!("Configured {} report: its path and time granularity. Always 1.", spec.api),
+        help: format!(
+            "Configured {} report: its path and time granularity. Always 1.",
+            spec.api
+        ),
         body: frozen(body),
         deflated: None,
     }];

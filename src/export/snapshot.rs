@@ -221,6 +221,7 @@ mod tests {
 
     fn spec(choice: BucketChoice) -> SnapshotSpec {
         SnapshotSpec {
+            api: crate::report::ReportApi::Cmu,
             report: "daily".into(),
             account: None,
             path: Some(ReportPath::parse("year/month/day/tenant").unwrap()),
@@ -229,6 +230,7 @@ mod tests {
             time_zone: TimeZone::UTC,
             labels: Vec::new(),
             max_series: None,
+            computed_at: None,
         }
     }
 

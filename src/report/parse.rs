@@ -531,9 +531,7 @@ impl<'s> State<'s> {
         let name = std::str::from_utf8(name).ok()?;
         let role = if let Some(t) = TIME_DIMENSIONS.iter().position(|t| *t == name) {
             Role::Time(t)
-        } else if self.path.as_ref().is_some_and(|p| p.contains(name))
-            || is_known_dimension(name)
-        {
+        } else if self.path.as_ref().is_some_and(|p| p.contains(name)) || is_known_dimension(name) {
             self.columns.dimensions.push(name.to_owned());
             self.dims.push(Vec::new());
             self.dim_seen.push(usize::MAX);
@@ -774,9 +772,8 @@ pub fn path_of_href(href: &str) -> Option<ReportPath> {
     // The path starts after the API version segment (`/cmu/v2/`, `/v2/`,
     // `/esm/v3/`), whatever prefix stands before it.
     let segments: Vec<&str> = after_host.split('/').collect();
-    let is_version = |s: &&str| {
-        s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit())
-    };
+    let is_version =
+        |s: &&str| s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit());
     let tail = match segments.iter().rposition(|s| is_version(s)) {
         Some(i) => segments[i + 1..].join("/"),
         None => after_host.to_owned(),

@@ -79,6 +79,7 @@ async fn golden_expositions_for_each_family_and_granularity() {
         let url = format!("{}/{path}?{query}&limit=100000", sim.cmu_url());
         let json = cmu_bytes(&url, &token).await;
         let spec = SnapshotSpec {
+            api: cmu_exporter::report::ReportApi::Cmu,
             report: name.into(),
             account: None,
             path: Some(ReportPath::parse(path).unwrap()),
@@ -87,6 +88,7 @@ async fn golden_expositions_for_each_family_and_granularity() {
             time_zone: jiff::tz::TimeZone::UTC,
             labels: vec![],
             max_series: None,
+            computed_at: None,
         };
         let snapshot = build_snapshot(&json, &spec).unwrap();
         assert!(snapshot.series > 0, "{name}: no series");
@@ -426,15 +428,28 @@ async fn check_config_online_names_the_paths_adobe_does_not_serve() {
 #[test]
 fn each_granularity_gets_adobes_recompute_interval_by_default() {
     use cmu_exporter::config::default_interval;
-    let hours = |p: &str| default_interval(&ReportPath::parse(p).unwrap()).as_secs() / 3600;
+    use cmu_exporter::report::ReportApi::{Cmu, Esm};
+    let hours = |p: &str| default_interval(Cmu, &ReportPath::parse(p).unwrap()).as_secs() / 3600;
     assert_eq!(hours("tenant/year/month"), 48);
     assert_eq!(hours("tenant/year/month/day"), 3);
     assert_eq!(hours("tenant/year/month/day/hour"), 1);
     assert_eq!(
-        default_interval(&ReportPath::parse("tenant/year/month/day/hour/minute").unwrap())
-            .as_secs(),
+        default_interval(
+            Cmu,
+            &ReportPath::parse("tenant/year/month/day/hour/minute").unwrap()
+        )
+        .as_secs(),
         60
     );
     assert_eq!(hours("year/month/day/concurrency-level/tenant"), 24);
+    // ESM documents no cadence: a few polls per bucket, never faster than a minute.
+    let esm = |p: &str| default_interval(Esm, &ReportPath::parse(p).unwrap()).as_secs();
+    assert_eq!(
+        esm("media-company/year/month/day/hour/minute/proxy/mvpd"),
+        60
+    );
+    assert_eq!(esm("media-company/year/month/day/hour/proxy/mvpd"), 15 * 60);
+    assert_eq!(esm("media-company/year/month/day/proxy/mvpd"), 3600);
+    assert_eq!(esm("media-company/year/month"), 6 * 3600);
     let _ = Timestamp::UNIX_EPOCH;
 }
