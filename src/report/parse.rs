@@ -774,7 +774,7 @@ pub fn path_of_href(href: &str) -> Option<ReportPath> {
     let segments: Vec<&str> = after_host.split('/').collect();
     let is_version =
         |s: &&str| s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit());
-    let tail = match segments.iter().rposition(|s| is_version(s)) {
+    let tail = match segments.iter().rposition(is_version) {
         Some(i) => segments[i + 1..].join("/"),
         None => after_host.to_owned(),
     };
