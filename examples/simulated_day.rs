@@ -9,6 +9,7 @@ async fn main() -> anyhow::Result<()> {
     let exact = day.registrations == 1
         && day.token_calls == day.minimum_token_calls
         && day.cmu_calls == 24
+        && day.esm_calls == 24
         && day.unauthorized == 0;
     anyhow::ensure!(exact, "the day cost more than the minimum: {day}");
     Ok(())

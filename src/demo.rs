@@ -41,7 +41,9 @@ pub struct DayFigures {
     pub minimum_token_calls: usize,
     /// Successful CMU calls of the hourly report (24 is the minimum).
     pub cmu_calls: usize,
-    /// CMU answers 401 (a token that expired on the way).
+    /// Successful ESM calls of the hourly ESM report, polled hourly too (24).
+    pub esm_calls: usize,
+    /// CMU and ESM answers 401 (a token that expired on the way).
     pub unauthorized: usize,
 }
 
@@ -49,18 +51,20 @@ impl std::fmt::Display for DayFigures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "simulated day, token lifetime 2h, hourly report: registrations {}, token calls {} (minimum {}), CMU calls {} (minimum 24), CMU 401s {}",
+            "simulated day, token lifetime 2h, hourly CMU and ESM reports: registrations {}, token calls {} (minimum {}), CMU calls {} (minimum 24), ESM calls {} (minimum 24), 401s {}",
             self.registrations,
             self.token_calls,
             self.minimum_token_calls,
             self.cmu_calls,
+            self.esm_calls,
             self.unauthorized
         )
     }
 }
 
 /// Runs the exporter against the simulator for one simulated day with
-/// 2-hour tokens and an hourly report, `factor` times faster than real time
+/// 2-hour tokens and an hourly CMU report and an hourly ESM report on the
+/// same token, `factor` times faster than real time
 /// (2160 makes the day last 40 s), and counts what it asked of Adobe.
 pub async fn simulated_day(factor: f64) -> anyhow::Result<DayFigures> {
     use crate::clock::Clock;
@@ -82,9 +86,10 @@ pub async fn simulated_day(factor: f64) -> anyhow::Result<DayFigures> {
     let statement = dir.path().join("statement.jwt");
     write_private(&statement, sim.software_statement().as_bytes())?;
     let yaml = format!(
-        "adobe:\n  dcr_url: {}\n  cmu_url: {}\n  software_statement_file: {}\nstate_dir: {}\nreports:\n  - name: hourly\n    path: tenant/year/month/day/hour\n",
+        "adobe:\n  dcr_url: {}\n  cmu_url: {}\n  esm_url: {}\n  software_statement_file: {}\nstate_dir: {}\nreports:\n  - name: hourly\n    path: tenant/year/month/day/hour\n  - name: esm_hourly\n    api: esm\n    path: media-company/year/month/day/hour/proxy/mvpd\n    interval: 1h\n",
         sim.dcr_url(),
         sim.cmu_url(),
+        sim.esm_url(),
         statement.display(),
         dir.path().join("state").display()
     );
@@ -100,7 +105,8 @@ pub async fn simulated_day(factor: f64) -> anyhow::Result<DayFigures> {
         token_calls: sim.count(Endpoint::Token),
         minimum_token_calls: (24 * 3600u64).div_ceil(lifetime.as_secs()) as usize,
         cmu_calls: sim.count_status(Endpoint::Cmu, 200),
-        unauthorized: sim.count_status(Endpoint::Cmu, 401),
+        esm_calls: sim.count_status(Endpoint::Esm, 200),
+        unauthorized: sim.count_status(Endpoint::Cmu, 401) + sim.count_status(Endpoint::Esm, 401),
     };
     sim.stop().await;
     Ok(figures)

@@ -120,7 +120,7 @@ pub fn hash(seed: u64, parts: &[&str]) -> u64 {
 }
 
 /// A number in [0, 1) drawn from `h`.
-fn unit(h: u64) -> f64 {
+pub(crate) fn unit(h: u64) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -130,7 +130,7 @@ pub fn exists(seed: u64, dims: &[&str]) -> bool {
 }
 
 /// Share of activity that a dimension value carries (big MVPDs, popular platforms).
-fn weight(dimension: &str, value: &str, seed: u64) -> f64 {
+pub(crate) fn weight(dimension: &str, value: &str, seed: u64) -> f64 {
     match dimension {
         "tenant" if value == "ACME" => 0.75,
         "tenant" => 0.25,

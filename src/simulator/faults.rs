@@ -11,6 +11,7 @@ pub enum Endpoint {
     Register,
     Token,
     Cmu,
+    Esm,
 }
 
 /// Which requests a fault applies to.
@@ -21,6 +22,7 @@ pub enum Target {
     /// Both DCR endpoints.
     Dcr,
     Cmu,
+    Esm,
 }
 
 impl Target {
@@ -31,6 +33,7 @@ impl Target {
                 | (Target::Token, Endpoint::Token)
                 | (Target::Dcr, Endpoint::Register | Endpoint::Token)
                 | (Target::Cmu, Endpoint::Cmu)
+                | (Target::Esm, Endpoint::Esm)
         )
     }
 }

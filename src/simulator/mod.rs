@@ -1,4 +1,5 @@
-//! A faithful simulator of Adobe Pass: the DCR server and the CMU report API.
+//! A faithful simulator of Adobe Pass: the DCR server and the CMU and ESM
+//! report APIs, on the same tokens.
 //!
 //! The real servers need a licence and cannot be reached from our machines,
 //! so tests, the `demo` mode and the benchmarks all run against this one
@@ -22,8 +23,10 @@
 mod cmu;
 pub mod data;
 mod dcr;
+mod esm;
 mod faults;
 pub mod tree;
+mod wolap;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -37,14 +40,18 @@ use jiff::tz::TimeZone;
 use tokio::task::JoinHandle;
 use tower_http::compression::CompressionLayer;
 
+pub use esm::Outage;
 pub use faults::{Endpoint, Fault, Request, Target};
 
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
+use cmu::Cmu;
 use data::Universe;
 use dcr::{Registry, Throttle};
+use esm::Esm;
 use faults::Recorder;
 use tree::Tree;
+use wolap::Dataset;
 
 /// How the simulated servers behave.
 #[derive(Debug, Clone)]
@@ -66,8 +73,10 @@ pub struct SimulatorConfig {
     pub shuffle_rows: bool,
     /// Extra MVPDs and applications (1 = the default universe).
     pub scale: usize,
-    /// Time zone of the report buckets.
+    /// Time zone of the CMU report buckets.
     pub time_zone: TimeZone,
+    /// Time zone of the ESM report buckets (Adobe: Pacific).
+    pub esm_time_zone: TimeZone,
     /// The clock of the simulated world.
     pub clock: Clock,
 }
@@ -84,6 +93,8 @@ impl Default for SimulatorConfig {
             shuffle_rows: false,
             scale: 1,
             time_zone: TimeZone::UTC,
+            esm_time_zone: TimeZone::get(crate::config::DEFAULT_ESM_TIME_ZONE)
+                .unwrap_or(TimeZone::UTC),
             clock: Clock::wall(),
         }
     }
@@ -94,8 +105,8 @@ impl Default for SimulatorConfig {
 pub(crate) struct Shared {
     config: SimulatorConfig,
     clock: Clock,
-    tree: Tree,
-    universe: Universe,
+    cmu: Cmu,
+    esm: Esm,
     recorder: Recorder,
     registry: Mutex<Registry>,
     throttle: Mutex<Throttle>,
@@ -124,10 +135,19 @@ impl Simulator {
         let (statement, sub) = dcr::mint_statement(None, config.clock.now());
         registry.approved.insert(sub);
         registry.issued.push(statement.clone());
+        let universe = Universe::new(config.scale);
         let shared = Arc::new(Shared {
             clock: config.clock.clone(),
-            universe: Universe::new(config.scale),
-            tree: Tree::default(),
+            esm: Esm::new(
+                universe.values("tenant").unwrap_or_default(),
+                universe.values("mvpd").unwrap_or_default(),
+                config.esm_time_zone.clone(),
+            ),
+            cmu: Cmu {
+                tree: Tree::default(),
+                universe,
+                time_zone: config.time_zone.clone(),
+            },
             recorder: Recorder::default(),
             registry: Mutex::new(registry),
             throttle: Mutex::new(Throttle::default()),
@@ -175,6 +195,24 @@ impl Simulator {
     /// Base URL of the CMU API, with Adobe's documented `/cmu/v2` prefix.
     pub fn cmu_url(&self) -> String {
         format!("http://{}/cmu/v2", self.addr)
+    }
+
+    /// Base URL of the ESM API, with Adobe's documented `/esm/v3` prefix.
+    pub fn esm_url(&self) -> String {
+        format!("http://{}/esm/v3", self.addr)
+    }
+
+    /// Starts an outage of `mvpd` in ESM data (`None` ends it): its
+    /// authorizations fail at `failure_ratio` and take `latency_factor` times
+    /// as long.
+    pub fn mvpd_outage(&self, mvpd: &str, outage: Option<Outage>) {
+        self.shared.esm.set_outage(mvpd, outage);
+    }
+
+    /// Makes every ESM answer say it was computed at `at` (Adobe's pipeline
+    /// stalled); `None` resumes normal freshness.
+    pub fn freeze_esm(&self, at: Option<jiff::Timestamp>) {
+        self.shared.esm.freeze(at);
     }
 
     /// The same API under another prefix (`/v2`), like Adobe's staging alias:
@@ -347,7 +385,12 @@ impl Simulator {
 
     /// Every report path the simulated CMU serves.
     pub fn report_paths(&self) -> Vec<crate::report::ReportPath> {
-        self.shared.tree.paths().cloned().collect()
+        self.shared.cmu.tree().paths().cloned().collect()
+    }
+
+    /// Every report path the simulated ESM serves.
+    pub fn esm_report_paths(&self) -> Vec<crate::report::ReportPath> {
+        self.shared.esm.tree().paths().cloned().collect()
     }
 
     /// Stops the server and waits for it.
@@ -391,9 +434,10 @@ async fn dispatch(
         p if p == "/cmu/v2" || p.starts_with("/cmu/v2/") || p == "/v2" || p.starts_with("/v2/") => {
             Endpoint::Cmu
         }
+        p if p == "/esm/v3" || p.starts_with("/esm/v3/") => Endpoint::Esm,
         _ => return (StatusCode::NOT_FOUND, "Not Found\n").into_response(),
     };
-    let expected = if endpoint == Endpoint::Cmu {
+    let expected = if matches!(endpoint, Endpoint::Cmu | Endpoint::Esm) {
         Method::GET
     } else {
         Method::POST
@@ -450,7 +494,8 @@ async fn answer(
         Some(Fault::TruncatedJson) => truncate = true,
         None => {}
     }
-    if endpoint != Endpoint::Cmu {
+    // Only the DCR endpoints are throttled (reference §1.3).
+    if matches!(endpoint, Endpoint::Register | Endpoint::Token) {
         let admitted = shared
             .throttle
             .lock()
@@ -468,7 +513,8 @@ async fn answer(
     let response = match endpoint {
         Endpoint::Register => dcr::register(shared, headers, body),
         Endpoint::Token => dcr::token(shared, query, body),
-        Endpoint::Cmu => cmu::report(shared, path, query, headers).0,
+        Endpoint::Cmu => wolap::report(shared, &shared.cmu, path, query, headers).0,
+        Endpoint::Esm => wolap::report(shared, &shared.esm, path, query, headers).0,
     };
     if truncate {
         truncated(response).await

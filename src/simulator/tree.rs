@@ -1,4 +1,5 @@
-//! The drill-down tree the simulated CMU serves (reference §9 and §10).
+//! The drill-down tree a simulated API serves: CMU's here (reference §9 and
+//! §10), ESM's in [`super::esm`].
 //!
 //! Valid report paths are every prefix of the leaves below. The tenant-first
 //! branch is the tree Adobe documents for CM tenants; the year-first and
@@ -53,9 +54,17 @@ pub struct Tree {
 }
 
 impl Default for Tree {
+    /// The CMU tree.
     fn default() -> Self {
+        Self::from_leaves(LEAVES)
+    }
+}
+
+impl Tree {
+    /// The tree whose paths are every prefix of `leaves`.
+    pub fn from_leaves(leaves: &[&str]) -> Self {
         let mut children: BTreeMap<ReportPath, BTreeSet<String>> = BTreeMap::new();
-        for leaf in LEAVES {
+        for leaf in leaves {
             let leaf = ReportPath::parse(leaf).expect("tree leaves are valid paths");
             let mut node = ReportPath::parse("").expect("root");
             children.entry(node.clone()).or_default();
@@ -70,9 +79,7 @@ impl Default for Tree {
         }
         Self { children }
     }
-}
 
-impl Tree {
     /// Whether `path` has a pre-aggregation.
     pub fn contains(&self, path: &ReportPath) -> bool {
         self.children.contains_key(path)

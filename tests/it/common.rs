@@ -30,9 +30,10 @@ pub fn write_config(dir: &Path, sim: &Simulator, reports: &str) -> PathBuf {
     let statement = dir.join("statement.jwt");
     std::fs::write(&statement, sim.software_statement()).unwrap();
     let yaml = format!(
-        "adobe:\n  dcr_url: {}\n  cmu_url: {}\n  software_statement_file: {}\nstate_dir: {}\nreports:\n{reports}",
+        "adobe:\n  dcr_url: {}\n  cmu_url: {}\n  esm_url: {}\n  software_statement_file: {}\nstate_dir: {}\nreports:\n{reports}",
         sim.dcr_url(),
         sim.cmu_url(),
+        sim.esm_url(),
         statement.display(),
         dir.join("state").display()
     );

@@ -13,7 +13,7 @@ fn stored_client_id(dir: &std::path::Path) -> String {
         .to_owned()
 }
 
-/// One simulated day with 2-hour tokens and an hourly report, in ~40 s of
+/// One simulated day with 2-hour tokens and hourly CMU and ESM reports, in ~40 s of
 /// real time. At 2160x the 60 s renewal margin is 28 ms of real time, so
 /// the suite leaves room for one late renewal on a loaded machine; the exact
 /// figure of the README comes from `cargo run --release --example simulated_day`
@@ -34,6 +34,10 @@ async fn simulated_day_costs_one_registration_and_the_minimum_of_tokens() {
     assert!(
         (23..=25).contains(&day.cmu_calls),
         "one CMU call per recompute of an hourly report: {day}"
+    );
+    assert!(
+        (23..=25).contains(&day.esm_calls),
+        "the ESM report rides the same token, once an hour: {day}"
     );
 }
 
