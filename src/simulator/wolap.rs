@@ -327,8 +327,7 @@ fn build(
     out.push_str(",\"report\":[");
     let mut rows = String::with_capacity(4096);
     generate_rows(
-        shared,
-        dataset,
+        (shared, dataset),
         &path,
         (start, end, now),
         (&filters, seed),
@@ -445,8 +444,7 @@ enum Slot {
 
 /// Writes the rows of `path` for the window, in path order, up to `limit`.
 fn generate_rows(
-    shared: &Shared,
-    dataset: &dyn Dataset,
+    (shared, dataset): (&Shared, &dyn Dataset),
     path: &ReportPath,
     (start, end, now): (DateTime, DateTime, DateTime),
     (filters, seed): (&[Filter], u64),
