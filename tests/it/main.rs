@@ -10,6 +10,7 @@ mod cli;
 mod credentials;
 mod deploy;
 mod end_to_end;
+mod esm;
 mod monitoring;
 mod operations;
 mod reports;
