@@ -9,7 +9,7 @@
 //! described in [`crate::report::catalog`].
 
 use crate::report::ReportApi;
-use crate::report::catalog::ESM_LATENCY_METRIC;
+use crate::report::catalog::{ESM_EVENTS_METRIC, ESM_LATENCY_METRIC};
 
 /// Prefix of every family derived from a report of `api`: `cmu_`, `esm_`.
 pub fn metric_prefix(api: ReportApi) -> &'static str {
@@ -61,6 +61,9 @@ pub const LAST_MODIFIED_FAMILY: &str = "esm_report_last_modified_timestamp_secon
 /// ESM's `authz-latency`, a total in milliseconds, exported in seconds.
 pub const ESM_LATENCY_FAMILY: &str = "esm_authz_latency_seconds";
 
+/// ESM's `count`: Adobe Pass events, by event and reason.
+pub const ESM_EVENTS_FAMILY: &str = "esm_events";
+
 /// The histogram built from the `duration_*` ranges.
 pub const DURATION_FAMILY: &str = "cmu_session_duration_seconds";
 
@@ -93,17 +96,33 @@ pub struct MetricFamily {
 /// The family of a metric of `api`: `active-users` -> `cmu_active_users`,
 /// `authz-attempts` -> `esm_authz_attempts`; ESM's `authz-latency`
 /// (milliseconds) -> `esm_authz_latency_seconds`, divided by 1000.
+///
+/// ESM's `count` (events by event and reason) is `esm_events`: a gauge
+/// named `_count`, `_sum` or `_bucket` would read as part of a histogram,
+/// so any other such name gets `_value` appended.
 pub fn metric_family(api: ReportApi, metric: &str) -> MetricFamily {
-    if api == ReportApi::Esm && metric == ESM_LATENCY_METRIC {
-        return MetricFamily {
-            name: ESM_LATENCY_FAMILY.to_owned(),
-            factor: 0.001,
-        };
+    match (api, metric) {
+        (ReportApi::Esm, ESM_LATENCY_METRIC) => {
+            return MetricFamily {
+                name: ESM_LATENCY_FAMILY.to_owned(),
+                factor: 0.001,
+            };
+        }
+        (ReportApi::Esm, ESM_EVENTS_METRIC) => {
+            return MetricFamily {
+                name: ESM_EVENTS_FAMILY.to_owned(),
+                factor: 1.0,
+            };
+        }
+        _ => {}
     }
     let prefix = metric_prefix(api);
-    let mut name = String::with_capacity(prefix.len() + metric.len());
+    let mut name = String::with_capacity(prefix.len() + metric.len() + 6);
     name.push_str(prefix);
     sanitize(metric, &mut name);
+    if ["_count", "_sum", "_bucket"].iter().any(|s| name.ends_with(s)) {
+        name.push_str("_value");
+    }
     MetricFamily { name, factor: 1.0 }
 }
 
@@ -201,6 +220,9 @@ mod tests {
             (latency.name.as_str(), latency.factor),
             ("esm_authz_latency_seconds", 0.001)
         );
+        assert_eq!(esm("count").name, "esm_events");
+        assert_eq!(esm("retry-count").name, "esm_retry_count_value");
+        assert_eq!(cmu("bstreams_sum"), "cmu_bstreams_sum_value");
         // CMU has no such metric: the rule is ESM's alone.
         assert_eq!(cmu("authz-latency"), "cmu_authz_latency");
     }

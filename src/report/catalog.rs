@@ -139,6 +139,9 @@ pub const ESM_DIMENSIONS: [&str; 31] = [
     "arch",
 ];
 
+/// The ESM metric of event-oriented reports (under `event`).
+pub const ESM_EVENTS_METRIC: &str = "count";
+
 /// The ESM metric whose value is a total time in milliseconds.
 pub const ESM_LATENCY_METRIC: &str = "authz-latency";
 
@@ -206,7 +209,7 @@ pub const ESM_METRICS: [MetricDoc; 19] = [
         meaning: "Unique sessions that made authentication calls, de-duplicated within the bucket and data center: never sum it across time or dc",
     },
     MetricDoc {
-        name: "count",
+        name: ESM_EVENTS_METRIC,
         meaning: "Adobe Pass events of each event and reason",
     },
     MetricDoc {

@@ -155,7 +155,7 @@ async fn esm_reports_ride_the_cmu_token_and_export_in_base_units_and_pacific_tim
     );
 
     // Each path's own metric set: events count by reason, Apple SSO fails under eap.
-    let counts = samples_of(&samples, "esm_count", "esm_failures");
+    let counts = samples_of(&samples, "esm_events", "esm_failures");
     assert!(counts.iter().any(|s| s.labels["reason"] == "MVPD error"));
     assert!(!samples_of(&samples, "esm_authn_failed", "esm_apple_sso").is_empty());
     assert!(samples_of(&samples, "esm_authz_attempts", "esm_apple_sso").is_empty());

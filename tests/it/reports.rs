@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::common::*;
 use cmu_exporter::clock::Clock;
 use cmu_exporter::export::{Exposition, SnapshotSpec, build_snapshot};
-use cmu_exporter::report::{BucketChoice, ReportPath};
+use cmu_exporter::report::{BucketChoice, ReportApi, ReportPath};
 use cmu_exporter::simulator::{Endpoint, Fault, SimulatorConfig, Target};
 use jiff::Timestamp;
 
@@ -66,6 +66,28 @@ async fn golden_expositions_for_each_family_and_granularity() {
             "year/month/day/activity-level/tenant/mvpd",
             "start=2026-11-20&end=2026-11-21T23:59:59&tenant=ACME&mvpd=DTV",
         ),
+        // ESM (names starting `esm_`): Pacific days, uniques under `dc`,
+        // latency in seconds, events by reason, undocumented decisions.
+        (
+            "esm_day_dc",
+            "media-company/year/month/day/dc",
+            "start=2026-11-20&end=2026-11-21T23:59:59&media-company=ACME",
+        ),
+        (
+            "esm_hour_mvpd",
+            "media-company/year/month/day/hour/proxy/mvpd",
+            "start=2026-11-22T00:00:00&end=2026-11-22T01:59:59&media-company=ACME",
+        ),
+        (
+            "esm_event_reason",
+            "media-company/year/month/day/event/requestor-id/proxy/mvpd/reason",
+            "start=2026-11-20&end=2026-11-21T23:59:59&mvpd=DTV",
+        ),
+        (
+            "esm_decisions",
+            "media-company/year/month/day/requestor-id/proxy/mvpd/platform/customer-app/channel/decision-type",
+            "start=2026-11-21&end=2026-11-21T23:59:59&mvpd=DTV&platform=iOS",
+        ),
     ];
     let sim = simulator_with(SimulatorConfig {
         clock: fixed_clock(),
@@ -76,19 +98,25 @@ async fn golden_expositions_for_each_family_and_granularity() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut mismatches = Vec::new();
     for (name, path, query) in cases {
-        let url = format!("{}/{path}?{query}&limit=100000", sim.cmu_url());
+        let (api, base, time_zone, computed_at) = if name.starts_with("esm_") {
+            let pacific = jiff::tz::TimeZone::get("America/Los_Angeles").unwrap();
+            (ReportApi::Esm, sim.esm_url(), pacific, Some(NOW.parse().unwrap()))
+        } else {
+            (ReportApi::Cmu, sim.cmu_url(), jiff::tz::TimeZone::UTC, None)
+        };
+        let url = format!("{base}/{path}?{query}&limit=100000");
         let json = cmu_bytes(&url, &token).await;
         let spec = SnapshotSpec {
-            api: cmu_exporter::report::ReportApi::Cmu,
+            api,
             report: name.into(),
             account: None,
             path: Some(ReportPath::parse(path).unwrap()),
             choice: BucketChoice::Complete,
             now: NOW.parse().unwrap(),
-            time_zone: jiff::tz::TimeZone::UTC,
+            time_zone,
             labels: vec![],
             max_series: None,
-            computed_at: None,
+            computed_at,
         };
         let snapshot = build_snapshot(&json, &spec).unwrap();
         assert!(snapshot.series > 0, "{name}: no series");
