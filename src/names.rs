@@ -120,7 +120,10 @@ pub fn metric_family(api: ReportApi, metric: &str) -> MetricFamily {
     let mut name = String::with_capacity(prefix.len() + metric.len() + 6);
     name.push_str(prefix);
     sanitize(metric, &mut name);
-    if ["_count", "_sum", "_bucket"].iter().any(|s| name.ends_with(s)) {
+    if ["_count", "_sum", "_bucket"]
+        .iter()
+        .any(|s| name.ends_with(s))
+    {
         name.push_str("_value");
     }
     MetricFamily { name, factor: 1.0 }

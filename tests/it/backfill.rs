@@ -124,6 +124,42 @@ async fn split_refused_and_shuffled_answers_give_the_same_file_in_time_order() {
 }
 
 #[tokio::test]
+async fn esm_history_is_stamped_at_the_end_of_each_pacific_day() {
+    let sim = simulator_at_now(SimulatorConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "  - name: esm_daily\n    api: esm\n    path: media-company/year/month/day/proxy/mvpd\n",
+    );
+    let output = dir.path().join("history.om");
+    backfill(&config, options(&output, "2026-11-18", &["esm_daily"]))
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&output).unwrap();
+    let by_series = samples(&text);
+    let (series, points) = by_series
+        .iter()
+        .find(|(name, _)| name.starts_with("esm_authz_attempts{"))
+        .expect("ESM families in the history");
+    // 02:30 in Los Angeles on the 22nd: the 18th to the 21st are complete,
+    // each stamped at the next Pacific midnight (08:00 UTC).
+    let ends: Vec<i64> = points.iter().map(|(ts, _)| *ts).collect();
+    let first: jiff::Timestamp = "2026-11-19T08:00:00Z".parse().unwrap();
+    let expected: Vec<i64> = (0..4).map(|i| first.as_second() + i * 86_400).collect();
+    assert_eq!(ends, expected, "{series}");
+    assert!(
+        by_series
+            .keys()
+            .any(|k| k.starts_with("esm_authz_latency_seconds{"))
+    );
+    assert!(
+        !text.contains("esm_report_last_modified_timestamp_seconds"),
+        "live only"
+    );
+}
+
+#[tokio::test]
 async fn a_budget_stops_the_run_and_a_rerun_resumes_to_the_same_file() {
     let sim = simulator_at_now(SimulatorConfig {
         max_query_buckets: Some(12),

@@ -100,7 +100,12 @@ async fn golden_expositions_for_each_family_and_granularity() {
     for (name, path, query) in cases {
         let (api, base, time_zone, computed_at) = if name.starts_with("esm_") {
             let pacific = jiff::tz::TimeZone::get("America/Los_Angeles").unwrap();
-            (ReportApi::Esm, sim.esm_url(), pacific, Some(NOW.parse().unwrap()))
+            (
+                ReportApi::Esm,
+                sim.esm_url(),
+                pacific,
+                Some(NOW.parse().unwrap()),
+            )
         } else {
             (ReportApi::Cmu, sim.cmu_url(), jiff::tz::TimeZone::UTC, None)
         };
