@@ -10,7 +10,7 @@ use std::ops::Range;
 use jiff::Timestamp;
 
 use super::select::Selection;
-use super::snapshot::{Family, FamilyKind, Levels, SnapshotSpec};
+use super::snapshot::{Family, FamilyKind, Levels, MvpdHealth, SnapshotSpec};
 use crate::names::{
     ACCOUNT_LABEL, DURATION_FAMILY, LAST_MODIFIED_FAMILY, LE_LABEL, LEVEL_LABEL, MetricFamily,
     REPORT_LABEL, bucket_start_family, escape_help, escape_label_value, label_name, level_family,
@@ -26,6 +26,7 @@ pub(super) struct Encoded {
     /// CMU series (samples) in `families`, info metrics excluded.
     pub series: usize,
     pub levels: Option<Levels>,
+    pub mvpds: Vec<MvpdHealth>,
 }
 
 /// A finished body, its spare capacity given back, shareable without copies.
@@ -192,6 +193,10 @@ pub(super) fn encode(selection: &Selection, spec: &SnapshotSpec, parsed: &Parsed
         series += count;
     }
     let levels = level.and_then(|dimension| levels(selection, parsed, dimension));
+    let mvpds = match spec.api {
+        ReportApi::Esm => mvpd_health(selection, parsed),
+        ReportApi::Cmu => Vec::new(),
+    };
     let bucket = selection.bucket();
     families.extend(info_families(spec, parsed, bucket));
     families.sort_by(|a, b| a.name.cmp(&b.name));
@@ -199,7 +204,52 @@ pub(super) fn encode(selection: &Selection, spec: &SnapshotSpec, parsed: &Parsed
         families,
         series,
         levels,
+        mvpds,
     }
+}
+
+/// Authorization and authentication totals per MVPD, for the landing page;
+/// empty unless the report has `mvpd` and `authz-attempts`.
+fn mvpd_health(selection: &Selection, parsed: &Parsed) -> Vec<MvpdHealth> {
+    let columns = &parsed.columns;
+    let metric = |name: &str| columns.metrics.iter().position(|m| m == name);
+    let (Some(at), Some(attempts)) = (
+        columns.dimensions.iter().position(|d| d == "mvpd"),
+        metric("authz-attempts"),
+    ) else {
+        return Vec::new();
+    };
+    let (successful, failed, latency) = (
+        metric("authz-successful"),
+        metric("authz-failed"),
+        metric(catalog::ESM_LATENCY_METRIC),
+    );
+    let (authn_attempts, authn_successful) = (metric("authn-attempts"), metric("authn-successful"));
+    let mut per_mvpd: BTreeMap<String, MvpdHealth> = BTreeMap::new();
+    let mut values = Vec::new();
+    for row in selection.kept() {
+        selection.dimension_values(row, &mut values);
+        let Some(mvpd) = values
+            .get(at)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+        else {
+            continue;
+        };
+        let value = |m: Option<usize>| m.and_then(|m| selection.value(row, m)).unwrap_or(0.0);
+        let health = per_mvpd.entry(mvpd.clone()).or_insert_with(|| MvpdHealth {
+            mvpd,
+            ..MvpdHealth::default()
+        });
+        health.authz_attempts += value(Some(attempts));
+        health.authz_successful += value(successful);
+        health.authz_failed += value(failed);
+        health.authz_latency_seconds += value(latency) / 1000.0;
+        if authn_attempts.is_some() {
+            *health.authn_attempts.get_or_insert(0.0) += value(authn_attempts);
+            *health.authn_successful.get_or_insert(0.0) += value(authn_successful);
+        }
+    }
+    per_mvpd.into_values().collect()
 }
 
 /// The `duration_*` ranges of each row as one cumulative histogram, and its series count.

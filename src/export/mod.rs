@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, RwLock};
 pub use encode::write_family_header;
 pub use exposition::{Deflated, Exposition, Tail};
 pub use snapshot::{
-    BucketSnapshot, Family, FamilyKind, Levels, ReportSnapshot, SnapshotSpec, build_history,
-    build_snapshot, build_snapshot_from,
+    BucketSnapshot, Family, FamilyKind, Levels, MvpdHealth, ReportSnapshot, SnapshotSpec,
+    build_history, build_snapshot, build_snapshot_from,
 };
 
 /// The last good snapshot of every report and their assembled exposition.
@@ -65,6 +65,16 @@ impl ExportStore {
                 let levels = snapshot.levels.as_ref()?;
                 (levels.dimension == dimension).then(|| (report.clone(), levels.users.clone()))
             })
+            .collect()
+    }
+
+    /// The MVPD health of every ESM report by MVPD, by report name.
+    pub fn mvpd_health(&self) -> Vec<(String, Vec<MvpdHealth>)> {
+        let snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
+        snapshots
+            .iter()
+            .filter(|(_, s)| !s.mvpds.is_empty())
+            .map(|(report, s)| (report.clone(), s.mvpds.clone()))
             .collect()
     }
 

@@ -73,6 +73,21 @@ pub struct Levels {
     pub users: BTreeMap<u32, f64>,
 }
 
+/// One MVPD's authorization and authentication totals in an ESM report's
+/// shown bucket, summed over its other dimensions (the landing page's MVPD
+/// health table). Authentication is `None` on paths that do not serve it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MvpdHealth {
+    pub mvpd: String,
+    pub authz_attempts: f64,
+    pub authz_successful: f64,
+    pub authz_failed: f64,
+    /// Total time on the MVPD's endpoint, in seconds.
+    pub authz_latency_seconds: f64,
+    pub authn_attempts: Option<f64>,
+    pub authn_successful: Option<f64>,
+}
+
 /// Everything one successful poll of a report contributes to `/metrics`.
 #[derive(Debug, Clone, Default)]
 pub struct ReportSnapshot {
@@ -94,6 +109,8 @@ pub struct ReportSnapshot {
     pub links: crate::report::Links,
     /// Users per level, when this is a level report.
     pub levels: Option<Levels>,
+    /// Health per MVPD, when this is an ESM report by MVPD with authorizations.
+    pub mvpds: Vec<MvpdHealth>,
 }
 
 impl ReportSnapshot {
@@ -212,6 +229,7 @@ fn build(
         dropped: selection.dropped(),
         links: parsed.links,
         levels: encoded.levels,
+        mvpds: encoded.mvpds,
     })
 }
 

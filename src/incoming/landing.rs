@@ -1,5 +1,5 @@
-//! The landing page: credentials, the concurrency charts and a table of
-//! every report's state.
+//! The landing page: credentials, the concurrency charts, the MVPD health
+//! of ESM reports and a table of every report's state.
 
 use std::fmt::Write as _;
 
@@ -69,6 +69,61 @@ fn charts_section(store: &ExportStore) -> String {
     format!("<h2>Concurrency</h2>{out}")
 }
 
+/// A ratio as a percentage, or a dash when there is nothing to divide.
+fn percent(part: f64, whole: f64) -> String {
+    if whole > 0.0 {
+        format!("{:.1}%", 100.0 * part / whole)
+    } else {
+        "–".into()
+    }
+}
+
+/// Share of failed authorizations above which an MVPD is shown in red.
+const FAILING_AUTHZ: f64 = 0.10;
+
+/// The MVPD health table of every ESM report by MVPD.
+fn mvpd_section(store: &ExportStore) -> String {
+    let reports = store.mvpd_health();
+    if reports.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(concat!(
+        "<h2>MVPD health (ESM)</h2><table class=\"mvpd-health\"><tr><th>report</th><th>MVPD</th>",
+        "<th>authorizations</th><th>authorized</th><th>failed</th><th>average latency</th>",
+        "<th>authentication conversion</th></tr>"
+    ));
+    for (report, mvpds) in reports {
+        for m in mvpds {
+            let failing =
+                m.authz_attempts > 0.0 && m.authz_failed / m.authz_attempts > FAILING_AUTHZ;
+            let latency = if m.authz_attempts > 0.0 {
+                format!(
+                    "{:.0} ms",
+                    1000.0 * m.authz_latency_seconds / m.authz_attempts
+                )
+            } else {
+                "–".into()
+            };
+            let conversion = match (m.authn_successful, m.authn_attempts) {
+                (Some(ok), Some(all)) => percent(ok, all),
+                _ => "–".into(),
+            };
+            let _ = write!(
+                out,
+                "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{latency}</td><td>{conversion}</td></tr>",
+                if failing { " class=\"bad\"" } else { "" },
+                escape_html(&report),
+                escape_html(&m.mvpd),
+                m.authz_attempts,
+                percent(m.authz_successful, m.authz_attempts),
+                percent(m.authz_failed, m.authz_attempts),
+            );
+        }
+    }
+    out.push_str("</table>");
+    out
+}
+
 /// `GET /`.
 pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
     let now = state.clock.now();
@@ -79,7 +134,7 @@ pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
         "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}",
         ".bad{color:#b00}.ok{color:#070}.charts{display:flex;flex-wrap:wrap;gap:1em}",
         "figure{margin:0}figcaption{font-size:.9em;margin-bottom:.3em}</style></head><body>",
-        "<h1>cmu-exporter</h1><p>Prometheus exporter for Adobe Pass Concurrency Monitoring Usage reports. ",
+        "<h1>cmu-exporter</h1><p>Prometheus exporter for Adobe Pass Concurrency Monitoring and Entitlement Service Monitoring reports. ",
     ));
     let _ = write!(
         page,
@@ -104,6 +159,7 @@ pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
         let _ = write!(page, "<p>Credentials{whose}: {credentials}</p>");
     }
     page.push_str(&charts_section(state.reports.store()));
+    page.push_str(&mvpd_section(state.reports.store()));
     page.push_str("<h2>Reports</h2><table><tr><th>report</th><th>path</th><th>interval</th><th>last poll</th><th>last success</th><th>next poll</th><th>series</th><th>state</th></tr>");
     for (name, s) in state.reports.all() {
         let state_cell = match &s.last_error {

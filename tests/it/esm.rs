@@ -204,6 +204,12 @@ async fn an_mvpd_outage_raises_its_failure_ratio_and_latency_alone() {
     })
     .await;
     assert!(ratio(&before, "DTV", "esm_authz_failed") < 0.05);
+    let (_, landing) = get_text(&format!("{base}/")).await;
+    assert!(landing.contains("<h2>MVPD health (ESM)</h2>"), "{landing}");
+    assert!(
+        landing.contains("<tr><td>esm_now</td><td>DTV</td>"),
+        "{landing}"
+    );
     let normal_latency = ratio(&before, "DTV", "esm_authz_latency_seconds");
     sim.mvpd_outage(
         "DTV",
@@ -220,6 +226,16 @@ async fn an_mvpd_outage_raises_its_failure_ratio_and_latency_alone() {
     .await;
     assert!(ratio(&during, "DTV", "esm_authz_latency_seconds") > 3.0 * normal_latency);
     assert!(ratio(&during, "Comcast_SSO", "esm_authz_failed") < 0.05);
+    // The landing page shows the failing MVPD, and only it, in red.
+    let (_, landing) = get_text(&format!("{base}/")).await;
+    assert!(
+        landing.contains("<tr class=\"bad\"><td>esm_now</td><td>DTV</td>"),
+        "{landing}"
+    );
+    assert!(
+        landing.contains("<tr><td>esm_now</td><td>Comcast_SSO</td>"),
+        "{landing}"
+    );
     exporter.stop().await;
 }
 
