@@ -17,13 +17,13 @@ def var_q(name, label, query, all_value=".+", multi=True, include_all=True):
             "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery", "qryType": 1},
             "definition": query, "refresh": 2, "includeAll": include_all, "multi": multi,
             "allValue": all_value if include_all else None, "current": {}, "options": [], "sort": 1, "hide": 0}
-def common_vars():
+def common_vars(info="cmu_report_info"):
     return [var_ds(),
             var_q("job", "Job", "label_values(cmu_exporter_build_info, job)"),
             var_q("instance", "Instance", 'label_values(cmu_exporter_build_info{job=~"$job"}, instance)'),
             # Several Adobe accounts: their series carry `account`; with one account none
             # does, and All (.*) matches the absent label.
-            var_q("account", "Account", 'label_values(cmu_report_info{job=~"$job", instance=~"$instance"}, account)', ".*")]
+            var_q("account", "Account", f'label_values({info}{{job=~"$job", instance=~"$instance"}}, account)', ".*")]
 def tenant_mvpd(metric):
     return [var_q("tenant", "Tenant", f'label_values({metric}{{{J}}}, tenant)', ".*"),
             var_q("mvpd", "MVPD", f'label_values({metric}{{{J}, tenant=~"$tenant"}}, mvpd)', ".*")]
@@ -103,7 +103,34 @@ health = dashboard("cmu-exporter-health", "cmu-exporter health",
    panel("Credentials", "Does the exporter hold a working token (ok), or does Adobe refuse it for a reason only a person can fix (needs person)?", [(f"cmu_exporter_credentials_ok{{{HA}}}", "ok {{instance}} {{account}}"), (f"cmu_exporter_credentials_needs_person{{{HA}}}", "needs person {{instance}} {{account}}")], unit="bool_yes_no", kind="stat", instant=True),
    panel("Configuration reloads", "Did the last configuration reload succeed?", [(f"cmu_exporter_config_last_reload_successful{{{H}}}", "{{instance}}")], unit="bool_yes_no", kind="stat", instant=True),
   ])
-for name, d in [("cmu-overview", overview), ("cmu-concurrency", concurrency), ("cmu-exporter-health", health)]:
+# ESM: per MVPD, from the ESM report chosen; the secondary panels keep
+# `report` in their grouping, so that two reports are never added together.
+# unique-accounts and unique-sessions are never summed (per bucket and dc).
+E = f'{J}, report=~"$esm_report", media_company=~"$media_company", mvpd=~"$mvpd"'
+EA = f'{J}, media_company=~"$media_company", mvpd=~"$mvpd"'
+esm = dashboard("esm-auth", "Adobe Pass authentication and authorization",
+  "Entitlement Service Monitoring as exported by cmu-exporter: how each MVPD's logins and authorizations are doing. Values describe the report's shown time bucket (Pacific time).",
+  common_vars("esm_report_info") + [
+    var_q("esm_report", "ESM report", f'label_values(esm:authz_attempts:sum{{{J}}}, report)', include_all=False, multi=False),
+    var_q("media_company", "Media company", f'label_values(esm_authz_attempts{{{J}}}, media_company)', ".*"),
+    var_q("mvpd", "MVPD", f'label_values(esm_authz_attempts{{{J}, media_company=~"$media_company"}}, mvpd)', ".*")],
+  [
+   panel("Authentication conversion by MVPD", "What share of login flows ends with an authentication, per MVPD? (esm:authn_conversion:ratio; alert EsmAuthnConversionDropping at half its own baseline)", [(f"esm:authn_conversion:ratio{{{E}}}", "{{mvpd}}")], unit="percentunit", w=8),
+   panel("Authorization success ratio by MVPD", "What share of authorization attempts succeeds, per MVPD? (esm:authz_success:ratio)", [(f"esm:authz_success:ratio{{{E}}}", "{{mvpd}}")], unit="percentunit", w=8),
+   panel("Authorization failure ratio by MVPD", "Which MVPD denies authorizations? (esm:authz_failure:ratio; alert EsmAuthzFailureRatioHigh above 10%)", [(f"esm:authz_failure:ratio{{{E}}}", "{{mvpd}}")], unit="percentunit", w=8),
+   panel("Average authorization latency by MVPD", "How long does each MVPD's authorization endpoint take per attempt? (esm:authz_latency_seconds:average, Adobe's total over the attempts; alert EsmAuthzLatencyHigh above 2 s)", [(f"esm:authz_latency_seconds:average{{{E}}}", "{{mvpd}}")], unit="s"),
+   panel("Authorizations by MVPD", "How many authorization attempts does each MVPD see (the volume behind the ratios)?", [(f"esm:authz_attempts:sum{{{E}}}", "{{mvpd}}")]),
+   panel("Media tokens (plays) by requestor", "How many plays start, per requestor? A media token is issued for about each play request (alert EsmMediaTokensStopped when one stops).", [(f"sum by (requestor_id) (esm_media_tokens{{{E}}})", "{{requestor_id}}")]),
+   panel("Media tokens (plays) by platform", "On which platforms do plays start?", [(f"sum by (platform) (esm_media_tokens{{{E}}})", "{{platform}}")]),
+   panel("Authorization failures by reason", "Why do authorizations fail, per MVPD? From event reports (esm_events of reasons other than None).", [(f'sum by (report, mvpd, reason) (esm_events{{{EA}, reason!="None"}})', "{{report}} {{mvpd}} {{reason}}")], w=24),
+   panel("Clientless tokens and failures", "Do Clientless (smart TV, console) devices get their tokens? Clientless tokens issued and failures, per MVPD.", [(f"sum by (mvpd) (esm_clientless_tokens{{{E}}})", "tokens {{mvpd}}"), (f"sum by (mvpd) (esm_clientless_failures{{{E}}})", "failures {{mvpd}}")]),
+   panel("Plays by Clientless device type", "Which Clientless device types play (cdt: N/A when not Clientless, Unknown when no device type was sent)?", [(f'sum by (report, cdt) (esm_media_tokens{{{EA}, cdt=~".+"}})', "{{report}} {{cdt}}")]),
+   panel("Authorizations by single sign-on type", "How many successful authorizations reuse an authentication from another app, by SSO mechanism (platform, passive, adobe)?", [(f'sum by (report, sso_type) (esm_authz_successful{{{EA}, sso_type=~".+"}})', "{{report}} {{sso_type}}")]),
+   panel("Unique accounts by data center", "How many distinct accounts authenticated or authorized, per data center? De-duplicated within the bucket and dc: shown per series, never summed.", [(f'esm_unique_accounts{{{J}, media_company=~"$media_company"}}', "{{report}} {{dc}}")]),
+   panel("ESM data age", "How long ago did Adobe compute each ESM report's data (Last-Modified)? Alert EsmReportStale: 30 min for minute data, 3 h for hour, 36 h for day.", [(f"time() - esm_report_last_modified_timestamp_seconds{{{J}}}", "{{report}}")], unit="s", w=24),
+  ])
+
+for name, d in [("cmu-overview", overview), ("cmu-concurrency", concurrency), ("cmu-exporter-health", health), ("esm-auth", esm)]:
     open(os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.json"), "w").write(json.dumps(d, indent=2) + "\n")
     print(f"\n### {d['title']} (`dashboards/{name}.json`)\n")
     print("| panel | the question it answers |\n|---|---|")

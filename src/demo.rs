@@ -14,6 +14,7 @@ pub fn config(
     let yaml = include_str!("demo.yaml")
         .replace("{dcr_url}", &sim.dcr_url())
         .replace("{cmu_url}", &sim.cmu_url())
+        .replace("{esm_url}", &sim.esm_url())
         .replace("{statement_file}", &statement_file.display().to_string())
         .replace("{state_dir}", &state_dir.display().to_string());
     Config::from_yaml(&yaml, "the built-in demo configuration")

@@ -117,6 +117,7 @@ pub(super) async fn demo(cli: &Cli) -> anyhow::Result<()> {
     println!("  landing page:   {url}/");
     println!("  simulated DCR:  {}", sim.dcr_url());
     println!("  simulated CMU:  {}", sim.cmu_url());
+    println!("  simulated ESM:  {}", sim.esm_url());
     println!("Press Ctrl-C to stop.");
     running.wait().await;
     sim.stop().await;
@@ -142,6 +143,7 @@ pub(super) async fn simulate(
     println!("Adobe Pass simulator");
     println!("  adobe.dcr_url: {}", sim.dcr_url());
     println!("  adobe.cmu_url: {}", sim.cmu_url());
+    println!("  adobe.esm_url: {}", sim.esm_url());
     println!(
         "  software statement (approved, save it to a file for adobe.software_statement_file):"
     );

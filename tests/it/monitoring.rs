@@ -17,10 +17,11 @@ use cmu_exporter::simulator::Simulator;
 const PROMETHEUS_WAIT: Duration = Duration::from_secs(90);
 const RULES: &str = "deploy/prometheus/cmu-exporter.rules.yml";
 const RULE_TESTS: &str = "deploy/prometheus/cmu-exporter.rules.test.yml";
-const DASHBOARDS: [&str; 3] = [
+const DASHBOARDS: [&str; 4] = [
     "dashboards/cmu-overview.json",
     "dashboards/cmu-concurrency.json",
     "dashboards/cmu-exporter-health.json",
+    "dashboards/esm-auth.json",
 ];
 
 fn repo(path: &str) -> PathBuf {
@@ -70,14 +71,20 @@ fn dashboard_queries() -> Vec<(String, String)> {
     queries
 }
 
-/// Metric names (`cmu_...`, `cmu:...`) an expression reads.
+/// Metric names (`cmu_...`, `cmu:...`, `esm_...`, `esm:...`) an expression reads.
 fn metric_names(expr: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let bytes = expr.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        let starts = expr[i..].starts_with("cmu_") || expr[i..].starts_with("cmu:");
-        let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        let starts = ["cmu_", "cmu:", "esm_", "esm:"]
+            .iter()
+            .any(|p| expr[i..].starts_with(p));
+        // `$esm_report` is a dashboard variable, not a metric.
+        let boundary = i == 0
+            || !(bytes[i - 1].is_ascii_alphanumeric()
+                || bytes[i - 1] == b'_'
+                || bytes[i - 1] == b'$');
         if starts && boundary {
             let end = expr[i..]
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
@@ -129,7 +136,7 @@ async fn full_exposition(exporter: &Running) -> String {
             .into_iter()
             .filter(|s| s.name == "cmu_exporter_report_up" && s.value == 1.0)
             .count();
-        (reports == 7).then_some(text)
+        (reports == 13).then_some(text)
     })
     .await
 }
@@ -157,7 +164,7 @@ async fn every_metric_of_the_dashboards_and_rules_is_exported_or_recorded() {
             "the rules read `{name}`, which is not exported"
         );
     }
-    assert!(checked > 30, "the dashboards were read: {checked} names");
+    assert!(checked > 50, "the dashboards were read: {checked} names");
     exporter.stop().await;
 }
 
@@ -193,6 +200,8 @@ fn substitute(expr: &str) -> String {
         .replace("$concurrency_report", "daily_concurrency")
         .replace("$activity_report", "daily_activity")
         .replace("$report", "hourly_by_mvpd")
+        .replace("$esm_report", "esm_hourly_by_mvpd")
+        .replace("$media_company", ".*")
 }
 
 #[tokio::test]
@@ -316,6 +325,31 @@ async fn prometheus_answers_every_panel_and_a_failure_spike_reaches_alertmanager
             .unwrap()
             .ends_with("#cmufailedattemptsratiohigh")
     );
+
+    // An MVPD outage in ESM: DTV denies most authorizations.
+    assert!(!hooked("EsmAuthzFailureRatioHigh"));
+    sim.mvpd_outage(
+        "DTV",
+        Some(cmu_exporter::simulator::Outage {
+            failure_ratio: 0.5,
+            latency_factor: 1.0,
+        }),
+    );
+    wait_for("the ESM alert at the webhook", PROMETHEUS_WAIT, || async {
+        hooked("EsmAuthzFailureRatioHigh").then_some(())
+    })
+    .await;
+    let bodies = received.lock().unwrap().clone();
+    let outage: Vec<serde_json::Value> = bodies
+        .iter()
+        .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+        .filter(|a| a["labels"]["alertname"] == "EsmAuthzFailureRatioHigh")
+        .collect();
+    assert!(
+        outage.iter().all(|a| a["labels"]["mvpd"] == "DTV"),
+        "only the failing MVPD: {outage:?}"
+    );
+    assert_eq!(outage[0]["labels"]["severity"], "critical");
     exporter.stop().await;
 }
 
