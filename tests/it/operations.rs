@@ -214,6 +214,27 @@ async fn reload_keeps_unchanged_reports_and_refuses_a_bad_file() {
     let reloaded = "cmu_exporter_config_last_reload_successful";
     assert_eq!(metric_value(&base, reloaded).await, Some(1.0));
 
+    // An ESM report is added the same way, on the same credentials.
+    let esm = "  - name: esm_daily\n    api: esm\n    path: media-company/year/month/day\n";
+    rewrite_reports(&config, &format!("{DAILY}{MONTHLY}{esm}"));
+    let (status, body) = post(&format!("{base}/-/reload")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("added: esm_daily"), "{body}");
+    wait_for_value(
+        "the ESM report",
+        WAIT,
+        &base,
+        "cmu_exporter_report_up{report=\"esm_daily\"}",
+        1.0,
+    )
+    .await;
+    let text = get_text(&format!("{base}/metrics")).await.1;
+    assert!(
+        text.contains("esm_authz_attempts{report=\"esm_daily\""),
+        "{text}"
+    );
+    assert_eq!(sim.count(cmu_exporter::simulator::Endpoint::Register), 1);
+
     // A bad file is refused with its reason; the running configuration stays.
     rewrite_reports(
         &config,

@@ -11,7 +11,8 @@ use cmu_exporter::simulator::SimulatorConfig;
 
 use crate::common::*;
 
-const REPORTS: [(&str, &str); 7] = [
+/// Reports named `esm_*` read ESM.
+const REPORTS: [(&str, &str); 9] = [
     ("daily", "tenant/year/month/day"),
     ("hourly", "tenant/year/month/day/hour"),
     ("monthly", "tenant/year/month"),
@@ -19,9 +20,11 @@ const REPORTS: [(&str, &str); 7] = [
     ("by_platform", "tenant/year/month/day/channel/platform"),
     ("levels", "year/month/day/concurrency-level/tenant"),
     ("durations", "year/month/day/tenant"),
+    ("esm_daily", "media-company/year/month/day/proxy/mvpd"),
+    ("esm_hourly", "media-company/year/month/day/hour/dc"),
 ];
 
-/// The CMU series of an exporter once every report it owns was polled.
+/// The CMU and ESM series of an exporter once every report it owns was polled.
 async fn series_once_polled(exporter: &Running, owned: &[&str]) -> BTreeSet<String> {
     let base = exporter.url();
     for report in owned {
@@ -30,7 +33,9 @@ async fn series_once_polled(exporter: &Running, owned: &[&str]) -> BTreeSet<Stri
     }
     let text = get_text(&format!("{base}/metrics")).await.1;
     text.lines()
-        .filter(|l| l.starts_with("cmu_") && !l.starts_with("cmu_exporter_"))
+        .filter(|l| {
+            (l.starts_with("cmu_") && !l.starts_with("cmu_exporter_")) || l.starts_with("esm_")
+        })
         .map(str::to_owned)
         .collect()
 }
@@ -46,7 +51,14 @@ async fn shards_together_export_exactly_what_one_process_exports() {
     .await;
     let reports: String = REPORTS
         .iter()
-        .map(|(name, path)| format!("  - name: {name}\n    path: {path}\n"))
+        .map(|(name, path)| {
+            let api = if name.starts_with("esm_") {
+                "    api: esm\n"
+            } else {
+                ""
+            };
+            format!("  - name: {name}\n{api}    path: {path}\n")
+        })
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let start = |shard: Shard| {
