@@ -1,7 +1,9 @@
 //! # cmu-exporter
 //!
 //! A Prometheus exporter for Adobe Pass Concurrency Monitoring Usage (CMU)
-//! reports. Where things live, following the data:
+//! and Entitlement Service Monitoring (ESM) reports: two report APIs of one
+//! WOLAP engine, on the same credentials. Where things live, following the
+//! data:
 //!
 //! - [`config`]: the YAML file, validated once into types that cannot hold
 //!   bad values.
@@ -9,14 +11,16 @@
 //!   credentials persisted in `state_dir`, and one access token shared by
 //!   all pollers and renewed before it expires.
 //! - [`outgoing`]: the one HTTP client for Adobe and the one exchange (send,
-//!   time, record, read) that the DCR and CMU clients share.
+//!   time, record, read) that the DCR and report clients share.
 //! - [`retry`]: the one retry policy (doubling pauses with jitter,
 //!   `Retry-After` honoured) for requests, failed polls and poller restarts.
-//! - [`cmu`]: the CMU client (report URLs, errors) and `AuthorizedClient`,
-//!   the one way to GET a report with the shared token.
+//! - [`wolap`]: the report client of both APIs (URLs, errors, `Last-Modified`)
+//!   and `AuthorizedClient`, the one way to GET a report with the shared token.
 //! - [`discovery`]: walks the drill-down links to list every report path.
-//! - [`report`]: what Adobe sends: its vocabulary (`catalog`), paths, time
-//!   buckets and the window to ask for, and the streaming HAL+JSON parser.
+//! - [`report`]: what Adobe sends: which API (`ReportApi`: what differs
+//!   between CMU and ESM is decided there), its vocabulary (`catalog`),
+//!   paths, time buckets and the window to ask for, and the streaming
+//!   HAL+JSON parser.
 //! - [`names`]: what we export: every family and label name, and the one
 //!   mapping from Adobe's names to Prometheus names.
 //! - [`export`]: rows become a snapshot per report (`select` which rows,
@@ -38,7 +42,7 @@
 //! - [`backfill`]: Adobe's history of each report as OpenMetrics for
 //!   Prometheus's importer, resumable, in windows Adobe accepts.
 //! - [`demo`]: the demo's configuration and the simulated day.
-//! - [`simulator`]: a faithful simulator of Adobe's DCR and CMU servers,
+//! - [`simulator`]: a faithful simulator of Adobe's DCR, CMU and ESM servers,
 //!   used by the tests, the demo and the benchmarks.
 //! - [`faults`]: faults injected into our own code by tests (panics).
 //! - [`clock`], [`shutdown`]: the time source and the shutdown signal,

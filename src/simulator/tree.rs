@@ -1,5 +1,5 @@
 //! The drill-down tree a simulated API serves: CMU's here (reference §9 and
-//! §10), ESM's in [`super::esm`].
+//! §10), ESM's in `super::esm`.
 //!
 //! Valid report paths are every prefix of the leaves below. The tenant-first
 //! branch is the tree Adobe documents for CM tenants; the year-first and
