@@ -120,7 +120,7 @@ pub fn hash(seed: u64, parts: &[&str]) -> u64 {
 }
 
 /// A number in [0, 1) drawn from `h`.
-pub(crate) fn unit(h: u64) -> f64 {
+fn unit(h: u64) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -130,7 +130,7 @@ pub fn exists(seed: u64, dims: &[&str]) -> bool {
 }
 
 /// Share of activity that a dimension value carries (big MVPDs, popular platforms).
-pub(crate) fn weight(dimension: &str, value: &str, seed: u64) -> f64 {
+fn weight(dimension: &str, value: &str, seed: u64) -> f64 {
     match dimension {
         "tenant" if value == "ACME" => 0.75,
         "tenant" => 0.25,
@@ -140,8 +140,67 @@ pub(crate) fn weight(dimension: &str, value: &str, seed: u64) -> f64 {
     }
 }
 
+/// What every synthetic value of a row shares, for CMU and ESM alike: a
+/// per-metric noise, the share of activity of its dimension values, the
+/// bucket's length in hours and a daily rhythm.
+pub(crate) struct RowBasis {
+    key: Vec<String>,
+    seed: u64,
+    /// Product of the weights of the dimension values.
+    pub share: f64,
+    pub hours: f64,
+    pub rhythm: f64,
+}
+
+impl RowBasis {
+    /// The basis of a row of `dims` in the bucket starting at `bucket_start`;
+    /// dimensions for which `flat` holds carry no weight.
+    pub fn new(
+        seed: u64,
+        dims: &[(&str, &str)],
+        bucket_start: DateTime,
+        granularity: Granularity,
+        flat: impl Fn(&str) -> bool,
+    ) -> Self {
+        let mut key: Vec<String> = dims.iter().map(|(_, v)| (*v).to_owned()).collect();
+        key.push(bucket_start.to_string());
+        let share: f64 = dims
+            .iter()
+            .filter(|(d, _)| !flat(d))
+            .map(|(d, v)| weight(d, v, seed))
+            .product();
+        let hours: f64 = match granularity {
+            Granularity::Minute => 1.0 / 60.0,
+            Granularity::Hour => 1.0,
+            Granularity::Day => 24.0,
+            Granularity::Month => 24.0 * 30.0,
+            Granularity::Year | Granularity::Total => 24.0 * 365.0,
+        };
+        // A daily rhythm for hour and minute buckets: quiet at 5am, busy at 9pm.
+        let rhythm = if granularity >= Granularity::Hour {
+            let h = f64::from(bucket_start.hour()) + f64::from(bucket_start.minute()) / 60.0;
+            0.6 + 0.4 * ((h - 15.0) / 24.0 * std::f64::consts::TAU).sin()
+        } else {
+            1.0
+        };
+        Self {
+            key,
+            seed,
+            share,
+            hours,
+            rhythm,
+        }
+    }
+
+    /// A factor in [0.85, 1.15) that depends on the row, the bucket and `salt`.
+    pub fn noise(&self, salt: &str) -> f64 {
+        let mut parts: Vec<&str> = self.key.iter().map(String::as_str).collect();
+        parts.push(salt);
+        0.85 + 0.3 * unit(hash(self.seed, &parts))
+    }
+}
+
 /// Values of one row: `metric -> value`, in the order of `metrics`.
-#[allow(clippy::too_many_arguments)]
 pub fn row_values(
     seed: u64,
     dims: &[(&str, &str)],
@@ -150,33 +209,11 @@ pub fn row_values(
     filled: f64,
     metrics: &[&str],
 ) -> Vec<u64> {
-    let key: Vec<&str> = dims.iter().map(|(_, v)| *v).collect();
-    let stamp = bucket_start.to_string();
-    let noise = |salt: &str| {
-        let mut parts = key.clone();
-        parts.push(&stamp);
-        parts.push(salt);
-        0.85 + 0.3 * unit(hash(seed, &parts))
-    };
-    let share: f64 = dims
-        .iter()
-        .filter(|(d, _)| !LEVEL_DIMENSIONS.contains(d))
-        .map(|(d, v)| weight(d, v, seed))
-        .product();
-    let hours: f64 = match granularity {
-        Granularity::Minute => 1.0 / 60.0,
-        Granularity::Hour => 1.0,
-        Granularity::Day => 24.0,
-        Granularity::Month => 24.0 * 30.0,
-        Granularity::Year | Granularity::Total => 24.0 * 365.0,
-    };
-    // A daily rhythm for hour and minute buckets: quiet at 5am, busy at 9pm.
-    let rhythm = if granularity >= Granularity::Hour {
-        let h = f64::from(bucket_start.hour()) + f64::from(bucket_start.minute()) / 60.0;
-        0.6 + 0.4 * ((h - 15.0) / 24.0 * std::f64::consts::TAU).sin()
-    } else {
-        1.0
-    };
+    let basis = RowBasis::new(seed, dims, bucket_start, granularity, |d| {
+        LEVEL_DIMENSIONS.contains(&d)
+    });
+    let noise = |salt: &str| basis.noise(salt);
+    let (share, hours, rhythm) = (basis.share, basis.hours, basis.rhythm);
     // Distinct users grow slower than the length of the bucket.
     let users = 4000.0 * share * hours.powf(0.7) * rhythm * noise("users") * filled.powf(0.7);
     let sessions = users * (1.2 + 0.3 * noise("sessions")) * filled.powf(0.3);

@@ -11,7 +11,7 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
 use super::Shared;
-use super::data::{hash, unit, weight};
+use super::data::RowBasis;
 use super::tree::Tree;
 use super::wolap::Dataset;
 use crate::report::catalog::ESM_UNIQUE_METRICS;
@@ -285,34 +285,10 @@ impl Dataset for Esm {
         filled: f64,
         metrics: &[&str],
     ) -> Vec<u64> {
-        let key: Vec<&str> = dims.iter().map(|(_, v)| *v).collect();
-        let stamp = bucket.to_string();
-        let noise = |salt: &str| {
-            let mut parts = key.clone();
-            parts.push(&stamp);
-            parts.push(salt);
-            0.85 + 0.3 * unit(hash(seed, &parts))
-        };
-        let share: f64 = dims
-            .iter()
-            .filter(|(d, _)| *d != "reason")
-            .map(|(d, v)| weight(d, v, seed))
-            .product();
-        let hours: f64 = match granularity {
-            Granularity::Minute => 1.0 / 60.0,
-            Granularity::Hour => 1.0,
-            Granularity::Day => 24.0,
-            Granularity::Month => 24.0 * 30.0,
-            Granularity::Year | Granularity::Total => 24.0 * 365.0,
-        };
-        let rhythm = if granularity >= Granularity::Hour {
-            let h = f64::from(bucket.hour()) + f64::from(bucket.minute()) / 60.0;
-            0.6 + 0.4 * ((h - 15.0) / 24.0 * std::f64::consts::TAU).sin()
-        } else {
-            1.0
-        };
+        let basis = RowBasis::new(seed, dims, bucket, granularity, |d| self.dense(d));
+        let noise = |salt: &str| basis.noise(salt);
         let outage = self.outage(dims.iter().find(|(d, _)| *d == "mvpd").map(|(_, v)| *v));
-        let activity = share * hours * rhythm * filled;
+        let activity = basis.share * basis.hours * basis.rhythm * filled;
         let authz = 900.0 * activity * noise("authz");
         let failed_ratio = outage.map_or(0.015 * noise("failed"), |o| o.failure_ratio);
         let authz_failed = authz * failed_ratio;
