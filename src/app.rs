@@ -175,7 +175,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         clients: {
             let reports = ReportClient::new(
                 http,
-                config.adobe.bases(),
+                &config.adobe,
                 telemetry.clone(),
                 options.clock.clone(),
             );

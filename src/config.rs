@@ -35,6 +35,9 @@ pub const CLIENT_ID_ENV: &str = "CMU_CLIENT_ID";
 pub const CLIENT_SECRET_ENV: &str = "CMU_CLIENT_SECRET";
 /// Adobe's default `limit`; we ask for more so hourly drill-downs fit.
 pub const DEFAULT_LIMIT: u32 = 10_000;
+/// Default most bytes read of one answer: the widest report (about 700
+/// bytes a row) at `limit: 100000` is about 70 MB, so twice that.
+pub const DEFAULT_MAX_ANSWER_SIZE: u64 = 128 << 20;
 
 /// A configuration that passed validation.
 #[derive(Debug, Clone)]
@@ -98,6 +101,10 @@ pub struct AdobeConfig {
     pub proxy_url: Option<Url>,
     /// Extra CA certificates (PEM) trusted for Adobe's servers, next to the system's.
     pub ca_file: Option<PathBuf>,
+    /// Timeout of one request to Adobe, the whole answer included.
+    pub request_timeout: Duration,
+    /// Most bytes of one answer read (decompressed); a longer answer fails the poll.
+    pub max_answer_size: u64,
 }
 
 impl AdobeConfig {
@@ -319,6 +326,16 @@ struct RawAdobe {
     max_concurrent_requests: Option<usize>,
     proxy_url: Option<String>,
     ca_file: Option<PathBuf>,
+    request_timeout: Option<String>,
+    max_answer_size: Option<RawSize>,
+}
+
+/// A size: a number of bytes, or text with a unit (`64MiB`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(u64),
+    Text(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -648,7 +665,45 @@ fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConf
             file.display()
         ));
     }
+    let request_timeout = match raw.request_timeout.as_deref() {
+        None => Some(crate::outgoing::REQUEST_TIMEOUT),
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(d) if d >= Duration::from_secs(1) => Some(d),
+            Ok(_) => {
+                problems.push(format!(
+                    "adobe.request_timeout: `{text}` is shorter than 1s: no answer would arrive in time; remove the key (default 30s) or set e.g. `60s`"
+                ));
+                None
+            }
+            Err(e) => {
+                problems.push(format!(
+                    "adobe.request_timeout: `{text}` is not a duration ({e}): write e.g. `30s` or `2m`"
+                ));
+                None
+            }
+        },
+    };
+    let max_answer_size = match raw.max_answer_size {
+        None => Some(DEFAULT_MAX_ANSWER_SIZE),
+        Some(raw) => match parse_size(&raw) {
+            Ok(n) if n >= 1024 => Some(n),
+            Ok(n) => {
+                problems.push(format!(
+                    "adobe.max_answer_size: {n} bytes would refuse every report: remove the key (default 128MiB) or set e.g. `256MiB`"
+                ));
+                None
+            }
+            Err(text) => {
+                problems.push(format!(
+                    "adobe.max_answer_size: `{text}` is not a size: write bytes, or a number with B, KiB, MiB or GiB, e.g. `256MiB`"
+                ));
+                None
+            }
+        },
+    };
     Some(AdobeConfig {
+        request_timeout: request_timeout?,
+        max_answer_size: max_answer_size?,
         max_concurrent_requests,
         proxy_url: proxy_url?,
         ca_file: raw.ca_file,
@@ -658,6 +713,34 @@ fn validate_adobe(raw: RawAdobe, problems: &mut Vec<String>) -> Option<AdobeConf
         time_zone: time_zone?,
         esm_time_zone: esm_time_zone?,
     })
+}
+
+/// Bytes of a size written as a number or with a unit (`B`, `KiB`, `MiB`,
+/// `GiB`, or `KB`, `MB`, `GB` in powers of 1000); the text when it is not one.
+fn parse_size(raw: &RawSize) -> Result<u64, String> {
+    let text = match raw {
+        RawSize::Bytes(n) => return Ok(*n),
+        RawSize::Text(text) => text.trim(),
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(text.to_owned()),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| text.to_owned())
 }
 
 /// The IANA time zone `name`. UTC is answered without the system's time

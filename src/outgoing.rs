@@ -42,10 +42,13 @@ pub fn client(
     ca_file: Option<&Path>,
 ) -> Result<reqwest::Client, ClientError> {
     install_crypto_provider();
+    // Redirects are never followed: Adobe's APIs do not redirect, and a
+    // redirect elsewhere must not take a request (and its token) along.
     let mut builder = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(Duration::from_secs(10).min(timeout))
         .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
         .gzip(true);
     if let Some(url) = proxy_url {
         let proxy = reqwest::Proxy::all(url.clone())
@@ -75,17 +78,20 @@ pub fn client(
     })
 }
 
-/// The client for `adobe`'s settings with the standard request timeout.
+/// The client for `adobe`'s settings (its request timeout, proxy and CAs).
 pub fn adobe_client(adobe: &crate::config::AdobeConfig) -> Result<reqwest::Client, ClientError> {
     client(
-        REQUEST_TIMEOUT,
+        adobe.request_timeout,
         adobe.proxy_url.as_ref(),
         adobe.ca_file.as_deref(),
     )
 }
 
-/// Timeout of one request to Adobe.
+/// Default timeout of one request to Adobe, answer included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most bytes read of a DCR answer (a few hundred are expected).
+pub const DCR_MAX_ANSWER: u64 = 1 << 20;
 
 /// The `Retry-After` header in seconds, if the server sent one.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -112,14 +118,20 @@ pub struct Answer {
     pub body: Bytes,
 }
 
-/// No answer came: the connection failed, timed out, or broke mid-body.
+/// No usable answer came.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{reason}")]
-pub struct Unreachable {
-    pub reason: String,
+pub enum ExchangeError {
+    /// The connection failed, timed out, or broke mid-body.
+    #[error("{reason}")]
+    Unreachable { reason: String },
+    /// The answer (decompressed) was longer than allowed; reading stopped there.
+    #[error("answer larger than {limit} bytes: reading stopped there (adobe.max_answer_size)")]
+    TooLarge { limit: u64 },
 }
 
-/// Sends `request` and reads its whole answer, recording the exchange in
+/// Sends `request` and reads its answer, at most `max_bytes` of it
+/// (decompressed): a longer one is abandoned as soon as it is known, from
+/// its `Content-Length` or while reading. Records the exchange in
 /// `cmu_exporter_http_requests_total` and its duration (`endpoint` labels it).
 /// Whatever the status, it is the caller's to interpret.
 pub async fn exchange(
@@ -127,13 +139,14 @@ pub async fn exchange(
     api: Api,
     endpoint: &str,
     request: reqwest::RequestBuilder,
-) -> Result<Answer, Unreachable> {
+    max_bytes: u64,
+) -> Result<Answer, ExchangeError> {
     let started = Instant::now();
     let response = match request.send().await {
         Ok(r) => r,
         Err(e) => {
             telemetry.http_request(api, endpoint, None, started.elapsed());
-            return Err(Unreachable {
+            return Err(ExchangeError::Unreachable {
                 reason: error_text(&e),
             });
         }
@@ -141,17 +154,51 @@ pub async fn exchange(
     let status = response.status();
     let retry_after = retry_after(response.headers());
     let last_modified = last_modified(response.headers());
-    let body = response.bytes().await;
+    let body = read_bounded(response, max_bytes).await;
     telemetry.http_request(api, endpoint, Some(status.as_u16()), started.elapsed());
-    let body = body.map_err(|e| Unreachable {
-        reason: error_text(&e),
-    })?;
     Ok(Answer {
         status,
         retry_after,
         last_modified,
-        body,
+        body: body?,
     })
+}
+
+/// The body of `response`, or an error as soon as it exceeds `max_bytes`.
+async fn read_bounded(
+    mut response: reqwest::Response,
+    max_bytes: u64,
+) -> Result<Bytes, ExchangeError> {
+    let too_large = ExchangeError::TooLarge { limit: max_bytes };
+    // A compressed body's length says nothing of what it expands to.
+    let compressed = response
+        .headers()
+        .contains_key(reqwest::header::CONTENT_ENCODING);
+    let announced = response.content_length().filter(|_| !compressed);
+    if announced.is_some_and(|n| n > max_bytes) {
+        return Err(too_large);
+    }
+    let mut body = bytes::BytesMut::with_capacity(
+        announced
+            .map_or(64 * 1024, |n| n as usize)
+            .min(max_bytes as usize),
+    );
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if (body.len() + chunk.len()) as u64 > max_bytes {
+                    return Err(too_large);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body.freeze()),
+            Err(e) => {
+                return Err(ExchangeError::Unreachable {
+                    reason: error_text(&e),
+                });
+            }
+        }
+    }
 }
 
 /// The first line of an error body, short, for messages.

@@ -286,6 +286,14 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         ),
         ("adobe.proxy_url", a.proxy_url != b.proxy_url),
         ("adobe.ca_file", a.ca_file != b.ca_file),
+        (
+            "adobe.request_timeout",
+            a.request_timeout != b.request_timeout,
+        ),
+        (
+            "adobe.max_answer_size",
+            a.max_answer_size != b.max_answer_size,
+        ),
         ("state_dir", old.state_dir != new.state_dir),
     ]
     .into_iter()

@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::Clock;
 use crate::credentials::{Credentials, CredentialsError};
-use crate::outgoing::{exchange, first_line};
+use crate::outgoing::{ExchangeError, exchange, first_line};
 use crate::report::{ReportApi, ReportPath};
 use crate::retry::{RetryPolicy, Verdict};
 use crate::telemetry::{Api, Telemetry};
@@ -64,6 +64,10 @@ pub enum ApiError {
     },
     #[error("{api} unreachable: {reason}")]
     Transport { api: ReportApi, reason: String },
+    #[error(
+        "{api} answer larger than {limit} bytes: reading stopped there; raise adobe.max_answer_size, or lower the report's limit or narrow it with filters"
+    )]
+    TooLarge { api: ReportApi, limit: u64 },
 }
 
 impl ApiError {
@@ -75,7 +79,8 @@ impl ApiError {
             ApiError::Status { status, .. } => *status >= 500,
             ApiError::Unauthorized { .. }
             | ApiError::NotFound { .. }
-            | ApiError::BadRequest { .. } => false,
+            | ApiError::BadRequest { .. }
+            | ApiError::TooLarge { .. } => false,
         }
     }
 
@@ -139,6 +144,8 @@ pub struct Fetched {
 pub struct ReportClient {
     http: reqwest::Client,
     bases: Bases,
+    /// Most bytes of an answer read (`adobe.max_answer_size`).
+    max_answer: u64,
     telemetry: Telemetry,
     clock: Clock,
 }
@@ -148,10 +155,17 @@ fn iso(t: DateTime) -> String {
 }
 
 impl ReportClient {
-    pub fn new(http: reqwest::Client, bases: Bases, telemetry: Telemetry, clock: Clock) -> Self {
+    /// The client of both APIs as `adobe` configures them.
+    pub fn new(
+        http: reqwest::Client,
+        adobe: &crate::config::AdobeConfig,
+        telemetry: Telemetry,
+        clock: Clock,
+    ) -> Self {
         Self {
             http,
-            bases,
+            bases: adobe.bases(),
+            max_answer: adobe.max_answer_size,
             telemetry,
             clock,
         }
@@ -242,12 +256,18 @@ impl ReportClient {
             .get(url)
             .bearer_auth(token.expose_secret())
             .header("accept", "application/json");
-        let answer = exchange(&self.telemetry, Api::Report(api), endpoint, request)
-            .await
-            .map_err(|e| ApiError::Transport {
-                api,
-                reason: e.reason,
-            })?;
+        let answer = exchange(
+            &self.telemetry,
+            Api::Report(api),
+            endpoint,
+            request,
+            self.max_answer,
+        )
+        .await
+        .map_err(|e| match e {
+            ExchangeError::Unreachable { reason } => ApiError::Transport { api, reason },
+            ExchangeError::TooLarge { limit } => ApiError::TooLarge { api, limit },
+        })?;
         let body = answer.body;
         match answer.status {
             s if s.is_success() => Ok(Fetched {

@@ -238,7 +238,7 @@ pub async fn run(
     let telemetry = app::telemetry_for(&config);
     let http = crate::outgoing::adobe_client(&config.adobe).map_err(StartError::from)?;
     let accounts = app::open_accounts(&config, http.clone(), clock.clone(), telemetry.clone())?;
-    let report_client = ReportClient::new(http, config.adobe.bases(), telemetry, clock.clone());
+    let report_client = ReportClient::new(http, &config.adobe, telemetry, clock.clone());
     let clients: BTreeMap<Option<String>, AuthorizedClient> = accounts
         .iter()
         .map(|credentials| {

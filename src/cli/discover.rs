@@ -26,12 +26,7 @@ fn online_client(
     let credentials = app::open_account(config, account, dcr, Clock::wall(), telemetry.clone())?;
     Ok(crate::wolap::AuthorizedClient {
         credentials: std::sync::Arc::new(credentials),
-        reports: crate::wolap::ReportClient::new(
-            http,
-            config.adobe.bases(),
-            telemetry,
-            Clock::wall(),
-        ),
+        reports: crate::wolap::ReportClient::new(http, &config.adobe, telemetry, Clock::wall()),
     })
 }
 

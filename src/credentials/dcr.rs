@@ -263,6 +263,14 @@ impl DcrClient {
             _ => None,
         }
         .ok_or_else(|| invalid("expires_in is not a number of seconds"))?;
+        // A token renewed a minute before it expires must live longer than
+        // that, or every request would ask for another.
+        let shortest = 2 * super::RENEW_MARGIN.as_secs() as u64;
+        if expires_in < shortest {
+            return Err(invalid(&format!(
+                "expires_in {expires_in} s is too short to use (under {shortest} s)"
+            )));
+        }
         if issued.access_token.is_empty() {
             return Err(invalid("empty access_token"));
         }
@@ -282,12 +290,18 @@ impl DcrClient {
         request: reqwest::RequestBuilder,
     ) -> Result<bytes::Bytes, DcrError> {
         self.pacer.turn().await;
-        let answer = exchange(&self.telemetry, Api::Dcr, endpoint, request)
-            .await
-            .map_err(|e| DcrError::Transport {
-                endpoint,
-                reason: e.reason,
-            })?;
+        let answer = exchange(
+            &self.telemetry,
+            Api::Dcr,
+            endpoint,
+            request,
+            crate::outgoing::DCR_MAX_ANSWER,
+        )
+        .await
+        .map_err(|e| DcrError::Transport {
+            endpoint,
+            reason: e.to_string(),
+        })?;
         let status = answer.status;
         match status {
             s if s.is_success() => Ok(answer.body),

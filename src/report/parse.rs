@@ -106,7 +106,7 @@ pub enum ParseError {
     },
     #[error("row {row}: {reason}")]
     Row { row: usize, reason: String },
-    #[error("the document has no `report` array: is this a CMU JSON report?")]
+    #[error("the document has no `report` array: is this a CMU or ESM JSON report?")]
     NoReport,
     #[error("cannot read the report: {reason}")]
     Read { reason: String },
@@ -283,7 +283,15 @@ impl<'s> ReportParser<'s> {
     fn step(&mut self, c: &mut Cursor<'_>) -> Step<bool> {
         match self.phase {
             Phase::Start => {
-                c.eat(b'{', "expected a CMU report object")?;
+                // A UTF-8 byte order mark is allowed before the document.
+                const BOM: &[u8] = b"\xEF\xBB\xBF";
+                let rest = &c.bytes[c.pos..];
+                if rest.starts_with(BOM) {
+                    c.pos += BOM.len();
+                } else if !rest.is_empty() && rest.len() < BOM.len() && BOM.starts_with(rest) {
+                    return Err(Stop::More);
+                }
+                c.eat(b'{', "expected a report object")?;
                 self.phase = Phase::Members { first: true };
             }
             Phase::Members { first } => {
@@ -658,6 +666,13 @@ impl<'s> State<'s> {
                 if !ascii && std::str::from_utf8(text).is_err() {
                     return Err(self.bad_value(field, "value", text, "valid UTF-8"));
                 }
+                if text.len() > MAX_DIMENSION_VALUE {
+                    let reason = format!(
+                        "a value of {} bytes is longer than any label should be ({MAX_DIMENSION_VALUE} at most)",
+                        text.len()
+                    );
+                    return Err(self.field_error(field, reason));
+                }
                 let slot = &mut self.dims[d];
                 slot.clear();
                 slot.extend_from_slice(text);
@@ -706,6 +721,10 @@ fn row_error(e: ParseError) -> Stop<Box<ParseError>> {
     Stop::Report(Box::new(e))
 }
 
+/// Longest dimension value accepted: it becomes a label value on every
+/// series of its row, and no MVPD or platform name comes near it.
+pub const MAX_DIMENSION_VALUE: usize = 4096;
+
 /// A whole number, with a fast path for plain digits (Adobe's usual form).
 fn parse_int(text: &[u8]) -> Option<i32> {
     if text.len() <= 9
@@ -723,7 +742,13 @@ fn parse_number(text: &[u8]) -> Option<f64> {
     {
         return Some(n as f64);
     }
-    std::str::from_utf8(text).ok()?.trim().parse().ok()
+    // `NaN`, `inf` and numbers beyond f64 (`1e400`) are no count: refused.
+    std::str::from_utf8(text)
+        .ok()?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
 }
 
 /// The value of 1 to 15 decimal digits, in one pass; `None` for anything else.
@@ -1043,6 +1068,52 @@ mod tests {
             br#"{"_links": {"self": 3}, "report": []}"#,
             "not valid JSON at line 1, column 12: `_links`: invalid type: integer `3`, expected struct Link",
         );
+    }
+
+    #[test]
+    fn hostile_values_are_refused_and_readable_ones_documented() {
+        let check = |doc: &[u8], message: &str| {
+            let err = parse_report(doc, None, &mut Collect::default()).unwrap_err();
+            assert_eq!(err.to_string(), message);
+        };
+        for (value, shown) in [("NaN", "NaN"), ("1e400", "1e400"), ("inf", "inf")] {
+            check(
+                format!(r#"{{"report": [{{"users": "{value}"}}]}}"#).as_bytes(),
+                &format!("row 0, field `users`: metric value \"{shown}\" is not a number"),
+            );
+        }
+        check(
+            br#"{"report": [{"users": 1e400}]}"#,
+            "row 0, field `users`: metric value \"1e400\" is not a number",
+        );
+        let long = format!(r#"{{"report": [{{"tenant": "{}"}}]}}"#, "x".repeat(5000));
+        check(
+            long.as_bytes(),
+            "row 0, field `tenant`: a value of 5000 bytes is longer than any label should be (4096 at most)",
+        );
+        // Readable, and exported as served: numbers as JSON numbers, negative,
+        // fractional and 30-digit values, a byte order mark before the document.
+        let doc = "\u{feff}{\"report\": [{\"tenant\": \"A\", \"a\": 7, \"b\": \"-3\", \"c\": \"2.5\", \"d\": \"123456789012345678901234567890\"}]}";
+        let mut sink = Collect::default();
+        parse_report(doc.as_bytes(), None, &mut sink).unwrap();
+        assert_eq!(
+            sink.0[0].2,
+            vec![
+                Some(7.0),
+                Some(-3.0),
+                Some(2.5),
+                Some(1.2345678901234568e29)
+            ]
+        );
+        for step in 1..4 {
+            let mut pieces = Collect::default();
+            let mut reader = Trickle {
+                bytes: doc.as_bytes(),
+                step,
+            };
+            parse_in_pieces(&mut reader, None, &mut pieces, step).unwrap();
+            assert_eq!(pieces.0, sink.0, "a BOM read {step} bytes at a time");
+        }
     }
 
     #[test]
