@@ -115,6 +115,9 @@ impl Reports {
                 if snapshot.rows as u64 >= u64::from(limit) {
                     self.telemetry.poll_truncated(report, limit);
                 }
+                if snapshot.duplicates > 0 {
+                    self.telemetry.duplicate_rows(report, snapshot.duplicates);
+                }
                 if snapshot.dropped > 0 {
                     self.telemetry.series_dropped(
                         report,

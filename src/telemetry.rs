@@ -95,6 +95,7 @@ pub struct Telemetry {
     report_next_poll: GaugeVec,
     polls: IntCounterVec,
     truncated: IntCounterVec,
+    duplicates: IntCounterVec,
     dropped: IntCounterVec,
     reload_ok: IntGauge,
     reload_success: Gauge,
@@ -271,6 +272,11 @@ impl Telemetry {
             truncated: counter(
                 "cmu_exporter_report_truncated_total",
                 "Polls whose answer had as many rows as the limit asked for, so rows may be missing: raise the report's limit.",
+                &["report"],
+            ),
+            duplicates: counter(
+                "cmu_exporter_report_duplicate_rows_total",
+                "Rows of a report's answers that repeated the labels of an earlier row: the first was kept.",
                 &["report"],
             ),
             dropped: counter(
@@ -506,6 +512,19 @@ impl Telemetry {
             report,
             limit,
             "answer has as many rows as the limit: rows may be missing; raise the report's limit"
+        );
+    }
+
+    /// A report's answer repeated rows; the first of each was kept.
+    pub fn duplicate_rows(&self, report: &str, rows: usize) {
+        self.touch();
+        self.duplicates
+            .with_label_values(&[report])
+            .inc_by(rows as u64);
+        tracing::warn!(
+            report,
+            rows,
+            "answer repeats rows with the same labels: the first of each is kept"
         );
     }
 

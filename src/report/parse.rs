@@ -679,6 +679,15 @@ impl<'s> State<'s> {
                 self.dim_seen[d] = self.rows;
             }
             Role::Metric(m) => match parse_number(text) {
+                // Every metric of both APIs counts something: none is negative.
+                Some(v) if v < 0.0 => {
+                    return Err(self.bad_value(
+                        field,
+                        "metric value",
+                        text,
+                        "a count (it is negative)",
+                    ));
+                }
                 Some(v) => self.metrics[m] = Some(v),
                 None => return Err(self.bad_value(field, "metric value", text, "a number")),
             },
@@ -1086,24 +1095,23 @@ mod tests {
             br#"{"report": [{"users": 1e400}]}"#,
             "row 0, field `users`: metric value \"1e400\" is not a number",
         );
+        check(
+            br#"{"report": [{"users": "-3"}]}"#,
+            "row 0, field `users`: metric value \"-3\" is not a count (it is negative)",
+        );
         let long = format!(r#"{{"report": [{{"tenant": "{}"}}]}}"#, "x".repeat(5000));
         check(
             long.as_bytes(),
             "row 0, field `tenant`: a value of 5000 bytes is longer than any label should be (4096 at most)",
         );
-        // Readable, and exported as served: numbers as JSON numbers, negative,
+        // Readable, and exported as served: numbers as JSON numbers,
         // fractional and 30-digit values, a byte order mark before the document.
-        let doc = "\u{feff}{\"report\": [{\"tenant\": \"A\", \"a\": 7, \"b\": \"-3\", \"c\": \"2.5\", \"d\": \"123456789012345678901234567890\"}]}";
+        let doc = "\u{feff}{\"report\": [{\"tenant\": \"A\", \"a\": 7, \"b\": \"0\", \"c\": \"2.5\", \"d\": \"123456789012345678901234567890\"}]}";
         let mut sink = Collect::default();
         parse_report(doc.as_bytes(), None, &mut sink).unwrap();
         assert_eq!(
             sink.0[0].2,
-            vec![
-                Some(7.0),
-                Some(-3.0),
-                Some(2.5),
-                Some(1.2345678901234568e29)
-            ]
+            vec![Some(7.0), Some(0.0), Some(2.5), Some(1.2345678901234568e29)]
         );
         for step in 1..4 {
             let mut pieces = Collect::default();

@@ -51,6 +51,28 @@ pub enum Fault {
     OAuthError(String),
     /// Answer normally after this delay.
     Slow(Duration),
+    /// Answer exactly this: any status, headers and body (a hostile answer).
+    Raw {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: bytes::Bytes,
+    },
+    /// Send the first half of the normal answer, then nothing for this long.
+    Stall(Duration),
+    /// 200 with a JSON-looking body of this many bytes, streamed as it goes
+    /// (no `Content-Length`): far more than anyone should read.
+    Endless(u64),
+}
+
+impl Fault {
+    /// A hostile answer: `status`, a content type and `body`.
+    pub fn raw(status: u16, content_type: &str, body: impl Into<bytes::Bytes>) -> Self {
+        Fault::Raw {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
 }
 
 /// One request as the simulator saw it.

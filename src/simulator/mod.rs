@@ -36,6 +36,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use jiff::tz::TimeZone;
 use tokio::task::JoinHandle;
 use tower_http::compression::CompressionLayer;
@@ -470,7 +471,15 @@ async fn answer(
     peer: SocketAddr,
 ) -> Response {
     let mut truncate = false;
+    let mut stall = None;
     match shared.recorder.take(endpoint) {
+        Some(Fault::Raw {
+            status,
+            headers,
+            body,
+        }) => return raw_answer(status, &headers, body),
+        Some(Fault::Endless(bytes)) => return endless(bytes),
+        Some(Fault::Stall(pause)) => stall = Some(pause),
         Some(Fault::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (
@@ -516,11 +525,77 @@ async fn answer(
         Endpoint::Cmu => wolap::report(shared, &shared.cmu, path, query, headers).0,
         Endpoint::Esm => wolap::report(shared, &shared.esm, path, query, headers).0,
     };
-    if truncate {
-        truncated(response).await
-    } else {
-        response
+    match (truncate, stall) {
+        (true, _) => truncated(response).await,
+        (_, Some(pause)) => stalled(response, pause).await,
+        _ => response,
     }
+}
+
+/// Exactly the answer a fault describes.
+fn raw_answer(status: u16, headers: &[(String, String)], body: Bytes) -> Response {
+    let mut response = Response::new(axum::body::Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(name.as_bytes()),
+            axum::http::HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+/// 200 and `total` bytes of a report that never closes, streamed.
+fn endless(total: u64) -> Response {
+    const CHUNK: usize = 64 * 1024;
+    let filler = Bytes::from(
+        br#"{"tenant":"ACME","active-users":"1"},"#
+            .iter()
+            .copied()
+            .cycle()
+            .take(CHUNK)
+            .collect::<Vec<u8>>(),
+    );
+    let head = Bytes::from_static(br#"{"report":["#);
+    let stream = futures_util::stream::unfold(0u64, move |sent| {
+        let filler = filler.clone();
+        let head = head.clone();
+        async move {
+            if sent >= total {
+                return None;
+            }
+            let chunk = if sent == 0 { head } else { filler };
+            let next = sent + chunk.len() as u64;
+            Some((Ok::<_, std::io::Error>(chunk), next))
+        }
+    });
+    let mut response = Response::new(axum::body::Body::from_stream(stream));
+    response
+        .headers_mut()
+        .insert("content-type", "application/json".parse().expect("static"));
+    response
+}
+
+/// The same answer, its first half sent at once and the rest after `pause`.
+async fn stalled(response: Response, pause: Duration) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let (first, second) = (
+        bytes.slice(..bytes.len() / 2),
+        bytes.slice(bytes.len() / 2..),
+    );
+    let pieces = futures_util::stream::iter([(first, Duration::ZERO), (second, pause)]).then(
+        |(piece, wait)| async move {
+            tokio::time::sleep(wait).await;
+            Ok::<_, std::io::Error>(piece)
+        },
+    );
+    parts.headers.remove("content-length");
+    Response::from_parts(parts, axum::body::Body::from_stream(pieces))
 }
 
 /// The same answer with its body cut in half.

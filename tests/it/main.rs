@@ -11,6 +11,7 @@ mod credentials;
 mod deploy;
 mod end_to_end;
 mod esm;
+mod hostile;
 mod monitoring;
 mod operations;
 mod reports;
