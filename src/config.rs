@@ -387,6 +387,7 @@ impl Config {
             client_id_file: raw_adobe.client_id_file.take(),
             client_secret_file: raw_adobe.client_secret_file.take(),
         };
+        let listed: Vec<String> = raw.accounts.iter().map(|a| a.name.clone()).collect();
         let accounts = validate_accounts(single, raw.accounts, &mut problems);
         let adobe = validate_adobe(raw_adobe, &mut problems);
         let state_dir = raw.state_dir.unwrap_or_else(|| {
@@ -401,7 +402,9 @@ impl Config {
             .reports
             .into_iter()
             .enumerate()
-            .filter_map(|(i, r)| validate_report(i, r, &mut names, &accounts, &mut problems))
+            .filter_map(|(i, r)| {
+                validate_report(i, r, &mut names, (&accounts, &listed), &mut problems)
+            })
             .collect();
         match adobe {
             Some(adobe) if problems.is_empty() => Ok(Self {
@@ -851,7 +854,7 @@ fn validate_report(
     i: usize,
     raw: RawReport,
     names: &mut HashSet<String>,
-    accounts: &[AccountConfig],
+    (accounts, listed_names): (&[AccountConfig], &[String]),
     problems: &mut Vec<String>,
 ) -> Option<ReportConfig> {
     let key = |field: &str| format!("reports[{i}].{field}");
@@ -870,7 +873,7 @@ fn validate_report(
         ReportApi::Cmu => "tenant/year/month/day",
         ReportApi::Esm => "media-company/year/month/day/proxy/mvpd",
     };
-    let listed = accounts.iter().any(|a| a.name.is_some());
+    let listed = !listed_names.is_empty();
     let account = match (&raw.account, listed) {
         (None, false) => None,
         (Some(name), false) => {
@@ -891,6 +894,8 @@ fn validate_report(
         }
         (Some(name), true) => match accounts.iter().find(|a| a.label() == Some(name.as_str())) {
             Some(a) => a.name.clone(),
+            // Listed but refused: its own problem already says why.
+            None if listed_names.contains(name) => None,
             None => {
                 let names: Vec<&str> = accounts.iter().filter_map(AccountConfig::label).collect();
                 problems.push(format!(

@@ -94,7 +94,13 @@ pub(super) async fn check_online(file: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-pub(super) fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+/// Checks the configuration file and, with `--web.config.file`, the web
+/// configuration the service would load.
+pub(super) fn check_config(
+    file: &std::path::Path,
+    web: Option<&std::path::Path>,
+    read_header_timeout: std::time::Duration,
+) -> anyhow::Result<()> {
     let config = Config::load(file).context("configuration is not valid")?;
     print!("{}", config.explain());
     for account in &config.accounts {
@@ -114,6 +120,10 @@ pub(super) fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
             }
             Err(e) => return Err(anyhow!("configuration is valid, but {who}{e}")),
         }
+    }
+    if let Some(web) = web {
+        crate::incoming::WebConfig::load(web, read_header_timeout)?;
+        println!("web configuration {}: valid", web.display());
     }
     println!("configuration is valid");
     Ok(())

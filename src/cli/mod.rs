@@ -233,7 +233,8 @@ pub fn main() -> ExitCode {
             scale,
         }) => run_async(service::simulate(&listen, token_lifetime.into(), scale)),
         Some(Command::CheckConfig { file, online }) => {
-            discover::check_config(&file).and_then(|()| {
+            let web = cli.web_config_file.as_deref();
+            discover::check_config(&file, web, cli.read_header_timeout.into()).and_then(|()| {
                 if online {
                     run_async(discover::check_online(&file))
                 } else {

@@ -128,6 +128,15 @@ pub fn http_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder().timeout(Duration::from_secs(30))
 }
 
+/// POSTs to `url` (no body): status and text.
+pub async fn post(url: &str) -> (u16, String) {
+    let response = http().post(url).send().await.expect("POST succeeds");
+    (
+        response.status().as_u16(),
+        response.text().await.unwrap_or_default(),
+    )
+}
+
 pub async fn get_text(url: &str) -> (u16, String) {
     let response = http().get(url).send().await.expect("GET succeeds");
     let status = response.status().as_u16();

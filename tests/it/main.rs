@@ -6,6 +6,7 @@ mod common;
 
 mod accounts;
 mod backfill;
+mod bad_config;
 mod cli;
 mod credentials;
 mod deploy;

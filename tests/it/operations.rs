@@ -146,14 +146,6 @@ fn cmu_calls_to(sim: &Simulator, path: &str) -> usize {
         .count()
 }
 
-async fn post(url: &str) -> (u16, String) {
-    let response = http().post(url).send().await.expect("POST succeeds");
-    (
-        response.status().as_u16(),
-        response.text().await.unwrap_or_default(),
-    )
-}
-
 const HOURLY_REPORT: &str =
     "  - name: hourly\n    path: tenant/year/month/day/hour\n    interval: 1h\n";
 const MONTHLY: &str = "  - name: monthly\n    path: tenant/year/month\n    interval: 1h\n";
