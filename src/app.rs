@@ -224,6 +224,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
             listener,
             app,
             options.web.clone(),
+            telemetry.clone(),
             shutdown.signal(),
         ));
     }

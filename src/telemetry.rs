@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Which remote API a request went to.
@@ -96,6 +96,9 @@ pub struct Telemetry {
     polls: IntCounterVec,
     truncated: IntCounterVec,
     duplicates: IntCounterVec,
+    connections_refused: IntCounter,
+    /// Unix second of the last "connection refused" log line.
+    refusal_logged: Arc<std::sync::atomic::AtomicU64>,
     dropped: IntCounterVec,
     reload_ok: IntGauge,
     reload_success: Gauge,
@@ -274,6 +277,14 @@ impl Telemetry {
                 "Polls whose answer had as many rows as the limit asked for, so rows may be missing: raise the report's limit.",
                 &["report"],
             ),
+            connections_refused: register(
+                &r,
+                IntCounter::new(
+                    "cmu_exporter_http_connections_refused_total",
+                    "Connections to the exporter's own server closed at once because --web.max-connections were open.",
+                )
+                .expect("valid metric"),
+            ),
             duplicates: counter(
                 "cmu_exporter_report_duplicate_rows_total",
                 "Rows of a report's answers that repeated the labels of an earlier row: the first was kept.",
@@ -317,6 +328,7 @@ impl Telemetry {
             ),
             per_report: PerReport(per_report.take()),
             generation: Arc::default(),
+            refusal_logged: Arc::default(),
             registry: r,
         }
     }
@@ -513,6 +525,35 @@ impl Telemetry {
             limit,
             "answer has as many rows as the limit: rows may be missing; raise the report's limit"
         );
+    }
+
+    /// A connection to our server was refused: `max` were open already.
+    /// Logged at most once a minute (a flood must not flood the log too).
+    pub fn connection_refused(&self, max: usize) {
+        self.touch();
+        self.connections_refused.inc();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self
+            .refusal_logged
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if now >= last + 60
+            && self
+                .refusal_logged
+                .compare_exchange(
+                    last,
+                    now,
+                    std::sync::atomic::Ordering::Relaxed,
+                    std::sync::atomic::Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            tracing::warn!(
+                max_connections = max,
+                "connection refused: --web.max-connections are open (counted in cmu_exporter_http_connections_refused_total)"
+            );
+        }
     }
 
     /// A report's answer repeated rows; the first of each was kept.

@@ -99,7 +99,7 @@ pub(super) async fn check_online(file: &std::path::Path) -> anyhow::Result<()> {
 pub(super) fn check_config(
     file: &std::path::Path,
     web: Option<&std::path::Path>,
-    read_header_timeout: std::time::Duration,
+    limits: crate::incoming::ConnectionLimits,
 ) -> anyhow::Result<()> {
     let config = Config::load(file).context("configuration is not valid")?;
     print!("{}", config.explain());
@@ -122,7 +122,7 @@ pub(super) fn check_config(
         }
     }
     if let Some(web) = web {
-        crate::incoming::WebConfig::load(web, read_header_timeout)?;
+        crate::incoming::WebConfig::load(web, limits)?;
         println!("web configuration {}: valid", web.display());
     }
     println!("configuration is valid");

@@ -64,6 +64,27 @@ pub struct Cli {
         value_name = "DURATION"
     )]
     read_header_timeout: humantime::Duration,
+    /// Time an answer may wait on a client that does not read it; then the
+    /// connection is closed.
+    #[arg(
+        long = "web.write-timeout",
+        env = "CMU_EXPORTER_WEB_WRITE_TIMEOUT",
+        global = true,
+        default_value = "30s",
+        value_name = "DURATION"
+    )]
+    write_timeout: humantime::Duration,
+    /// Most connections open at once; more are closed as soon as accepted
+    /// (and counted in cmu_exporter_http_connections_refused_total).
+    #[arg(
+        long = "web.max-connections",
+        env = "CMU_EXPORTER_WEB_MAX_CONNECTIONS",
+        global = true,
+        default_value_t = crate::incoming::config::DEFAULT_MAX_CONNECTIONS,
+        value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_connections: usize,
     /// This process's shard, from 0: it polls the reports whose name hashes
     /// to it. `auto` takes the ordinal at the end of the host name, as a
     /// StatefulSet names its pods (`cmu-exporter-2` is shard 2).
@@ -102,6 +123,17 @@ pub struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+impl Cli {
+    /// The limits every connection of the service is held to.
+    fn connection_limits(&self) -> crate::incoming::ConnectionLimits {
+        crate::incoming::ConnectionLimits {
+            read_header_timeout: self.read_header_timeout.into(),
+            write_timeout: self.write_timeout.into(),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -224,6 +256,7 @@ pub fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);
+    let limits = cli.connection_limits();
     let outcome = match cli.command {
         None => run_async(service::serve(&cli)),
         Some(Command::Demo) => run_async(service::demo(&cli)),
@@ -234,7 +267,7 @@ pub fn main() -> ExitCode {
         }) => run_async(service::simulate(&listen, token_lifetime.into(), scale)),
         Some(Command::CheckConfig { file, online }) => {
             let web = cli.web_config_file.as_deref();
-            discover::check_config(&file, web, cli.read_header_timeout.into()).and_then(|()| {
+            discover::check_config(&file, web, limits).and_then(|()| {
                 if online {
                     run_async(discover::check_online(&file))
                 } else {

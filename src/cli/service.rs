@@ -37,10 +37,10 @@ fn service_options(
     default_listen: &str,
     config_file: Option<PathBuf>,
 ) -> anyhow::Result<Options> {
-    let timeout = cli.read_header_timeout.into();
+    let limits = cli.connection_limits();
     let web = match &cli.web_config_file {
-        Some(file) => WebConfig::load(file, timeout)?,
-        None => WebConfig::plain(timeout),
+        Some(file) => WebConfig::load(file, limits)?,
+        None => WebConfig::plain(limits),
     };
     Ok(Options {
         listen: listen_addresses(&cli.listen, default_listen)?,

@@ -31,6 +31,46 @@ use super::tls::{RawTls, TlsError, tls_acceptor};
 /// to finish the handshake). It also closes idle keep-alive connections.
 pub const DEFAULT_READ_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Default time an answer may wait on a client that does not read it.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default most connections open at once: far more than any number of
+/// Prometheus servers and browsers, far fewer than the file descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+
+/// What a client may hold of the server: each limit ends the connections
+/// that exceed it, so no client can hold memory or a connection for long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Time to send the request headers (and finish a TLS handshake); idle
+    /// keep-alive connections close after it too.
+    pub read_header_timeout: Duration,
+    /// Time an answer may wait on a client that does not read it.
+    pub write_timeout: Duration,
+    /// Connections open at once; more are closed as soon as accepted.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            read_header_timeout: DEFAULT_READ_HEADER_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// The defaults, with this read-header timeout.
+    pub fn with_read_header_timeout(read_header_timeout: Duration) -> Self {
+        Self {
+            read_header_timeout,
+            ..Self::default()
+        }
+    }
+}
+
 /// Most bytes of request line and headers buffered per connection; beyond
 /// it the request is refused (431). Scrapes send a few hundred.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -59,8 +99,7 @@ pub enum WebConfigError {
 pub struct WebConfig {
     pub(super) tls: Option<TlsAcceptor>,
     auth: Option<Arc<BasicAuth>>,
-    /// See [`DEFAULT_READ_HEADER_TIMEOUT`].
-    pub read_header_timeout: Duration,
+    pub limits: ConnectionLimits,
 }
 
 impl Default for WebConfig {
@@ -69,7 +108,7 @@ impl Default for WebConfig {
         Self {
             tls: None,
             auth: None,
-            read_header_timeout: DEFAULT_READ_HEADER_TIMEOUT,
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -80,7 +119,7 @@ impl std::fmt::Debug for WebConfig {
         f.debug_struct("WebConfig")
             .field("tls", &self.tls.is_some())
             .field("basic_auth_users", &self.auth.as_ref().map(|a| a.users()))
-            .field("read_header_timeout", &self.read_header_timeout)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -95,15 +134,15 @@ struct RawWebConfig {
 
 impl WebConfig {
     /// Plain HTTP, no auth.
-    pub fn plain(read_header_timeout: Duration) -> Self {
+    pub fn plain(limits: ConnectionLimits) -> Self {
         Self {
-            read_header_timeout,
+            limits,
             ..Self::default()
         }
     }
 
     /// Reads and checks a web configuration file. Errors name the key and the fix.
-    pub fn load(path: &Path, read_header_timeout: Duration) -> Result<Self, WebConfigError> {
+    pub fn load(path: &Path, limits: ConnectionLimits) -> Result<Self, WebConfigError> {
         let text = std::fs::read_to_string(path).map_err(|cause| WebConfigError::Read {
             path: path.to_owned(),
             cause,
@@ -138,11 +177,7 @@ impl WebConfig {
                 })?;
             Some(Arc::new(auth))
         };
-        Ok(Self {
-            tls,
-            auth,
-            read_header_timeout,
-        })
+        Ok(Self { tls, auth, limits })
     }
 
     /// Whether pages are served over TLS.
@@ -172,7 +207,7 @@ mod tests {
         let file = dir.path().join("web.yml");
         let load = |text: &str| {
             std::fs::write(&file, text).unwrap();
-            WebConfig::load(&file, DEFAULT_READ_HEADER_TIMEOUT)
+            WebConfig::load(&file, ConnectionLimits::default())
                 .unwrap_err()
                 .to_string()
         };

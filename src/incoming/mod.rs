@@ -14,6 +14,8 @@ pub mod pages;
 pub mod serve;
 pub mod tls;
 
-pub use config::{DEFAULT_READ_HEADER_TIMEOUT, MAX_HEADER_BYTES, WebConfig, WebConfigError};
+pub use config::{
+    ConnectionLimits, DEFAULT_READ_HEADER_TIMEOUT, MAX_HEADER_BYTES, WebConfig, WebConfigError,
+};
 pub use pages::{AppState, TEXT_FORMAT, router};
 pub use serve::serve;

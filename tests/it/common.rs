@@ -522,6 +522,7 @@ pub async fn forwarder(
         listener,
         app,
         web,
+        cmu_exporter::telemetry::Telemetry::new(),
         stop.signal(),
     ));
     Forwarder {
@@ -575,7 +576,11 @@ pub fn tls_web_config(pki: &Pki, dir: &Path) -> cmu_exporter::incoming::WebConfi
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
     )
     .unwrap();
-    cmu_exporter::incoming::WebConfig::load(&file, Duration::from_secs(10)).unwrap()
+    cmu_exporter::incoming::WebConfig::load(
+        &file,
+        cmu_exporter::incoming::ConnectionLimits::default(),
+    )
+    .unwrap()
 }
 
 /// A child process killed when dropped.
@@ -616,4 +621,15 @@ pub async fn query(prometheus: &str, expr: &str) -> Vec<serde_json::Value> {
         .as_array()
         .cloned()
         .unwrap_or_default()
+}
+
+/// Peak resident memory of a process, in bytes (`VmHWM`).
+pub fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
 }

@@ -166,17 +166,6 @@ async fn counter(base: &str, series: &str) -> f64 {
     metric_value(base, series).await.unwrap_or(0.0)
 }
 
-/// Peak resident memory of a process, in bytes (`VmHWM`).
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib * 1024
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_answers_fail_one_poll_keep_the_values_and_bound_memory() {
     let sim = simulator().await;

@@ -8,7 +8,7 @@ use crate::common::*;
 use cmu_exporter::app::{self, Options, Running};
 use cmu_exporter::clock::Clock;
 use cmu_exporter::config::Config;
-use cmu_exporter::incoming::WebConfig;
+use cmu_exporter::incoming::{ConnectionLimits, WebConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const REPORT: &str = "  - name: daily\n    path: tenant/year/month/day\n    interval: 1h\n";
@@ -28,7 +28,14 @@ async fn start(config: &Path, listen: usize, web: WebConfig) -> Running {
 #[tokio::test]
 async fn every_listen_address_serves_the_same_metrics() {
     let (_sim, _dir, config) = simulator_and_config(REPORT).await;
-    let exporter = start(&config, 2, WebConfig::plain(Duration::from_secs(10))).await;
+    let exporter = start(
+        &config,
+        2,
+        WebConfig::plain(ConnectionLimits::with_read_header_timeout(
+            Duration::from_secs(10),
+        )),
+    )
+    .await;
     assert_eq!(exporter.addrs.len(), 2);
     assert_ne!(exporter.addrs[0], exporter.addrs[1]);
     for addr in &exporter.addrs {
@@ -72,7 +79,7 @@ async fn tls_with_client_certificates_and_basic_auth_admit_only_the_right_client
         ),
     )
     .unwrap();
-    let web = WebConfig::load(&web_file, Duration::from_secs(10)).expect("valid web config");
+    let web = WebConfig::load(&web_file, ConnectionLimits::default()).expect("valid web config");
     assert!(web.is_tls());
     let exporter = start(&config, 1, web).await;
     let url = format!("https://127.0.0.1:{}/metrics", exporter.addrs[0].port());
@@ -186,7 +193,14 @@ async fn slow_client(addr: std::net::SocketAddr, pace: Duration) -> (Duration, V
 #[tokio::test]
 async fn a_client_sending_headers_byte_by_byte_is_cut_off_and_others_are_served() {
     let (_sim, _dir, config) = simulator_and_config(REPORT).await;
-    let exporter = start(&config, 1, WebConfig::plain(Duration::from_secs(2))).await;
+    let exporter = start(
+        &config,
+        1,
+        WebConfig::plain(ConnectionLimits::with_read_header_timeout(
+            Duration::from_secs(2),
+        )),
+    )
+    .await;
     let addr = exporter.addrs[0];
     let base = exporter.url();
     wait_for("the report", WAIT, || async {
@@ -221,7 +235,14 @@ async fn a_client_sending_headers_byte_by_byte_is_cut_off_and_others_are_served(
 #[tokio::test]
 async fn oversized_request_headers_are_refused() {
     let (_sim, _dir, config) = simulator_and_config(REPORT).await;
-    let exporter = start(&config, 1, WebConfig::plain(Duration::from_secs(10))).await;
+    let exporter = start(
+        &config,
+        1,
+        WebConfig::plain(ConnectionLimits::with_read_header_timeout(
+            Duration::from_secs(10),
+        )),
+    )
+    .await;
     let mut stream = tokio::net::TcpStream::connect(exporter.addrs[0])
         .await
         .unwrap();
@@ -242,4 +263,143 @@ async fn oversized_request_headers_are_refused() {
         200
     );
     exporter.stop().await;
+}
+
+/// A report of about 10,000 series, and the exporter as its own process
+/// (to read its memory) with tight connection limits.
+async fn big_exporter(
+    max_connections: usize,
+) -> (
+    cmu_exporter::simulator::Simulator,
+    tempfile::TempDir,
+    Process,
+) {
+    let (sim, dir, config) = simulator_and_config_with(
+        cmu_exporter::simulator::SimulatorConfig {
+            scale: 10,
+            ..Default::default()
+        },
+        "  - name: big\n    path: tenant/year/month/day/hour/mvpd/platform/application-id/application\n    bucket: partial\n    interval: 1h\n",
+    )
+    .await;
+    let exporter = spawn_binary(
+        &config,
+        &[
+            "--web.max-connections",
+            &max_connections.to_string(),
+            "--web.write-timeout",
+            "2s",
+            "--web.read-header-timeout",
+            "2s",
+        ],
+        &[],
+    );
+    let up = "cmu_exporter_report_up{report=\"big\"}";
+    wait_for_value("the big report", WAIT, &exporter.base, up, 1.0).await;
+    (sim, dir, exporter)
+}
+
+/// Sends a scrape request on a new connection and never reads the answer.
+async fn never_reads(addr: &str) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrape_abuse_is_bounded_and_others_are_served() {
+    let (_sim, _dir, exporter) = big_exporter(250).await;
+    let base = exporter.base.clone();
+    let addr = base.trim_start_matches("http://").to_owned();
+    let (_, page) = get_text(&format!("{base}/metrics")).await;
+    assert!(page.len() > 1 << 20, "a page of {} bytes", page.len());
+
+    // 200 concurrent scrapes, each on its own connection: all answered in full.
+    let client = http_builder().pool_max_idle_per_host(0).build().unwrap();
+    let scrapes: Vec<_> = (0..200)
+        .map(|_| {
+            let (client, url) = (client.clone(), format!("{base}/metrics"));
+            tokio::spawn(async move {
+                let answer = client.get(url).send().await.unwrap();
+                (
+                    answer.status().as_u16(),
+                    answer.bytes().await.unwrap().len(),
+                )
+            })
+        })
+        .collect();
+    for scrape in scrapes {
+        let (status, len) = scrape.await.unwrap();
+        assert_eq!(status, 200);
+        assert!(len > 1 << 20, "a whole page: {len} bytes");
+    }
+
+    // Readers that never read: the others are served meanwhile, and the
+    // stalled answers are given up after the write timeout.
+    let mut stalled = Vec::new();
+    for _ in 0..30 {
+        stalled.push(never_reads(&addr).await);
+    }
+    for _ in 0..10 {
+        let (status, text) = get_text(&format!("{base}/metrics")).await;
+        assert_eq!(status, 200);
+        assert_eq!(text.len(), page.len());
+    }
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    for mut stream in stalled {
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(WAIT, stream.read_to_end(&mut got)).await;
+        assert!(read.is_ok(), "the server closed the stalled connection");
+        assert!(
+            got.len() < page.len(),
+            "the stalled answer was cut: {} bytes",
+            got.len()
+        );
+    }
+
+    // Connections over the limit are refused at once, not queued.
+    let mut idle = Vec::new();
+    for _ in 0..250 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..20 {
+        let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let _ = extra
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await;
+        let mut got = Vec::new();
+        let _ = tokio::time::timeout(WAIT, extra.read_to_end(&mut got)).await;
+        assert!(
+            got.is_empty(),
+            "no answer over the limit: {}",
+            String::from_utf8_lossy(&got[..got.len().min(80)])
+        );
+    }
+    drop(idle);
+    // Once the idle ones are gone, scrapes are served again and the refusals show.
+    let refused = wait_for("the refusals counted", WAIT, || async {
+        metric_value(&base, "cmu_exporter_http_connections_refused_total")
+            .await
+            .filter(|n| *n >= 20.0)
+    })
+    .await;
+    assert!(refused >= 20.0);
+    let peak = peak_rss(exporter.child.id());
+    println!(
+        "scrape abuse: page {} KiB, peak resident memory {} MiB",
+        page.len() >> 10,
+        peak >> 20
+    );
+    assert!(peak < 200 << 20, "peak memory {} MiB", peak >> 20);
+    let (status, log) = exporter.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(
+        log.matches("connection refused").count(),
+        1,
+        "one warning for a flood of refusals:\n{log}"
+    );
 }
