@@ -84,6 +84,10 @@ fn sanitize(name: &str, out: &mut String) {
     }));
 }
 
+/// Suffixes that mean a counter, a histogram or a summary: a gauge's name
+/// never ends with one.
+pub const RESERVED_SUFFIXES: [&str; 5] = ["_count", "_sum", "_bucket", "_total", "_created"];
+
 /// The family a metric of Adobe's becomes, and the factor from Adobe's
 /// unit to the family's base unit.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,8 +102,8 @@ pub struct MetricFamily {
 /// (milliseconds) -> `esm_authz_latency_seconds`, divided by 1000.
 ///
 /// ESM's `count` (events by event and reason) is `esm_events`: a gauge
-/// named `_count`, `_sum` or `_bucket` would read as part of a histogram,
-/// so any other such name gets `_value` appended.
+/// named with a suffix of counters and histograms ([`RESERVED_SUFFIXES`])
+/// would read as one, so any other such name gets `_value` appended.
 pub fn metric_family(api: ReportApi, metric: &str) -> MetricFamily {
     match (api, metric) {
         (ReportApi::Esm, ESM_LATENCY_METRIC) => {
@@ -120,10 +124,7 @@ pub fn metric_family(api: ReportApi, metric: &str) -> MetricFamily {
     let mut name = String::with_capacity(prefix.len() + metric.len() + 6);
     name.push_str(prefix);
     sanitize(metric, &mut name);
-    if ["_count", "_sum", "_bucket"]
-        .iter()
-        .any(|s| name.ends_with(s))
-    {
+    if RESERVED_SUFFIXES.iter().any(|s| name.ends_with(s)) {
         name.push_str("_value");
     }
     MetricFamily { name, factor: 1.0 }
@@ -225,6 +226,7 @@ mod tests {
         );
         assert_eq!(esm("count").name, "esm_events");
         assert_eq!(esm("retry-count").name, "esm_retry_count_value");
+        assert_eq!(cmu("streams-total"), "cmu_streams_total_value");
         assert_eq!(cmu("bstreams_sum"), "cmu_bstreams_sum_value");
         // CMU has no such metric: the rule is ESM's alone.
         assert_eq!(cmu("authz-latency"), "cmu_authz_latency");

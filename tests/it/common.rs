@@ -453,6 +453,29 @@ pub fn promtool_accepts(what: &str, text: &str) {
     );
 }
 
+/// Checks that promtool's text parser reads `text` (its style lints, such
+/// as abbreviated units in an undocumented metric's name, are not errors).
+pub fn promtool_parses(what: &str, text: &str) {
+    let mut check = std::process::Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut check.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let out = check.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !said.contains("error while linting") && !said.contains("parsing error"),
+        "promtool cannot parse {what}: {said}\n{text}"
+    );
+}
+
 /// A small HTTP forwarder for tests of the outgoing client: as a forward
 /// proxy (`upstream` `None`: requests carry absolute URLs) or as a reverse
 /// proxy in front of `upstream` (TLS when `web` says so). It records the

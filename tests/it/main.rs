@@ -15,6 +15,7 @@ mod esm;
 mod hostile;
 mod monitoring;
 mod operations;
+mod properties;
 mod reports;
 mod sharding;
 mod simulator;
