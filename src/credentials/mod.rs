@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use dcr::{DcrClient, DcrError, OAuthError};
 pub use statement::{SoftwareStatement, StatementError};
-pub use store::{AccessToken, ClientCredentials, StateStore, StoreError, StoredState};
+pub use store::{AccessToken, ClientCredentials, StateStore, StoreError, StoredState, parse_state};
 
 use crate::clock::Clock;
 use crate::retry::{RetryPolicy, Verdict};

@@ -130,10 +130,7 @@ impl StateStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (None, None),
             Err(e) => return (None, Some(self.set_aside(&format!("unreadable ({e})")))),
         };
-        match serde_json::from_slice::<FileFormat>(&bytes)
-            .ok()
-            .and_then(decode)
-        {
+        match parse_state(&bytes) {
             Some(state) => (Some(state), None),
             None => (None, Some(self.set_aside("not a valid credentials file"))),
         }
@@ -232,6 +229,14 @@ fn encode(state: &StoredState) -> FileFormat {
             .map(|t| t.value.expose_secret().to_owned()),
         token_expires_at: state.token.as_ref().map(|t| t.expires_at.to_string()),
     }
+}
+
+/// The state a state file's bytes hold, or `None` when they are not a
+/// valid state file (of any kind: truncated, empty, foreign, hostile).
+pub fn parse_state(bytes: &[u8]) -> Option<StoredState> {
+    serde_json::from_slice::<FileFormat>(bytes)
+        .ok()
+        .and_then(decode)
 }
 
 fn decode(file: FileFormat) -> Option<StoredState> {

@@ -147,13 +147,23 @@ impl WebConfig {
             path: path.to_owned(),
             cause,
         })?;
+        Self::parse(&text, path, limits)
+    }
+
+    /// Checks the text of a web configuration file read from `path` (its
+    /// directory resolves relative file names).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        limits: ConnectionLimits,
+    ) -> Result<Self, WebConfigError> {
         let raw: RawWebConfig = if text.trim().is_empty() {
             RawWebConfig {
                 tls_server_config: None,
                 basic_auth_users: BTreeMap::new(),
             }
         } else {
-            serde_saphyr::from_str(&text).map_err(|e| WebConfigError::Yaml {
+            serde_saphyr::from_str(text).map_err(|e| WebConfigError::Yaml {
                 path: path.to_owned(),
                 reason: e.to_string(),
             })?

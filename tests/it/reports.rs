@@ -111,6 +111,17 @@ async fn golden_expositions_for_each_family_and_granularity() {
         };
         let url = format!("{base}/{path}?{query}&limit=100000");
         let json = cmu_bytes(&url, &token).await;
+        // The answer itself is kept too: the fuzz corpora start from it.
+        let answer =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.json"));
+        if update {
+            std::fs::write(&answer, &json).unwrap();
+        } else if std::fs::read(&answer).ok().as_deref() != Some(&json[..]) {
+            mismatches.push(format!(
+                "{name}: the answer differs from {}",
+                answer.display()
+            ));
+        }
         let spec = SnapshotSpec {
             api,
             report: name.into(),
