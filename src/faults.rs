@@ -1,9 +1,11 @@
 //! Faults injected into the exporter's own code, for the tests that prove a
-//! bug fails one poll and never the poller. (Faults in Adobe's answers are
-//! the simulator's business: see [`crate::simulator::Fault`].)
+//! bug fails one poll and never the poller, and for the tests that kill the
+//! process while it writes state. (Faults in Adobe's answers are the
+//! simulator's business: see [`crate::simulator::Fault`].)
 //!
-//! Nothing injects a fault unless a test calls [`inject`]; the check is one
-//! uncontended lock per poll.
+//! Nothing injects a fault unless a test calls [`inject`] or sets
+//! [`STATE_WRITES_ENV`]; the checks are one uncontended lock per poll and
+//! one environment lookup per process.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -42,5 +44,55 @@ pub(crate) fn strike(report: &str, fault: InjectedFault) {
     };
     if fire {
         panic!("injected fault {fault:?} in report {report}");
+    }
+}
+
+/// Environment variable of a spawned exporter, for crash and disk tests
+/// only: `slow:MS` sleeps MS milliseconds at each step of a state write
+/// (widening the window a SIGKILL can hit); `full` and `read-only` fail
+/// every state write as a full disk or a read-only `state_dir` would.
+pub const STATE_WRITES_ENV: &str = "CMU_EXPORTER_TEST_STATE_WRITES";
+
+/// What a test asked of state writes (see [`STATE_WRITES_ENV`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StateWrites {
+    Normal,
+    Slow(std::time::Duration),
+    Fail(i32),
+}
+
+/// The state-write fault of this process, read once.
+pub(crate) fn state_writes() -> StateWrites {
+    static ONCE: std::sync::OnceLock<StateWrites> = std::sync::OnceLock::new();
+    *ONCE.get_or_init(|| match std::env::var(STATE_WRITES_ENV).as_deref() {
+        Ok("full") => StateWrites::Fail(libc::ENOSPC),
+        Ok("read-only") => StateWrites::Fail(libc::EROFS),
+        Ok(other) => other
+            .strip_prefix("slow:")
+            .and_then(|ms| ms.parse().ok())
+            .map_or(StateWrites::Normal, |ms| {
+                StateWrites::Slow(std::time::Duration::from_millis(ms))
+            }),
+        Err(_) => StateWrites::Normal,
+    })
+}
+
+/// Says on standard error that a state write begins, when writes are slowed
+/// for a test: the test kills the process at a random point from there.
+pub(crate) fn state_write_begins(path: &std::path::Path) {
+    if matches!(state_writes(), StateWrites::Slow(_)) {
+        eprintln!("test hook: state write begins: {}", path.display());
+    }
+}
+
+/// One step of a state write: a pause or an error when a test asked for it.
+pub(crate) fn state_write_step() -> std::io::Result<()> {
+    match state_writes() {
+        StateWrites::Normal => Ok(()),
+        StateWrites::Slow(pause) => {
+            std::thread::sleep(pause);
+            Ok(())
+        }
+        StateWrites::Fail(code) => Err(std::io::Error::from_raw_os_error(code)),
     }
 }

@@ -45,6 +45,7 @@
 //! - [`simulator`]: a faithful simulator of Adobe's DCR, CMU and ESM servers,
 //!   used by the tests, the demo and the benchmarks.
 //! - [`faults`]: faults injected into our own code by tests (panics).
+//! - [`durable`]: files replaced whole (state, journal), crash-safe.
 //! - [`clock`], [`shutdown`]: the time source and the shutdown signal,
 //!   shared by everything.
 //!
@@ -60,6 +61,7 @@ pub mod config;
 pub mod credentials;
 pub mod demo;
 pub mod discovery;
+pub mod durable;
 pub mod export;
 pub mod faults;
 pub mod incoming;

@@ -97,6 +97,7 @@ pub struct Telemetry {
     truncated: IntCounterVec,
     duplicates: IntCounterVec,
     connections_refused: IntCounter,
+    state_write_failures: IntCounter,
     /// Unix second of the last "connection refused" log line.
     refusal_logged: Arc<std::sync::atomic::AtomicU64>,
     dropped: IntCounterVec,
@@ -276,6 +277,14 @@ impl Telemetry {
                 "cmu_exporter_report_truncated_total",
                 "Polls whose answer had as many rows as the limit asked for, so rows may be missing: raise the report's limit.",
                 &["report"],
+            ),
+            state_write_failures: register(
+                &r,
+                IntCounter::new(
+                    "cmu_exporter_state_write_failures_total",
+                    "Writes of the credentials state file that failed (full disk, read-only state_dir): the exporter keeps serving with the credentials it holds.",
+                )
+                .expect("valid metric"),
             ),
             connections_refused: register(
                 &r,
@@ -524,6 +533,17 @@ impl Telemetry {
             report,
             limit,
             "answer has as many rows as the limit: rows may be missing; raise the report's limit"
+        );
+    }
+
+    /// The credentials state file could not be written.
+    pub fn state_write_failed(&self, account: Option<&str>, reason: &str) {
+        self.touch();
+        self.state_write_failures.inc();
+        tracing::error!(
+            account,
+            reason,
+            "cannot write the credentials state: the exporter keeps serving with the credentials it holds, but a restart before the next successful write must register again; free the disk or make state_dir writable"
         );
     }
 

@@ -162,9 +162,8 @@ impl Spill {
             path: self.journal_path.clone(),
             reason: e.to_string(),
         })?;
-        let tmp = PathBuf::from(format!("{}.tmp", self.journal_path.display()));
-        std::fs::write(&tmp, bytes).map_err(io_error(&tmp))?;
-        std::fs::rename(&tmp, &self.journal_path).map_err(io_error(&self.journal_path))
+        crate::durable::replace(&self.journal_path, &bytes, 0o644, |_| Ok(()))
+            .map_err(io_error(&self.journal_path))
     }
 
     /// Writes the OpenMetrics file: every family in name order, its HELP and
@@ -204,8 +203,17 @@ impl Spill {
         file.sync_all().map_err(io_error(&tmp))?;
         let written = file.metadata().map_err(io_error(&tmp))?.len();
         std::fs::rename(&tmp, &self.output).map_err(io_error(&self.output))?;
-        let _ = std::fs::remove_dir_all(&self.dir);
+        // The journal goes first: a crash before it is gone finishes again
+        // from intact spills; after, a new run starts clean (and removes
+        // whatever spills are left). Spills gone first would strand a journal.
+        let step = || crate::faults::state_write_step().map_err(io_error(&self.journal_path));
+        step()?;
         let _ = std::fs::remove_file(&self.journal_path);
+        if let Some(parent) = self.output.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let _ = File::open(parent).and_then(|d| d.sync_all());
+        }
+        step()?;
+        let _ = std::fs::remove_dir_all(&self.dir);
         Ok(written)
     }
 }

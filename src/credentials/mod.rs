@@ -49,8 +49,6 @@ pub enum CredentialsError {
     Unavailable(#[from] DcrError),
     #[error(transparent)]
     Statement(#[from] StatementError),
-    #[error(transparent)]
-    Store(#[from] std::sync::Arc<StoreError>),
     #[error("pre-registered client credentials: {0}")]
     Preset(crate::config::SecretSourceError),
     #[error(
@@ -334,7 +332,7 @@ impl Credentials {
                         true,
                     );
                     inner.token = Some(token);
-                    self.persist(inner)?;
+                    self.persist(inner);
                     return Ok(value);
                 }
                 Err(DcrError::Rejected {
@@ -386,7 +384,8 @@ impl Credentials {
         inner.token = None;
         inner.application_id = statement.application_id.clone();
         inner.registered_at = Some(self.clock.now());
-        self.persist(inner)
+        self.persist(inner);
+        Ok(())
     }
 
     /// Runs a DCR call, waiting out Adobe's throttling ([`THROTTLE_RETRY`]):
@@ -412,9 +411,13 @@ impl Credentials {
         THROTTLE_RETRY.run(call, judge, wait).await
     }
 
-    fn persist(&self, inner: &Inner) -> Result<(), CredentialsError> {
+    /// Writes the state. A failure (a full disk, a read-only `state_dir`)
+    /// is an ERROR that says so, and nothing more: the exporter keeps
+    /// serving with the credentials it holds, and writes them again at the
+    /// next change.
+    fn persist(&self, inner: &Inner) {
         let Some(client) = &inner.client else {
-            return Ok(());
+            return;
         };
         let state = StoredState {
             client: client.clone(),
@@ -422,9 +425,10 @@ impl Credentials {
             application_id: inner.application_id.clone(),
             registered_at: inner.registered_at,
         };
-        self.store
-            .save(&state)
-            .map_err(|e| CredentialsError::Store(std::sync::Arc::new(e)))
+        if let Err(e) = self.store.save(&state) {
+            self.telemetry
+                .state_write_failed(self.account.as_deref(), &e.to_string());
+        }
     }
 
     /// Deletes the stored credentials (the `credentials forget` command).

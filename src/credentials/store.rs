@@ -5,9 +5,7 @@
 //! new one, never a mix. A file that cannot be parsed is moved aside with a
 //! timestamp (never deleted) and the exporter registers again.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -159,38 +157,19 @@ impl StateStore {
         self.write_atomically(&bytes, |_| Ok(()))
     }
 
-    /// The atomic write, with a hook run after the temporary file is written
-    /// (tests use it to simulate a crash half-way).
+    /// The atomic write (mode 0600), with a hook run after the temporary
+    /// file is written (tests use it to simulate a crash half-way).
     pub(crate) fn write_atomically(
         &self,
         bytes: &[u8],
         before_rename: impl FnOnce(&Path) -> std::io::Result<()>,
     ) -> Result<(), StoreError> {
-        let tmp = self
-            .dir
-            .join(format!(".{STATE_FILE}.tmp-{}", std::process::id()));
-        let fail = |e: std::io::Error| StoreError::Write {
-            file: self.file.display().to_string(),
-            reason: e.to_string(),
-        };
-        let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            drop(file);
-            before_rename(&tmp)?;
-            fs::rename(&tmp, &self.file)?;
-            File::open(&self.dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(fail)
+        crate::durable::replace(&self.file, bytes, 0o600, before_rename).map_err(|e| {
+            StoreError::Write {
+                file: self.file.display().to_string(),
+                reason: e.to_string(),
+            }
+        })
     }
 
     /// Deletes the stored credentials; `true` if there were any.

@@ -8,6 +8,7 @@ mod accounts;
 mod backfill;
 mod bad_config;
 mod cli;
+mod crash;
 mod credentials;
 mod deploy;
 mod end_to_end;
