@@ -69,8 +69,6 @@ pub(crate) struct Esm {
     mvpds: Vec<String>,
     media_companies: Vec<String>,
     outages: Mutex<Vec<(String, Outage)>>,
-    /// When set, every answer says it was computed at this time (a stalled pipeline).
-    frozen: Mutex<Option<Timestamp>>,
 }
 
 /// The 5 authorization metrics.
@@ -116,7 +114,6 @@ impl Esm {
             mvpds,
             media_companies: tenants,
             outages: Mutex::new(Vec::new()),
-            frozen: Mutex::new(None),
         }
     }
 
@@ -127,11 +124,6 @@ impl Esm {
         if let Some(outage) = outage {
             outages.push((mvpd.to_owned(), outage));
         }
-    }
-
-    /// Freezes `Last-Modified` at `at` (`None`: Adobe computes again).
-    pub fn freeze(&self, at: Option<Timestamp>) {
-        *self.frozen.lock().unwrap_or_else(|e| e.into_inner()) = at;
     }
 
     fn outage(&self, mvpd: Option<&str>) -> Option<Outage> {
@@ -335,9 +327,6 @@ impl Dataset for Esm {
     /// Minute data is computed in real time (no header); coarser data is
     /// recomputed every 5 minutes (hour), hour (day) or 6 hours (month, year).
     fn last_modified(&self, path: &ReportPath, now: Timestamp) -> Option<Timestamp> {
-        if let Some(at) = *self.frozen.lock().unwrap_or_else(|e| e.into_inner()) {
-            return Some(at);
-        }
         let every = match path.granularity() {
             Granularity::Minute => return None,
             Granularity::Hour => 5.minutes(),

@@ -210,12 +210,6 @@ impl Simulator {
         self.shared.esm.set_outage(mvpd, outage);
     }
 
-    /// Makes every ESM answer say it was computed at `at` (Adobe's pipeline
-    /// stalled); `None` resumes normal freshness.
-    pub fn freeze_esm(&self, at: Option<jiff::Timestamp>) {
-        self.shared.esm.freeze(at);
-    }
-
     /// The same API under another prefix (`/v2`), like Adobe's staging alias:
     /// its links still say `/cmu/v2`.
     pub fn alias_cmu_url(&self) -> String {

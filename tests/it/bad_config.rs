@@ -40,16 +40,6 @@ fn matches_snapshot(file: &Path, message: &str, mismatches: &mut Vec<String>) {
     }
 }
 
-/// Runs the binary off the runtime, which serves the simulator meanwhile.
-async fn run(args: Vec<String>) -> Ran {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_binary(&args)
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_configuration_is_named_refused_at_start_and_on_reload() {
     let bad = files("yaml");
@@ -72,7 +62,8 @@ async fn each_bad_configuration_is_named_refused_at_start_and_on_reload() {
         std::fs::copy(file, &copy).unwrap();
         let shown = |text: &str| text.replace(&copy.display().to_string(), "{file}");
 
-        let checked = run(vec!["check-config".into(), copy.display().to_string()]).await;
+        let checked =
+            run_binary_async(vec!["check-config".into(), copy.display().to_string()]).await;
         assert_eq!(
             checked.code,
             Some(1),
@@ -88,7 +79,7 @@ async fn each_bad_configuration_is_named_refused_at_start_and_on_reload() {
         );
         matches_snapshot(file, &message, &mut mismatches);
 
-        let started = run(vec![
+        let started = run_binary_async(vec![
             "--config.file".into(),
             copy.display().to_string(),
             "--web.listen-address".into(),
@@ -147,7 +138,7 @@ async fn each_bad_web_configuration_is_named_and_refused() {
     for file in &bad {
         let web = file.display().to_string();
         let shown = |text: &str| text.replace(&web, "{file}");
-        let checked = run(vec![
+        let checked = run_binary_async(vec![
             "--web.config.file".into(),
             web.clone(),
             "check-config".into(),
@@ -159,7 +150,7 @@ async fn each_bad_web_configuration_is_named_and_refused() {
         let at = checked.stderr.rfind("cmu-exporter: ").unwrap_or(0);
         let message = shown(&checked.stderr[at..].replacen("cmu-exporter: ", "", 1));
         matches_snapshot(file, &message, &mut mismatches);
-        let started = run(vec![
+        let started = run_binary_async(vec![
             "--config.file".into(),
             config.display().to_string(),
             "--web.config.file".into(),

@@ -42,6 +42,16 @@ pub fn write_config(dir: &Path, sim: &Simulator, reports: &str) -> PathBuf {
     path
 }
 
+/// A simulator configuration without Adobe's DCR throttle: for tests of
+/// something else than Adobe's pace.
+pub fn unthrottled(config: SimulatorConfig) -> SimulatorConfig {
+    SimulatorConfig {
+        throttle_burst: 1_000_000,
+        throttle_rate: 1_000_000.0,
+        ..config
+    }
+}
+
 /// A default simulator, a temporary directory, and a config file in it
 /// listing `reports` (what most tests start from).
 pub async fn simulator_and_config(reports: &str) -> (Simulator, tempfile::TempDir, PathBuf) {
@@ -295,6 +305,16 @@ pub fn run_binary(args: &[&str]) -> Ran {
     }
 }
 
+/// [`run_binary`] off the async runtime, which serves the simulator meanwhile.
+pub async fn run_binary_async(args: Vec<String>) -> Ran {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_binary(&args)
+    })
+    .await
+    .unwrap()
+}
+
 /// `cmu-exporter render FILE ARGS...`, which must succeed: the exposition.
 pub fn render_file(file: &Path, args: &[&str]) -> String {
     let mut all = vec!["render", file.to_str().unwrap()];
@@ -436,26 +456,12 @@ pub async fn metric_value(base: &str, series: &str) -> Option<f64> {
 
 /// Checks `text` with promtool, panicking with its complaint.
 pub fn promtool_accepts(what: &str, text: &str) {
-    let mut check = std::process::Command::new(promtool())
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut check.stdin.take().unwrap(), text.as_bytes()).unwrap();
-    let out = check.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool rejects {what}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, said) = promtool_check_metrics(text);
+    assert!(ok, "promtool rejects {what}: {said}");
 }
 
-/// Checks that promtool's text parser reads `text` (its style lints, such
-/// as abbreviated units in an undocumented metric's name, are not errors).
-pub fn promtool_parses(what: &str, text: &str) {
+/// `promtool check metrics` on `text`: whether it passed, and what it said.
+fn promtool_check_metrics(text: &str) -> (bool, String) {
     let mut check = std::process::Command::new(promtool())
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -470,6 +476,13 @@ pub fn promtool_parses(what: &str, text: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    (out.status.success(), said)
+}
+
+/// Checks that promtool's text parser reads `text` (its style lints, such
+/// as abbreviated units in an undocumented metric's name, are not errors).
+pub fn promtool_parses(what: &str, text: &str) {
+    let (_, said) = promtool_check_metrics(text);
     assert!(
         !said.contains("error while linting") && !said.contains("parsing error"),
         "promtool cannot parse {what}: {said}\n{text}"

@@ -82,12 +82,7 @@ fn killed_mid_write(dir: &Path) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_while_registering_renewing_and_writing_state_leaves_usable_state() {
     // No DCR throttle: the kills, not Adobe's pace, are under test.
-    let sim = simulator_with(SimulatorConfig {
-        throttle_burst: 1_000_000,
-        throttle_rate: 1_000_000.0,
-        ..SimulatorConfig::default()
-    })
-    .await;
+    let sim = simulator_with(unthrottled(SimulatorConfig::default())).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
@@ -159,12 +154,10 @@ async fn sigkill_while_registering_renewing_and_writing_state_leaves_usable_stat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_backfill_leaves_a_journal_that_resumes_to_the_same_file() {
-    let sim = simulator_with(SimulatorConfig {
+    let sim = simulator_with(unthrottled(SimulatorConfig {
         max_query_buckets: Some(6),
-        throttle_burst: 1_000_000,
-        throttle_rate: 1_000_000.0,
         ..SimulatorConfig::default()
-    })
+    }))
     .await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(

@@ -294,17 +294,6 @@ async fn each_account_sees_its_own_media_company() {
     exporter.stop().await;
 }
 
-/// Runs the binary off the runtime, which serves the simulator meanwhile.
-async fn run_binary_async(args: &[&str]) -> Ran {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run_binary(&args)
-    })
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn discover_walks_the_esm_tree_and_check_config_online_checks_esm_paths() {
     let sim = simulator().await;
@@ -318,7 +307,12 @@ async fn discover_walks_the_esm_tree_and_check_config_online_checks_esm_paths() 
 ",
     );
     let config_arg = config.to_str().unwrap();
-    let ran = run_binary_async(&["--config.file", config_arg, "discover", "--api", "esm"]).await;
+    let ran = run_binary_async(
+        ["--config.file", config_arg, "discover", "--api", "esm"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
     assert_eq!(ran.code, Some(0), "{}", ran.stderr);
     assert!(
         ran.stdout.contains(&format!(
@@ -338,7 +332,12 @@ async fn discover_walks_the_esm_tree_and_check_config_online_checks_esm_paths() 
         ran.stdout
             .contains("    api: esm\n    path: media-company/year/month/day\n")
     );
-    let ran = run_binary_async(&["check-config", config_arg, "--online"]).await;
+    let ran = run_binary_async(
+        ["check-config", config_arg, "--online"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
     assert_eq!(ran.code, Some(0), "{}{}", ran.stdout, ran.stderr);
     // A CMU path asked of ESM does not exist there.
     let wrong = write_config(
@@ -349,7 +348,12 @@ async fn discover_walks_the_esm_tree_and_check_config_online_checks_esm_paths() 
     path: tenant/year/month/day
 ",
     );
-    let ran = run_binary_async(&["check-config", wrong.to_str().unwrap(), "--online"]).await;
+    let ran = run_binary_async(
+        ["check-config", wrong.to_str().unwrap(), "--online"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
     assert_eq!(ran.code, Some(1));
     assert!(
         ran.stderr.contains(
