@@ -5,20 +5,31 @@
 //! times faster than real time. Everything that schedules polls, judges token
 //! expiry or decides which time bucket is complete asks this clock, so the
 //! exporter and the simulator agree on the time when they share one.
+//!
+//! "Now" may jump, as a host's clock does when NTP steps it or a VM resumes:
+//! the wall clock reads the system time each time, and [`Clock::jump`] moves
+//! any clock by an offset (the chaos soak does that to the exporter's clock
+//! only, with [`Clock::detached`]). Sleeps are measured on the monotonic
+//! clock, so a jump never lengthens a sleep already begun.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 
 /// A wall clock, optionally running faster than real time.
 #[derive(Debug, Clone)]
 pub struct Clock {
     /// Real instant at which the clock was created.
     origin_real: Instant,
-    /// Simulated timestamp at `origin_real`.
-    origin: Timestamp,
+    /// Simulated timestamp at `origin_real`; `None`: the system's wall clock.
+    origin: Option<Timestamp>,
     /// Simulated seconds per real second (1.0 for the wall clock).
     factor: f64,
+    /// Nanoseconds added to every reading, shared by the clones that
+    /// [`Clock::jump`] together.
+    offset: Arc<AtomicI64>,
 }
 
 impl Default for Clock {
@@ -32,8 +43,9 @@ impl Clock {
     pub fn wall() -> Self {
         Self {
             origin_real: Instant::now(),
-            origin: Timestamp::now(),
+            origin: None,
             factor: 1.0,
+            offset: Arc::default(),
         }
     }
 
@@ -45,25 +57,52 @@ impl Clock {
         );
         Self {
             origin_real: Instant::now(),
-            origin,
+            origin: Some(origin),
             factor,
+            offset: Arc::default(),
         }
     }
 
     /// The current (possibly simulated) time.
     pub fn now(&self) -> Timestamp {
-        let elapsed = self.origin_real.elapsed().as_secs_f64() * self.factor;
-        let nanos = (elapsed * 1e9) as i128;
-        self.origin
-            .checked_add(jiff::SignedDuration::from_nanos(
-                nanos.min(i64::MAX as i128) as i64,
-            ))
-            .unwrap_or(self.origin)
+        let offset = SignedDuration::from_nanos(self.offset.load(Ordering::Relaxed));
+        let unshifted = match self.origin {
+            None => Timestamp::now(),
+            Some(origin) => {
+                let elapsed = self.origin_real.elapsed().as_secs_f64() * self.factor;
+                let nanos = (elapsed * 1e9).min(i64::MAX as f64) as i64;
+                origin
+                    .checked_add(SignedDuration::from_nanos(nanos))
+                    .unwrap_or(origin)
+            }
+        };
+        unshifted.checked_add(offset).unwrap_or(unshifted)
+    }
+
+    /// Moves "now" by `by` (forward or back) for this clock and every clone
+    /// of it, as a clock step would.
+    pub fn jump(&self, by: SignedDuration) {
+        let nanos = i64::try_from(by.as_nanos()).unwrap_or(i64::MAX);
+        self.offset.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// How far the jumps so far have moved this clock.
+    pub fn jumped(&self) -> SignedDuration {
+        SignedDuration::from_nanos(self.offset.load(Ordering::Relaxed))
+    }
+
+    /// The same clock, but one that jumps on its own from now on (another
+    /// machine's clock): the jumps of one are not seen by the other.
+    pub fn detached(&self) -> Self {
+        Self {
+            offset: Arc::new(AtomicI64::new(self.offset.load(Ordering::Relaxed))),
+            ..self.clone()
+        }
     }
 
     /// Real duration that corresponds to `simulated` on this clock.
     pub fn real_duration(&self, simulated: Duration) -> Duration {
-        Duration::from_secs_f64(simulated.as_secs_f64() / self.factor)
+        Duration::try_from_secs_f64(simulated.as_secs_f64() / self.factor).unwrap_or(Duration::MAX)
     }
 
     /// Sleeps for a simulated duration.
@@ -96,5 +135,24 @@ mod tests {
             clock.real_duration(Duration::from_secs(3600)),
             Duration::from_secs(1)
         );
+    }
+
+    #[test]
+    fn jumps_move_the_clones_but_not_a_detached_clock() {
+        let start: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let clock = Clock::warped(start, 1.0);
+        let clone = clock.clone();
+        let other = clock.detached();
+        clock.jump(SignedDuration::from_hours(-2));
+        let behind = start.duration_since(clone.now());
+        assert!(behind > SignedDuration::from_mins(119), "{behind}");
+        assert!(other.now() >= start, "a detached clock keeps its own time");
+        assert_eq!(clone.jumped(), SignedDuration::from_hours(-2));
+        clone.jump(SignedDuration::from_hours(2));
+        assert_eq!(clock.jumped(), SignedDuration::ZERO);
+        let wall = Clock::wall();
+        wall.jump(SignedDuration::from_hours(1));
+        let ahead = wall.now().duration_since(Timestamp::now());
+        assert!(ahead > SignedDuration::from_mins(59), "{ahead}");
     }
 }

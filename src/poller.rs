@@ -153,9 +153,7 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
         };
         let took = started.elapsed();
         let now = ctx.clock.now();
-        while next_regular <= now {
-            next_regular += step;
-        }
+        next_regular = next_on_grid(next_regular, now, step, phase);
         let outcome = match result {
             Ok(snapshot) => {
                 failures = 0;
@@ -179,6 +177,30 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
         };
         ctx.reports.apply(&name, outcome);
     }
+}
+
+/// The next regular poll after `now`: the grid moves on by whole steps, and
+/// when the clock went back (a step of the wall clock) it starts again one
+/// step from now rather than waiting out the jump.
+fn next_on_grid(
+    mut next_regular: Timestamp,
+    now: Timestamp,
+    step: jiff::SignedDuration,
+    phase: jiff::SignedDuration,
+) -> Timestamp {
+    if next_regular.duration_since(now) > step + phase {
+        return now + step;
+    }
+    if next_regular <= now {
+        // Whole steps at once: a clock that jumped a year ahead costs no loop.
+        let behind = now.duration_since(next_regular).as_nanos();
+        let steps = behind / step.as_nanos().max(1) + 1;
+        let skipped = i64::try_from(steps * step.as_nanos()).unwrap_or(i64::MAX);
+        next_regular = next_regular
+            .checked_add(jiff::SignedDuration::from_nanos(skipped))
+            .unwrap_or(now + step);
+    }
+    next_regular
 }
 
 /// When to poll again after a failure: after `retry`, or at the regular
@@ -281,6 +303,32 @@ mod tests {
             next_attempt(now, s(30), Some(s(120)), regular).to_string(),
             "2026-11-22T21:02:00Z"
         );
+    }
+
+    #[test]
+    fn the_grid_survives_clock_steps() {
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let (step, phase) = (
+            jiff::SignedDuration::from_mins(1),
+            jiff::SignedDuration::from_secs(5),
+        );
+        let next = at("2026-11-22T21:01:05Z");
+        assert_eq!(
+            next_on_grid(next, at("2026-11-22T21:00:30Z"), step, phase),
+            next
+        );
+        assert_eq!(
+            next_on_grid(next, at("2026-11-22T21:03:30Z"), step, phase),
+            at("2026-11-22T21:04:05Z"),
+            "whole steps ahead, on the grid"
+        );
+        assert_eq!(
+            next_on_grid(next, at("2026-11-22T19:00:00Z"), step, phase),
+            at("2026-11-22T19:01:00Z"),
+            "the clock went back two hours: one step from now, not two hours"
+        );
+        let next_year = next_on_grid(next, at("2027-11-22T21:00:00Z"), step, phase);
+        assert_eq!(next_year, at("2027-11-22T21:00:05Z"));
     }
 
     #[test]

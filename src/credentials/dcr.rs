@@ -111,11 +111,13 @@ pub enum DcrError {
 }
 
 /// Keeps the whole process at or under one DCR call per second, Adobe's
-/// per-IP rate, and holds calls back after a 429. It counts seconds on the
-/// shared clock, so a warped test world keeps the same proportions.
+/// per-IP rate, and holds calls back after a 429. Its seconds are those of
+/// the shared clock (a warped test world keeps the same proportions), but
+/// counted on the monotonic clock: a step of the wall clock neither stalls
+/// DCR calls nor lets them through early.
 #[derive(Debug)]
 pub struct Pacer {
-    next: tokio::sync::Mutex<Option<jiff::Timestamp>>,
+    next: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     clock: Clock,
 }
 
@@ -130,16 +132,18 @@ impl Pacer {
         }
     }
 
-    fn after(&self, pause: Duration) -> jiff::Timestamp {
-        self.clock.now()
-            + jiff::SignedDuration::try_from(pause).unwrap_or(jiff::SignedDuration::MAX)
+    fn after(&self, pause: Duration) -> tokio::time::Instant {
+        let real = self.clock.real_duration(pause);
+        let now = tokio::time::Instant::now();
+        now.checked_add(real)
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
     }
 
     /// Waits for this call's turn.
     async fn turn(&self) {
         let mut next = self.next.lock().await;
         if let Some(at) = *next {
-            self.clock.sleep_until(at).await;
+            tokio::time::sleep_until(at).await;
         }
         *next = Some(self.after(DCR_SPACING));
     }
