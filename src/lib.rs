@@ -74,6 +74,7 @@ pub mod retry;
 pub mod shard;
 pub mod shutdown;
 pub mod simulator;
+pub mod soak;
 pub mod supervisor;
 pub mod telemetry;
 pub mod wolap;

@@ -139,13 +139,17 @@ impl Pacer {
             .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
     }
 
-    /// Waits for this call's turn.
-    async fn turn(&self) {
+    /// Runs `call` in its turn. The spacing counts from the answer, not
+    /// from the call: however long the previous request took on the way
+    /// to Adobe, the next one arrives at least a second after it.
+    async fn paced<T>(&self, call: impl Future<Output = T>) -> T {
         let mut next = self.next.lock().await;
         if let Some(at) = *next {
             tokio::time::sleep_until(at).await;
         }
+        let answer = call.await;
         *next = Some(self.after(DCR_SPACING));
+        answer
     }
 
     /// Holds every DCR call back for at least `pause`.
@@ -293,19 +297,20 @@ impl DcrClient {
         endpoint: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<bytes::Bytes, DcrError> {
-        self.pacer.turn().await;
-        let answer = exchange(
-            &self.telemetry,
-            Api::Dcr,
-            endpoint,
-            request,
-            crate::outgoing::DCR_MAX_ANSWER,
-        )
-        .await
-        .map_err(|e| DcrError::Transport {
-            endpoint,
-            reason: e.to_string(),
-        })?;
+        let answer = self
+            .pacer
+            .paced(exchange(
+                &self.telemetry,
+                Api::Dcr,
+                endpoint,
+                request,
+                crate::outgoing::DCR_MAX_ANSWER,
+            ))
+            .await
+            .map_err(|e| DcrError::Transport {
+                endpoint,
+                reason: e.to_string(),
+            })?;
         let status = answer.status;
         match status {
             s if s.is_success() => Ok(answer.body),

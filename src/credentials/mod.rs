@@ -75,7 +75,9 @@ struct Inner {
     application_id: Option<String>,
     registered_at: Option<Timestamp>,
     /// While set, a person must act: no DCR call before this time.
-    blocked_until: Option<(Timestamp, String)>,
+    /// Counted on the monotonic clock, so a step of the wall clock neither
+    /// lengthens nor shortens the wait.
+    blocked_until: Option<(std::time::Instant, String)>,
 }
 
 /// Reads pre-registered client credentials from where the config says.
@@ -242,7 +244,7 @@ impl Credentials {
             return Ok(token.value.clone());
         }
         if let Some((until, why)) = &inner.blocked_until {
-            if now < *until {
+            if std::time::Instant::now() < *until {
                 return Err(CredentialsError::NeedsPerson(why.clone()));
             }
             inner.blocked_until = None;
@@ -255,8 +257,8 @@ impl Credentials {
             Err(e) => {
                 let needs_person = matches!(e, CredentialsError::NeedsPerson(_));
                 if let CredentialsError::NeedsPerson(why) = &e {
-                    inner.blocked_until =
-                        Some((self.clock.now() + NEEDS_PERSON_RETRY, why.clone()));
+                    let wait = self.clock.real_duration(NEEDS_PERSON_RETRY.unsigned_abs());
+                    inner.blocked_until = Some((std::time::Instant::now() + wait, why.clone()));
                     self.set_health(Health::NeedsPerson(why.clone()));
                 } else {
                     self.set_health(Health::Failing(e.to_string()));

@@ -1,12 +1,16 @@
 //! Fault injection and the request log of the simulator.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 /// Which simulated endpoint a request hit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Endpoint {
     Register,
     Token,
@@ -75,6 +79,50 @@ impl Fault {
     }
 }
 
+/// Random faults on a share of the requests, on every endpoint, for the
+/// chaos soak: 5xx, 429 with and without `Retry-After`, truncated and slow
+/// answers. A queued fault ([`Recorder::inject`]) still comes first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chaos {
+    /// Seed of the draws, so a run can be repeated.
+    pub seed: u64,
+    /// Share of the requests that get a fault (0 to 1).
+    pub share: f64,
+    /// Longest delay of a slow answer (real time).
+    pub slowest: Duration,
+    /// Largest `Retry-After` of a 429, in seconds.
+    pub longest_retry_after: u64,
+}
+
+/// The kinds of fault chaos draws from, as [`Recorder::chaos_counts`] names them.
+pub const CHAOS_KINDS: [&str; 5] = [
+    "5xx",
+    "429 with Retry-After",
+    "429 without Retry-After",
+    "truncated",
+    "slow",
+];
+
+impl Chaos {
+    /// One draw: no fault, or a fault and the name of its kind.
+    fn draw(&self, rng: &mut StdRng) -> Option<(&'static str, Fault)> {
+        if !rng.random_bool(self.share.clamp(0.0, 1.0)) {
+            return None;
+        }
+        let kind = CHAOS_KINDS[rng.random_range(0..CHAOS_KINDS.len())];
+        let fault = match kind {
+            "5xx" => Fault::Status([500, 502, 503, 504][rng.random_range(0..4)]),
+            "429 with Retry-After" => Fault::Throttle {
+                retry_after: Some(rng.random_range(1..=self.longest_retry_after.max(1))),
+            },
+            "429 without Retry-After" => Fault::Throttle { retry_after: None },
+            "truncated" => Fault::TruncatedJson,
+            _ => Fault::Slow(self.slowest.mul_f64(rng.random::<f64>())),
+        };
+        Some((kind, fault))
+    }
+}
+
 /// One request as the simulator saw it.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -99,6 +147,11 @@ const LOG_CAPACITY: usize = 100_000;
 pub struct Recorder {
     faults: Mutex<Vec<(Target, Fault, usize)>>,
     log: Mutex<Vec<Request>>,
+    chaos: Mutex<Option<(Chaos, StdRng)>>,
+    /// Faults chaos injected, by endpoint and kind.
+    chaos_counts: Mutex<BTreeMap<(Endpoint, &'static str), u64>>,
+    /// DCR requests the throttle refused (injected 429s not included).
+    throttled: AtomicU64,
 }
 
 impl Recorder {
@@ -118,8 +171,47 @@ impl Recorder {
             .clear();
     }
 
-    /// Takes the next fault for `endpoint`, if one is pending.
+    /// Starts (or, with `None`, stops) random faults.
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        *self.chaos.lock().unwrap_or_else(|e| e.into_inner()) =
+            chaos.map(|c| (c.clone(), StdRng::seed_from_u64(c.seed)));
+    }
+
+    /// Faults chaos injected so far, by endpoint and kind.
+    pub fn chaos_counts(&self) -> BTreeMap<(Endpoint, &'static str), u64> {
+        self.chaos_counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Counts a DCR request the throttle refused.
+    pub fn note_throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// DCR requests the throttle refused.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Takes the next fault for `endpoint`: a queued one, else one chaos draws.
     pub fn take(&self, endpoint: Endpoint) -> Option<Fault> {
+        self.take_queued(endpoint).or_else(|| {
+            let mut chaos = self.chaos.lock().unwrap_or_else(|e| e.into_inner());
+            let (settings, rng) = chaos.as_mut()?;
+            let (kind, fault) = settings.draw(rng)?;
+            *self
+                .chaos_counts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry((endpoint, kind))
+                .or_default() += 1;
+            Some(fault)
+        })
+    }
+
+    fn take_queued(&self, endpoint: Endpoint) -> Option<Fault> {
         let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
         let i = faults
             .iter()

@@ -42,7 +42,7 @@ use tokio::task::JoinHandle;
 use tower_http::compression::CompressionLayer;
 
 pub use esm::Outage;
-pub use faults::{Endpoint, Fault, Request, Target};
+pub use faults::{CHAOS_KINDS, Chaos, Endpoint, Fault, Request, Target};
 
 use crate::clock::Clock;
 use crate::shutdown::Shutdown;
@@ -347,6 +347,42 @@ impl Simulator {
         self.shared.recorder.inject(target, fault, count);
     }
 
+    /// Starts random faults on a share of all requests (`None` stops them).
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        self.shared.recorder.set_chaos(chaos);
+    }
+
+    /// Faults chaos injected so far, by endpoint and kind.
+    pub fn chaos_counts(&self) -> std::collections::BTreeMap<(Endpoint, &'static str), u64> {
+        self.shared.recorder.chaos_counts()
+    }
+
+    /// DCR requests Adobe's throttle refused (injected 429s not included):
+    /// a client that keeps to the throttle causes none.
+    pub fn throttle_refusals(&self) -> u64 {
+        self.shared.recorder.throttled()
+    }
+
+    /// Withdraws (or gives back) the approval of `statement`: while it is
+    /// withdrawn, registering with it gets `unapproved_software_statement`.
+    pub fn set_statement_approved(&self, statement: &str, approved: bool) {
+        let Some(sub) = dcr::statement_sub(statement) else {
+            return;
+        };
+        let mut registry = self
+            .shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if approved {
+            registry.unapproved.remove(&sub);
+            registry.approved.insert(sub);
+        } else {
+            registry.approved.remove(&sub);
+            registry.unapproved.insert(sub);
+        }
+    }
+
     /// Cancels every pending fault.
     pub fn clear_faults(&self) {
         self.shared.recorder.clear_faults();
@@ -510,6 +546,7 @@ async fn answer(
                 shared.clock.now(),
             );
         if !admitted {
+            shared.recorder.note_throttled();
             return dcr::throttled(None);
         }
     }
