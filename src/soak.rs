@@ -84,7 +84,7 @@ pub struct SoakFigures {
     /// Simulated time covered, faults and convergence.
     pub simulated: SignedDuration,
     /// Requests the simulator served, per endpoint.
-    pub requests: BTreeMap<&'static str, usize>,
+    pub requests: BTreeMap<&'static str, u64>,
     /// Faults injected and events caused, per kind.
     pub faults: BTreeMap<&'static str, u64>,
     pub scrapes: u64,
@@ -107,28 +107,8 @@ impl std::fmt::Display for SoakFigures {
             self.real_time.as_secs_f64(),
             self.simulated.as_secs_f64() / 3600.0
         )?;
-        let requests: Vec<String> = self
-            .requests
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        writeln!(
-            f,
-            "requests: {} ({})",
-            self.requests.values().sum::<usize>(),
-            requests.join(", ")
-        )?;
-        let faults: Vec<String> = self
-            .faults
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect();
-        writeln!(
-            f,
-            "faults: {} ({})",
-            self.faults.values().sum::<u64>(),
-            faults.join(", ")
-        )?;
+        writeln!(f, "requests: {}", counts(&self.requests))?;
+        writeln!(f, "faults: {}", counts(&self.faults))?;
         writeln!(
             f,
             "scrapes {}, state file reads {}, registrations {} (at most {} allowed)",
@@ -148,6 +128,16 @@ impl std::fmt::Display for SoakFigures {
         }
         Ok(())
     }
+}
+
+/// "total (kind n, kind n, ...)".
+fn counts<N: Copy + Into<u64>>(by_kind: &BTreeMap<&'static str, N>) -> String {
+    let total: u64 = by_kind.values().map(|n| (*n).into()).sum();
+    let each: Vec<String> = by_kind
+        .iter()
+        .map(|(kind, n)| format!("{kind} {}", (*n).into()))
+        .collect();
+    format!("{total} ({})", each.join(", "))
 }
 
 /// Broken invariants, shared by the checking tasks.
@@ -442,7 +432,7 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
         ("esm", Endpoint::Esm),
     ]
     .into_iter()
-    .map(|(name, endpoint)| (name, sim.count(endpoint) - checker.calls(endpoint)))
+    .map(|(name, endpoint)| (name, (sim.count(endpoint) - checker.calls(endpoint)) as u64))
     .collect();
     let figures = SoakFigures {
         real_time: real_start.elapsed(),

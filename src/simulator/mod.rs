@@ -183,6 +183,14 @@ impl Simulator {
         })
     }
 
+    /// The DCR registry, locked.
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.shared
+            .registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Address the servers listen on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -224,11 +232,7 @@ impl Simulator {
     /// Mints another statement: approved, or valid but not yet approved.
     pub fn mint_statement(&self, approved: bool, software_id: Option<&str>) -> String {
         let (statement, sub) = dcr::mint_statement(software_id, self.shared.clock.now());
-        let mut registry = self
-            .shared
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut registry = self.registry();
         if approved {
             registry.approved.insert(sub)
         } else {
@@ -242,11 +246,7 @@ impl Simulator {
     /// `tenants` (Adobe's implicit tenant filter).
     pub fn mint_account_statement(&self, tenants: &[&str]) -> String {
         let (statement, sub) = dcr::mint_statement(None, self.shared.clock.now());
-        let mut registry = self
-            .shared
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut registry = self.registry();
         registry.approved.insert(sub.clone());
         registry
             .scopes
@@ -260,11 +260,7 @@ impl Simulator {
         let Some(sub) = dcr::statement_sub(statement) else {
             return;
         };
-        let mut registry = self
-            .shared
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut registry = self.registry();
         let revoked: Vec<String> = registry
             .clients
             .iter()
@@ -281,11 +277,7 @@ impl Simulator {
 
     /// Approves every statement minted unapproved.
     pub fn approve_all(&self) {
-        let mut registry = self
-            .shared
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut registry = self.registry();
         let pending: Vec<String> = registry.unapproved.drain().collect();
         registry.approved.extend(pending);
     }
@@ -293,11 +285,7 @@ impl Simulator {
     /// Revokes every client: their tokens stop working and the token
     /// endpoint answers `invalid_client`.
     pub fn revoke_credentials(&self) {
-        let mut registry = self
-            .shared
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut registry = self.registry();
         registry.clients.clear();
         registry.tokens.clear();
     }
@@ -305,11 +293,7 @@ impl Simulator {
     /// Makes every issued access token expire now.
     pub fn expire_tokens(&self) {
         let now = self.shared.clock.now();
-        let mut registry = self
-            .shared
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut registry = self.registry();
         registry
             .tokens
             .values_mut()
@@ -369,11 +353,7 @@ impl Simulator {
         let Some(sub) = dcr::statement_sub(statement) else {
             return;
         };
-        let mut registry = self
-            .shared
-            .registry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut registry = self.registry();
         if approved {
             registry.unapproved.remove(&sub);
             registry.approved.insert(sub);
