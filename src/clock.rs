@@ -105,6 +105,14 @@ impl Clock {
         Duration::try_from_secs_f64(simulated.as_secs_f64() / self.factor).unwrap_or(Duration::MAX)
     }
 
+    /// The monotonic instant a simulated `pause` from now: a deadline that
+    /// no step of the wall clock moves (a year away at most).
+    pub fn deadline(&self, pause: Duration) -> Instant {
+        let now = Instant::now();
+        now.checked_add(self.real_duration(pause))
+            .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
+    }
+
     /// Sleeps for a simulated duration.
     pub async fn sleep(&self, simulated: Duration) {
         tokio::time::sleep(self.real_duration(simulated)).await;
@@ -135,6 +143,10 @@ mod tests {
             clock.real_duration(Duration::from_secs(3600)),
             Duration::from_secs(1)
         );
+        let deadline = clock.deadline(Duration::from_secs(3600));
+        assert!(deadline > Instant::now() + Duration::from_millis(900));
+        let far = clock.deadline(Duration::MAX);
+        assert!(far > Instant::now() + Duration::from_secs(364 * 86_400));
     }
 
     #[test]

@@ -54,27 +54,85 @@ impl Default for SoakOptions {
     }
 }
 
-/// The events the soak causes besides the simulator's random faults, with
-/// their weights. An unapproved statement stops the exporter for an hour
-/// (it needs a person), so it is the rarest.
-const EVENT_KINDS: [(&str, u32); 4] = [
-    ("token expiry", 4),
-    ("clock jump", 3),
-    ("credential revocation", 2),
-    ("statement unapproved", 1),
-];
+/// What the soak does now and then, besides the simulator's random faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    /// Every token expires.
+    TokenExpiry,
+    /// The exporter's clock (not Adobe's) jumps forward or back.
+    ClockJump,
+    /// The exporter's client is revoked.
+    Revocation,
+    /// The exporter's client is revoked and its statement loses its
+    /// approval for a while.
+    Unapproved,
+}
 
-/// One event, drawn by weight.
-fn draw_event(rng: &mut StdRng) -> &'static str {
-    let total: u32 = EVENT_KINDS.iter().map(|(_, w)| w).sum();
-    let mut pick = rng.random_range(0..total);
-    for (kind, weight) in EVENT_KINDS {
-        if pick < weight {
-            return kind;
+impl Event {
+    /// Every event and its weight. An unapproved statement stops the
+    /// exporter for an hour (it needs a person), so it is the rarest.
+    const ALL: [(Event, u32); 4] = [
+        (Event::TokenExpiry, 4),
+        (Event::ClockJump, 3),
+        (Event::Revocation, 2),
+        (Event::Unapproved, 1),
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Event::TokenExpiry => "token expiry",
+            Event::ClockJump => "clock jump",
+            Event::Revocation => "credential revocation",
+            Event::Unapproved => "statement unapproved",
         }
-        pick -= weight;
     }
-    EVENT_KINDS[0].0
+
+    /// One event, drawn by weight.
+    fn draw(rng: &mut StdRng) -> Event {
+        let total: u32 = Event::ALL.iter().map(|(_, w)| w).sum();
+        let mut pick = rng.random_range(0..total);
+        for (event, weight) in Event::ALL {
+            if pick < weight {
+                return event;
+            }
+            pick -= weight;
+        }
+        Event::TokenExpiry
+    }
+
+    /// Makes it happen; an unapproved statement returns when to approve it again.
+    fn cause(
+        self,
+        sim: &Simulator,
+        clock: &Clock,
+        exporter_clock: &Clock,
+        rng: &mut StdRng,
+    ) -> Option<Timestamp> {
+        let statement = sim.software_statement();
+        match self {
+            Event::TokenExpiry => sim.expire_tokens(),
+            Event::Revocation => sim.revoke_credentials_of(statement),
+            Event::Unapproved => {
+                sim.revoke_credentials_of(statement);
+                sim.set_statement_approved(statement, false);
+                let minutes = rng.random_range(10..90);
+                return Some(clock.now() + SignedDuration::from_mins(minutes));
+            }
+            Event::ClockJump => {
+                let minutes = rng.random_range(1..=LONGEST_CLOCK_STEP.as_mins());
+                let mut by = SignedDuration::from_mins(minutes);
+                if rng.random_bool(0.5) {
+                    by = -by;
+                }
+                // Keep the exporter's clock within the longest step of the truth.
+                if (exporter_clock.jumped() + by).abs() > LONGEST_CLOCK_STEP {
+                    by = -by;
+                }
+                exporter_clock.jump(by);
+            }
+        }
+        None
+    }
 }
 
 /// What a soak did and found.
@@ -227,9 +285,9 @@ const REPORTS: &str = "reports:
     path: media-company/year/month/day/hour/proxy/mvpd
 ";
 
-/// The longest the reports may take to converge once the faults stop:
-/// a statement refused an hour ago is tried again after an hour, plus the
-/// longest jump of the exporter's clock and the longest interval.
+/// The longest the reports may take to converge once the faults stop: a
+/// statement refused just before is tried again an hour later, then the
+/// longest interval and its backoff; ten hours leave room for a loaded machine.
 const CONVERGENCE_DEADLINE: SignedDuration = SignedDuration::from_hours(10);
 
 /// Farthest the exporter's clock is moved from the true time.
@@ -315,7 +373,7 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
         slowest: Duration::from_millis(1500),
         longest_retry_after: 120,
     }));
-    let mut events: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut events: BTreeMap<Event, u64> = BTreeMap::new();
     let mut approval_back_at: Option<Timestamp> = None;
     let chaos_end = real_start + options.chaos_time;
     while Instant::now() < chaos_end {
@@ -328,35 +386,15 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
         if Instant::now() >= chaos_end {
             break;
         }
-        // Each kind once first, so that even a short soak has them all.
-        let kind = match EVENT_KINDS.get(events.values().sum::<u64>() as usize) {
-            Some((kind, _)) if !events.contains_key(kind) => kind,
-            _ => draw_event(&mut rng),
+        // Each event once first, so that even a short soak has them all.
+        let event = match Event::ALL.get(events.len()) {
+            Some((event, _)) => *event,
+            None => Event::draw(&mut rng),
         };
-        match kind {
-            "token expiry" => sim.expire_tokens(),
-            "credential revocation" => sim.revoke_credentials_of(sim.software_statement()),
-            "statement unapproved" => {
-                sim.revoke_credentials_of(sim.software_statement());
-                sim.set_statement_approved(sim.software_statement(), false);
-                let minutes = rng.random_range(10..90);
-                approval_back_at = Some(clock.now() + SignedDuration::from_mins(minutes));
-            }
-            _ => {
-                let minutes = rng.random_range(1..=LONGEST_CLOCK_STEP.as_mins());
-                let mut by = SignedDuration::from_mins(minutes);
-                if rng.random_bool(0.5) {
-                    by = -by;
-                }
-                // Keep the exporter's clock within the longest step of the truth.
-                let after = exporter_clock.jumped() + by;
-                if after.abs() > LONGEST_CLOCK_STEP {
-                    by = -by;
-                }
-                exporter_clock.jump(by);
-            }
+        if let Some(at) = event.cause(&sim, &clock, &exporter_clock, &mut rng) {
+            approval_back_at = Some(at);
         }
-        *events.entry(kind).or_default() += 1;
+        *events.entry(event).or_default() += 1;
     }
 
     // The faults stop: the statement is approved, the clock is right again.
@@ -398,8 +436,10 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
         .get(&(Endpoint::Register, "truncated"))
         .copied()
         .unwrap_or(0) as usize;
-    let revocations = (events.get("credential revocation").copied().unwrap_or(0)
-        + events.get("statement unapproved").copied().unwrap_or(0)) as usize;
+    let revocations = [Event::Revocation, Event::Unapproved]
+        .iter()
+        .map(|e| events.get(e).copied().unwrap_or(0))
+        .sum::<u64>() as usize;
     let registrations =
         sim.count_status(Endpoint::Register, 201) - checker.calls(Endpoint::Register);
     let registrations_allowed = 1 + revocations + lost;
@@ -422,8 +462,8 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
     for ((_, kind), n) in chaos {
         *faults.entry(kind).or_default() += n;
     }
-    for (kind, _) in EVENT_KINDS {
-        faults.insert(kind, events.get(kind).copied().unwrap_or(0));
+    for (event, _) in Event::ALL {
+        faults.insert(event.name(), events.get(&event).copied().unwrap_or(0));
     }
     let requests = [
         ("register", Endpoint::Register),

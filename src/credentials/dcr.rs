@@ -133,10 +133,7 @@ impl Pacer {
     }
 
     fn after(&self, pause: Duration) -> tokio::time::Instant {
-        let real = self.clock.real_duration(pause);
-        let now = tokio::time::Instant::now();
-        now.checked_add(real)
-            .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
+        tokio::time::Instant::from_std(self.clock.deadline(pause))
     }
 
     /// Runs `call` in its turn. The spacing counts from the answer, not

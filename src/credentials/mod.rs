@@ -257,8 +257,8 @@ impl Credentials {
             Err(e) => {
                 let needs_person = matches!(e, CredentialsError::NeedsPerson(_));
                 if let CredentialsError::NeedsPerson(why) = &e {
-                    let wait = self.clock.real_duration(NEEDS_PERSON_RETRY.unsigned_abs());
-                    inner.blocked_until = Some((std::time::Instant::now() + wait, why.clone()));
+                    let until = self.clock.deadline(NEEDS_PERSON_RETRY.unsigned_abs());
+                    inner.blocked_until = Some((until, why.clone()));
                     self.set_health(Health::NeedsPerson(why.clone()));
                 } else {
                     self.set_health(Health::Failing(e.to_string()));
