@@ -262,29 +262,25 @@ impl DcrClient {
         };
         let issued: Issued = serde_json::from_slice(&bytes)
             .map_err(|_| invalid("no access_token and expires_in"))?;
+        // Any positive lifetime is used, however short: OAuth lets the
+        // server choose it. Only a missing, zero, negative or non-numeric one
+        // is refused.
         let expires_in = match &issued.expires_in {
             serde_json::Value::Number(n) => n.as_u64(),
-            serde_json::Value::String(s) => s.parse().ok(),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
             _ => None,
         }
-        .ok_or_else(|| invalid("expires_in is not a number of seconds"))?;
-        // A token renewed a minute before it expires must live longer than
-        // that, or every request would ask for another.
-        let shortest = 2 * super::RENEW_MARGIN.as_secs() as u64;
-        if expires_in < shortest {
-            return Err(invalid(&format!(
-                "expires_in {expires_in} s is too short to use (under {shortest} s)"
-            )));
-        }
+        .filter(|&seconds| seconds > 0)
+        .ok_or_else(|| invalid("expires_in is not a positive number of seconds"))?;
         if issued.access_token.is_empty() {
             return Err(invalid("empty access_token"));
         }
+        let lifetime = jiff::SignedDuration::from_secs(expires_in.min(10 * 365 * 86_400) as i64);
         // Counted from when we asked, so a slow answer errs on the safe side.
-        let expires_at =
-            asked_at + jiff::SignedDuration::from_secs(expires_in.min(10 * 365 * 86_400) as i64);
         Ok(AccessToken {
             value: issued.access_token.into(),
-            expires_at,
+            expires_at: asked_at + lifetime,
+            renew_margin: super::renew_margin(lifetime),
         })
     }
 

@@ -27,6 +27,23 @@ use crate::telemetry::Telemetry;
 /// request ever leaves with a token that could expire on the way.
 pub const RENEW_MARGIN: SignedDuration = SignedDuration::from_secs(60);
 
+/// How long before its expiry a token that lives `lifetime` is renewed: a
+/// minute ([`RENEW_MARGIN`]), or a third of its life when that is shorter.
+/// A short-lived token (Adobe may grant any lifetime) is then used for two
+/// thirds of it, and no request leaves in its last third.
+pub fn renew_margin(lifetime: SignedDuration) -> SignedDuration {
+    RENEW_MARGIN.min(lifetime / 3)
+}
+
+/// How a token answer Adobe's DCR server got wrong (no usable `expires_in`
+/// or token) is retried: every DCR call waits 5 s, doubling up to 10 min,
+/// rather than asking again at each poll of each report.
+const INVALID_ANSWER_RETRY: RetryPolicy = RetryPolicy {
+    first: Duration::from_secs(5),
+    cap: Duration::from_secs(600),
+    attempts: u32::MAX,
+};
+
 /// After an error that needs a person, how long before trying again.
 pub const NEEDS_PERSON_RETRY: SignedDuration = SignedDuration::from_secs(3600);
 
@@ -78,6 +95,10 @@ struct Inner {
     /// Counted on the monotonic clock, so a step of the wall clock neither
     /// lengthens nor shortens the wait.
     blocked_until: Option<(std::time::Instant, String)>,
+    /// After answers that were not usable (an `expires_in` of 0...): no DCR
+    /// call before this monotonic time, the last error, and how many in a row.
+    cooling_until: Option<(std::time::Instant, DcrError)>,
+    invalid_answers: u32,
 }
 
 /// Reads pre-registered client credentials from where the config says.
@@ -180,6 +201,8 @@ impl Credentials {
                     application_id: s.application_id,
                     registered_at: s.registered_at,
                     blocked_until: None,
+                    cooling_until: None,
+                    invalid_answers: 0,
                 }
             }
             None => Inner {
@@ -188,6 +211,8 @@ impl Credentials {
                 application_id: None,
                 registered_at: None,
                 blocked_until: None,
+                cooling_until: None,
+                invalid_answers: 0,
             },
         };
         if let Some(t) = &inner.token {
@@ -232,13 +257,14 @@ impl Credentials {
         self.store.path()
     }
 
-    /// A token valid for at least [`RENEW_MARGIN`], fetched (and the client
-    /// registered) only when needed. Concurrent callers share one renewal.
+    /// A token valid for at least its renewal margin ([`renew_margin`]),
+    /// fetched (and the client registered) only when needed. Concurrent
+    /// callers share one renewal.
     pub async fn access_token(&self) -> Result<SecretString, CredentialsError> {
         let mut inner = self.inner.lock().await;
         let now = self.clock.now();
         if let Some(token) = &inner.token
-            && token.expires_at.duration_since(now) > RENEW_MARGIN
+            && token.expires_at.duration_since(now) > token.renew_margin
         {
             self.set_health(Health::Ok);
             return Ok(token.value.clone());
@@ -249,12 +275,24 @@ impl Credentials {
             }
             inner.blocked_until = None;
         }
+        if let Some((until, error)) = &inner.cooling_until {
+            if std::time::Instant::now() < *until {
+                return Err(error.clone().into());
+            }
+            inner.cooling_until = None;
+        }
         match self.renew(&mut inner).await {
             Ok(token) => {
+                inner.invalid_answers = 0;
                 self.set_health(Health::Ok);
                 Ok(token)
             }
             Err(e) => {
+                if let CredentialsError::Unavailable(invalid @ DcrError::Invalid { .. }) = &e {
+                    inner.invalid_answers += 1;
+                    let pause = INVALID_ANSWER_RETRY.pause(inner.invalid_answers, None);
+                    inner.cooling_until = Some((self.clock.deadline(pause), invalid.clone()));
+                }
                 let needs_person = matches!(e, CredentialsError::NeedsPerson(_));
                 if let CredentialsError::NeedsPerson(why) = &e {
                     let until = self.clock.deadline(NEEDS_PERSON_RETRY.unsigned_abs());
@@ -436,5 +474,24 @@ impl Credentials {
     /// Deletes the stored credentials (the `credentials forget` command).
     pub fn forget(&self) -> Result<bool, StoreError> {
         self.store.forget()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_renewal_margin_is_a_minute_or_a_third_of_a_short_life() {
+        let s = SignedDuration::from_secs;
+        assert_eq!(renew_margin(s(21_600)), s(60), "Adobe's documented 6 h");
+        assert_eq!(renew_margin(s(180)), s(60));
+        assert_eq!(renew_margin(s(120)), s(40));
+        assert_eq!(renew_margin(s(119)), s(119) / 3);
+        assert_eq!(
+            renew_margin(s(4)),
+            SignedDuration::from_millis(1_333) + SignedDuration::from_nanos(333_333)
+        );
+        assert_eq!(renew_margin(s(1)), SignedDuration::from_nanos(333_333_333));
     }
 }

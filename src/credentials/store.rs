@@ -35,6 +35,10 @@ impl std::fmt::Debug for ClientCredentials {
 pub struct AccessToken {
     pub value: SecretString,
     pub expires_at: Timestamp,
+    /// How long before `expires_at` it is renewed (see
+    /// [`renew_margin`](super::renew_margin)); a stored token, whose lifetime
+    /// is not kept, gets the full [`RENEW_MARGIN`](super::RENEW_MARGIN).
+    pub renew_margin: jiff::SignedDuration,
 }
 
 impl std::fmt::Debug for AccessToken {
@@ -226,6 +230,7 @@ fn decode(file: FileFormat) -> Option<StoredState> {
         (Some(value), Some(at)) => Some(AccessToken {
             value: value.into(),
             expires_at: at.parse().ok()?,
+            renew_margin: super::RENEW_MARGIN,
         }),
         _ => None,
     };
@@ -255,6 +260,7 @@ mod tests {
             token: Some(AccessToken {
                 value: "tok-value-123".to_owned().into(),
                 expires_at: Timestamp::UNIX_EPOCH,
+                renew_margin: crate::credentials::RENEW_MARGIN,
             }),
             application_id: Some("app".into()),
             registered_at: None,

@@ -338,3 +338,116 @@ fn stored_client_id_from(show: &str) -> String {
         .trim()
         .to_owned()
 }
+
+/// Adobe may grant any token lifetime: a 4 s token is used for two thirds
+/// of its life and renewed ahead, so over a simulated minute of polls every
+/// second there is one registration, no 401, no failed poll, and the token
+/// calls keep to the DCR throttle.
+#[tokio::test]
+async fn a_four_second_token_is_used_and_renewed_ahead_without_a_401() {
+    // 1 real second is 2 simulated ones: the renewal margin (1.3 s) is
+    // still 0.67 s of real time, far above a loopback request.
+    let clock = Clock::warped(Timestamp::now(), 2.0);
+    let sim = simulator_with(SimulatorConfig {
+        clock: clock.clone(),
+        token_lifetime: std::time::Duration::from_secs(4),
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sim,
+        "  - name: daily\n    path: tenant/year/month/day\n    interval: 1s\n",
+    );
+    let exporter = exporter_with_clock(&config, clock.clone()).await;
+    wait_for_cmu_successes(&sim, 1).await;
+    let start = clock.now();
+    wait_for("a simulated minute", WAIT * 2, || async {
+        (clock.now().duration_since(start).as_secs() >= 60).then_some(())
+    })
+    .await;
+    let base = exporter.url();
+    let failed = metric_value(
+        &base,
+        "cmu_exporter_report_polls_total{report=\"daily\",result=\"failure\"}",
+    )
+    .await;
+    exporter.stop().await;
+    let requests = sim.requests();
+    let in_minute = |endpoint: Endpoint| {
+        requests
+            .iter()
+            .filter(|r| r.endpoint == endpoint && r.sim_time >= start)
+            .count()
+    };
+    assert_eq!(sim.count(Endpoint::Register), 1, "one registration");
+    assert_eq!(
+        sim.count_status(Endpoint::Cmu, 401),
+        0,
+        "no request with an expired token"
+    );
+    assert_eq!(failed.unwrap_or(0.0), 0.0, "no failed poll");
+    let polls = in_minute(Endpoint::Cmu);
+    assert!(
+        (55..=62).contains(&polls),
+        "a poll every second, on time: {polls}"
+    );
+    let tokens = in_minute(Endpoint::Token);
+    assert!(
+        (15..=30).contains(&tokens),
+        "a token every 2-4 s (renewed in its last third, never at every poll): {tokens}"
+    );
+    let dcr: Vec<_> = requests
+        .iter()
+        .filter(|r| r.endpoint != Endpoint::Cmu)
+        .collect();
+    for pair in dcr.windows(2) {
+        let gap = pair[1]
+            .sim_time
+            .duration_since(pair[0].sim_time)
+            .as_secs_f64();
+        assert!(gap >= 1.0, "DCR calls {gap:.3}s apart");
+    }
+}
+
+/// A token answer without a usable lifetime (0 here) is refused, and the
+/// exporter then asks again at a slowing pace, not at every poll.
+#[tokio::test]
+async fn a_token_of_no_lifetime_is_refused_without_a_loop_of_token_calls() {
+    let clock = Clock::warped(Timestamp::now(), 10.0);
+    let sim = simulator_with(SimulatorConfig {
+        clock: clock.clone(),
+        ..SimulatorConfig::default()
+    })
+    .await;
+    sim.inject(
+        Target::Token,
+        Fault::raw(
+            201,
+            "application/json",
+            r#"{"access_token":"t0k3n","expires_in":0,"token_type":"bearer"}"#,
+        ),
+        1_000,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let reports: String = (0..5)
+        .map(|i| format!("  - name: r{i}\n    path: tenant/year/month/day\n    interval: 1s\n"))
+        .collect();
+    let config = write_config(dir.path(), &sim, &reports);
+    let exporter = exporter_with_clock(&config, clock.clone()).await;
+    let start = clock.now();
+    wait_for("two simulated minutes", WAIT, || async {
+        (clock.now().duration_since(start).as_secs() >= 120).then_some(())
+    })
+    .await;
+    exporter.stop().await;
+    let tokens = sim.count(Endpoint::Token);
+    // 5 s, 10 s, 20 s, 40 s... (with jitter): at most 6 asks in two
+    // minutes, where five reports polled every second asked hundreds of times.
+    assert!(
+        (2..=6).contains(&tokens),
+        "{tokens} token calls in two minutes"
+    );
+    assert_eq!(sim.count(Endpoint::Cmu), 0);
+}

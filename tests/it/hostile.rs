@@ -435,7 +435,7 @@ async fn hostile_answers_fail_one_poll_keep_the_values_and_bound_memory() {
                 201,
                 r#"{"access_token":"t0k3n","expires_in":0,"token_type":"bearer"}"#,
             ),
-            "too short",
+            "positive number",
         )
         .after(Trigger::ExpireTokens),
         case(
@@ -528,8 +528,16 @@ async fn hostile_answers_fail_one_poll_keep_the_values_and_bound_memory() {
                 );
             }
         }
+        let successes = count("success").await;
         sim.clear_faults();
-        // Back to normal: Adobe's own answers again.
+        // Back to normal: a successful poll (a refused token answer makes
+        // the exporter wait before it asks again), with Adobe's own answers.
+        wait_for(
+            &format!("{}: a successful poll", case.name),
+            WAIT,
+            || async { (count("success").await > successes).then_some(()) },
+        )
+        .await;
         for report in reports {
             wait_for(&format!("{}: recovery", case.name), WAIT, || async {
                 (series_of(&base, report).await == good_of(report)).then_some(())
