@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use reqwest::StatusCode;
 
-use crate::telemetry::{Api, Telemetry};
+use crate::telemetry::{Api, Outcome, Telemetry};
 
 /// `User-Agent` of every outgoing request.
 pub const USER_AGENT: &str = concat!("cmu-exporter/", env!("CARGO_PKG_VERSION"));
@@ -131,9 +131,10 @@ pub enum ExchangeError {
 
 /// Sends `request` and reads its answer, at most `max_bytes` of it
 /// (decompressed): a longer one is abandoned as soon as it is known, from
-/// its `Content-Length` or while reading. Records the exchange in
-/// `cmu_exporter_http_requests_total` and its duration (`endpoint` labels it).
-/// Whatever the status, it is the caller's to interpret.
+/// its `Content-Length` or while reading. Records the exchange, once its
+/// body is read or failed, in `cmu_exporter_http_requests_total` and its
+/// duration (`endpoint` labels it; see [`Outcome`]). Whatever the status,
+/// it is the caller's to interpret.
 pub async fn exchange(
     telemetry: &Telemetry,
     api: Api,
@@ -145,7 +146,7 @@ pub async fn exchange(
     let response = match request.send().await {
         Ok(r) => r,
         Err(e) => {
-            telemetry.http_request(api, endpoint, None, started.elapsed());
+            telemetry.http_request(api, endpoint, Outcome::NoAnswer, started.elapsed());
             return Err(ExchangeError::Unreachable {
                 reason: error_text(&e),
             });
@@ -154,8 +155,11 @@ pub async fn exchange(
     let status = response.status();
     let retry_after = retry_after(response.headers());
     let last_modified = last_modified(response.headers());
-    let body = read_bounded(response, max_bytes).await;
-    telemetry.http_request(api, endpoint, Some(status.as_u16()), started.elapsed());
+    let (body, outcome) = match read_bounded(response, max_bytes).await {
+        Ok(body) => (Ok(body), Outcome::Status(status.as_u16())),
+        Err((error, outcome)) => (Err(error), outcome),
+    };
+    telemetry.http_request(api, endpoint, outcome, started.elapsed());
     Ok(Answer {
         status,
         retry_after,
@@ -164,12 +168,16 @@ pub async fn exchange(
     })
 }
 
-/// The body of `response`, or an error as soon as it exceeds `max_bytes`.
+/// The body of `response`, or an error (and how it failed) as soon as it
+/// exceeds `max_bytes`.
 async fn read_bounded(
     mut response: reqwest::Response,
     max_bytes: u64,
-) -> Result<Bytes, ExchangeError> {
-    let too_large = ExchangeError::TooLarge { limit: max_bytes };
+) -> Result<Bytes, (ExchangeError, Outcome)> {
+    let too_large = (
+        ExchangeError::TooLarge { limit: max_bytes },
+        Outcome::TooLarge,
+    );
     // A compressed body's length says nothing of what it expands to.
     let compressed = response
         .headers()
@@ -193,9 +201,13 @@ async fn read_bounded(
             }
             Ok(None) => return Ok(body.freeze()),
             Err(e) => {
-                return Err(ExchangeError::Unreachable {
-                    reason: error_text(&e),
-                });
+                let outcome = if e.is_timeout() {
+                    Outcome::BodyTimeout
+                } else {
+                    Outcome::BodyBroken
+                };
+                let reason = format!("the body broke after the headers: {}", error_text(&e));
+                return Err((ExchangeError::Unreachable { reason }, outcome));
             }
         }
     }

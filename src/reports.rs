@@ -127,12 +127,7 @@ impl Reports {
                 }
                 let series = snapshot.series;
                 self.store.publish(report, snapshot);
-                self.telemetry.poll_succeeded(
-                    report,
-                    series,
-                    took,
-                    now.as_millisecond() as f64 / 1000.0,
-                );
+                self.telemetry.poll_succeeded(report, series, took, now);
                 self.update(report, |s| {
                     s.last_attempt = Some(now);
                     s.last_success = Some(now);
@@ -156,6 +151,7 @@ impl Reports {
                     &message,
                     took,
                     self.clock.real_duration(retry_in),
+                    now,
                 );
                 self.update(report, |s| {
                     s.last_attempt = Some(now);

@@ -220,6 +220,7 @@ impl Credentials {
                 account.as_deref(),
                 t.expires_at.as_millisecond() as f64 / 1000.0,
                 false,
+                clock.now(),
             );
         }
         Ok(Self {
@@ -305,6 +306,7 @@ impl Credentials {
                     self.account.as_deref(),
                     &e.to_string(),
                     needs_person,
+                    self.clock.now(),
                 );
                 Err(e)
             }
@@ -370,6 +372,7 @@ impl Credentials {
                         self.account.as_deref(),
                         token.expires_at.as_millisecond() as f64 / 1000.0,
                         true,
+                        self.clock.now(),
                     );
                     inner.token = Some(token);
                     self.persist(inner);

@@ -63,6 +63,8 @@ pub enum Fault {
     },
     /// Send the first half of the normal answer, then nothing for this long.
     Stall(Duration),
+    /// Send the first half of the normal answer, then break the connection.
+    Broken,
     /// 200 with a JSON-looking body of this many bytes, streamed as it goes
     /// (no `Content-Length`): far more than anyone should read.
     Endless(u64),

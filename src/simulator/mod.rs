@@ -482,6 +482,7 @@ async fn answer(
 ) -> Response {
     let mut truncate = false;
     let mut stall = None;
+    let mut broken = false;
     match shared.recorder.take(endpoint) {
         Some(Fault::Raw {
             status,
@@ -490,6 +491,7 @@ async fn answer(
         }) => return raw_answer(status, &headers, body),
         Some(Fault::Endless(bytes)) => return endless(bytes),
         Some(Fault::Stall(pause)) => stall = Some(pause),
+        Some(Fault::Broken) => broken = true,
         Some(Fault::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (
@@ -539,8 +541,32 @@ async fn answer(
     match (truncate, stall) {
         (true, _) => truncated(response).await,
         (_, Some(pause)) => stalled(response, pause).await,
+        _ if broken => broken_off(response).await,
         _ => response,
     }
+}
+
+/// The first half of the answer, then the connection breaks (the body
+/// stream fails, which aborts the response).
+async fn broken_off(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let first = bytes.slice(..bytes.len() / 2);
+    // The break comes a moment after the first half, which (with the
+    // headers) has left by then.
+    let pieces = futures_util::stream::iter([Some(first), None]).then(|piece| async move {
+        match piece {
+            Some(piece) => Ok(piece),
+            None => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(std::io::Error::other("connection broken (injected)"))
+            }
+        }
+    });
+    parts.headers.remove("content-length");
+    Response::from_parts(parts, axum::body::Body::from_stream(pieces))
 }
 
 /// Exactly the answer a fault describes.

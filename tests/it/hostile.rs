@@ -472,6 +472,20 @@ async fn hostile_answers_fail_one_poll_keep_the_values_and_bound_memory() {
             }
         };
         let failures = count("failure").await;
+        let report_failures = || {
+            let base = base.clone();
+            async move {
+                let mut each = Vec::new();
+                for report in reports {
+                    let series = format!(
+                        "cmu_exporter_report_polls_total{{report=\"{report}\",result=\"failure\"}}"
+                    );
+                    each.push(counter(&base, &series).await);
+                }
+                each
+            }
+        };
+        let failures_before = report_failures().await;
         let log_before = exporter.log().len();
         for fault in &case.faults {
             sim.inject(case.target, fault.clone(), 1);
@@ -547,7 +561,14 @@ async fn hostile_answers_fail_one_poll_keep_the_values_and_bound_memory() {
         // The log is drained from the child's stderr by a thread: let it catch up.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let log = exporter.log()[log_before..].to_owned();
-        let failed = count("failure").await - failures;
+        // A run of failures is logged once at its start (and again only
+        // after minutes); the success that ends it says so at INFO.
+        let failing: Vec<&str> = reports
+            .iter()
+            .zip(report_failures().await.iter().zip(&failures_before))
+            .filter(|(_, (after, before))| after > before)
+            .map(|(report, _)| *report)
+            .collect();
         let logged: Vec<&str> = log
             .lines()
             .filter(|l| {
@@ -558,11 +579,20 @@ async fn hostile_answers_fail_one_poll_keep_the_values_and_bound_memory() {
             })
             .collect();
         assert_eq!(
-            logged.len() as f64,
-            failed,
-            "{}: each failure logged once:\n{log}",
+            logged.len(),
+            failing.len(),
+            "{}: each run of failures logged once:\n{log}",
             case.name
         );
+        for report in &failing {
+            assert!(
+                log.lines().any(|l| l.contains("INFO")
+                    && l.contains("polled again after")
+                    && l.contains(&format!("report=\"{report}\""))),
+                "{}: the recovery of {report} is logged:\n{log}",
+                case.name
+            );
+        }
         if case.verdict == Verdict::Refused {
             assert!(
                 logged.iter().any(|l| l.contains(case.reason)),
@@ -595,4 +625,86 @@ async fn hostile_answers_fail_one_poll_keep_the_values_and_bound_memory() {
     for secret in sim.issued_secrets() {
         assert!(!log.contains(&secret), "a secret reached the log");
     }
+    for code in ["body_timeout", "too_large"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("WARN") && l.contains(&format!("code={code}"))),
+            "a broken body is a WARN naming its code {code}:\n{log}"
+        );
+    }
+}
+
+/// A body that breaks or times out after its headers is counted under a
+/// code of its own, never as the 200 its headers said, and so stays seen
+/// when the retry inside the poll then succeeds.
+#[tokio::test]
+async fn a_body_broken_after_its_headers_is_not_counted_as_a_200() {
+    let (sim, dir, config) = simulator_and_config(
+        "  - name: daily\n    path: tenant/year/month/day\n    interval: 10s\n",
+    )
+    .await;
+    let yaml = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("adobe:\n", "adobe:\n  request_timeout: 2s\n");
+    std::fs::write(&config, yaml).unwrap();
+    sim.inject(Target::Cmu, Fault::Stall(Duration::from_secs(30)), 1);
+    sim.inject(Target::Cmu, Fault::Broken, 1);
+    let exporter = exporter(&config).await;
+    let base = exporter.url();
+    let code = |code: &'static str| {
+        let base = base.clone();
+        async move {
+            counter(
+                &base,
+                &format!(
+                    "cmu_exporter_http_requests_total{{api=\"cmu\",code=\"{code}\",endpoint=\"daily\"}}"
+                ),
+            )
+            .await
+        }
+    };
+    wait_for(
+        "a successful poll after two broken bodies",
+        WAIT,
+        || async {
+            (counter(
+                &base,
+                "cmu_exporter_report_polls_total{report=\"daily\",result=\"success\"}",
+            )
+            .await
+                >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(code("body_timeout").await, 1.0);
+    assert_eq!(code("body_broken").await, 1.0);
+    assert_eq!(
+        code("200").await,
+        1.0,
+        "only the answer read whole is a 200"
+    );
+    assert_eq!(
+        counter(
+            &base,
+            "cmu_exporter_report_polls_total{report=\"daily\",result=\"failure\"}"
+        )
+        .await,
+        0.0,
+        "the retry inside the poll succeeded"
+    );
+    let (_, text) = get_text(&format!("{base}/metrics")).await;
+    let observed: f64 = text
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "cmu_exporter_http_request_duration_seconds_count{api=\"cmu\",endpoint=\"daily\"}",
+            )
+        })
+        .and_then(|l| l.rsplit_once(' '))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap();
+    assert_eq!(observed, 3.0, "the broken requests are timed too");
+    exporter.stop().await;
+    drop(dir);
 }

@@ -504,3 +504,97 @@ fn each_granularity_gets_adobes_recompute_interval_by_default() {
     assert_eq!(esm("media-company/year/month"), 6 * 3600);
     let _ = Timestamp::UNIX_EPOCH;
 }
+
+/// A failure that lasts (Adobe down for half an hour, then its token
+/// endpoint) is a WARN when it starts, one every five minutes with the
+/// polls failed since, and an INFO when it ends; every failure is counted.
+#[tokio::test(flavor = "current_thread")]
+async fn a_lasting_failure_is_logged_at_its_start_every_few_minutes_and_at_its_end() {
+    let (log, _guard) = CapturedLog::start();
+    // 1 real second is 10 simulated minutes.
+    let clock = Clock::warped(Timestamp::now(), 600.0);
+    let (sim, _dir, config) = simulator_and_config_with(
+        SimulatorConfig {
+            clock: clock.clone(),
+            ..SimulatorConfig::default()
+        },
+        "  - name: daily\n    path: tenant/year/month/day\n    interval: 1m\n",
+    )
+    .await;
+    let exporter = exporter_with_clock(&config, clock.clone()).await;
+    let base = exporter.url();
+    let polls = |result: &'static str| {
+        let base = base.clone();
+        async move {
+            metric_value(
+                &base,
+                &format!("cmu_exporter_report_polls_total{{report=\"daily\",result=\"{result}\"}}"),
+            )
+            .await
+            .unwrap_or(0.0)
+        }
+    };
+    wait_for("a first poll", WAIT, || async {
+        (polls("success").await >= 1.0).then_some(())
+    })
+    .await;
+    let half_an_hour = |clock: Clock| async move {
+        let start = clock.now();
+        wait_for("half a simulated hour", WAIT, || async {
+            (clock.now().duration_since(start).as_mins() >= 30).then_some(())
+        })
+        .await;
+    };
+
+    // Adobe's report API down for half an hour.
+    sim.inject(Target::Cmu, Fault::Status(503), 100_000);
+    half_an_hour(clock.clone()).await;
+    sim.clear_faults();
+    let failed = wait_for("the recovery", WAIT, || async {
+        let failed = polls("failure").await;
+        let up = log.lines_with(&["INFO", "report polled again after"]);
+        (!up.is_empty()).then_some(failed)
+    })
+    .await;
+    assert!(
+        failed >= 20.0,
+        "a failed poll a minute or so is counted: {failed}"
+    );
+    let started = log.lines_with(&["WARN", "poll failed", "report=\"daily\""]);
+    let repeated = log.lines_with(&["WARN", "report still failing", "report=\"daily\""]);
+    assert_eq!(started.len(), 1, "one line at the start:\n{}", log.text());
+    assert!(
+        (4..=7).contains(&repeated.len()),
+        "a line every five minutes of half an hour:\n{}",
+        log.text()
+    );
+    let up = log.lines_with(&[
+        "INFO",
+        "report polled again after",
+        &format!("after {failed} failed polls"),
+    ]);
+    assert_eq!(
+        up.len(),
+        1,
+        "one line at the end, with the count:\n{}",
+        log.text()
+    );
+
+    // The token endpoint down for half an hour, on a token that expired.
+    sim.inject(Target::Token, Fault::Status(503), 100_000);
+    sim.expire_tokens();
+    half_an_hour(clock.clone()).await;
+    sim.clear_faults();
+    wait_for("the token again", WAIT, || async {
+        (!log
+            .lines_with(&["INFO", "credentials work again after"])
+            .is_empty())
+        .then_some(())
+    })
+    .await;
+    let started = log.lines_with(&["WARN", "could not obtain an access token"]);
+    let repeated = log.lines_with(&["WARN", "still no access token"]);
+    assert_eq!(started.len(), 1, "{}", log.text());
+    assert!((4..=7).contains(&repeated.len()), "{}", log.text());
+    exporter.stop().await;
+}

@@ -9,7 +9,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiff::Timestamp;
+
+pub mod streaks;
+
 use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
+
+use self::streaks::{Say, Streaks, human};
 use prometheus::{
     Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -46,6 +52,47 @@ impl std::fmt::Debug for PerReport {
 }
 
 /// A [`Forget`] for `vec`: removes every series whose `report` label is the one given.
+/// What one exchange came to, as `cmu_exporter_http_requests_total`'s
+/// `code` label says it: a request whose body never arrived whole is not
+/// counted under the status its headers carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The whole answer was read; its HTTP status.
+    Status(u16),
+    /// No answer came: the connection failed or timed out before the headers.
+    NoAnswer,
+    /// The headers came, then the body timed out (`adobe.request_timeout`).
+    BodyTimeout,
+    /// The headers came, then the body broke (connection reset, bad gzip...).
+    BodyBroken,
+    /// The body was longer than allowed (`adobe.max_answer_size`).
+    TooLarge,
+}
+
+impl Outcome {
+    /// Every value of the `code` label but the HTTP statuses.
+    pub const CODES: [&'static str; 4] = ["error", "body_timeout", "body_broken", "too_large"];
+
+    /// The `code` label's value.
+    pub fn code(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Outcome::Status(status) => status.to_string().into(),
+            Outcome::NoAnswer => Self::CODES[0].into(),
+            Outcome::BodyTimeout => Self::CODES[1].into(),
+            Outcome::BodyBroken => Self::CODES[2].into(),
+            Outcome::TooLarge => Self::CODES[3].into(),
+        }
+    }
+
+    /// Whether the headers came but the body did not arrive whole.
+    pub fn is_broken_body(self) -> bool {
+        matches!(
+            self,
+            Outcome::BodyTimeout | Outcome::BodyBroken | Outcome::TooLarge
+        )
+    }
+}
+
 fn forgetter<T: MetricVecBuilder + 'static>(vec: MetricVec<T>) -> Forget {
     Arc::new(move |report: &str| {
         for family in vec.collect() {
@@ -100,6 +147,9 @@ pub struct Telemetry {
     state_write_failures: IntCounter,
     /// Unix second of the last "connection refused" log line.
     refusal_logged: Arc<std::sync::atomic::AtomicU64>,
+    /// Runs of failures of each report and each account's credentials, so
+    /// a failure that lasts is logged at its start, now and then, and at its end.
+    streaks: Arc<Streaks>,
     dropped: IntCounterVec,
     reload_ok: IntGauge,
     reload_success: Gauge,
@@ -197,18 +247,18 @@ impl Telemetry {
         Self {
             http_requests: counter(
                 "cmu_exporter_http_requests_total",
-                "Requests the exporter sent to Adobe, by API (dcr or cmu), endpoint (register, token, or the report name) and HTTP status (\"error\" when no answer came).",
+                "Requests the exporter sent to Adobe, by API (dcr, cmu or esm), endpoint (register, token, or the report name) and code: the HTTP status of an answer read whole, \"error\" when no answer came, \"body_timeout\" or \"body_broken\" when the body did not arrive whole after its headers, \"too_large\" when it exceeded adobe.max_answer_size.",
                 &["api", "endpoint", "code"],
             ),
             http_duration: histogram(
                 "cmu_exporter_http_request_duration_seconds",
-                "Time from sending a request to Adobe to having its whole answer.",
+                "Time from sending a request to Adobe to having its whole answer, or to its failure (no answer, a broken or too large body).",
                 &["api", "endpoint"],
                 latency.clone(),
             ),
             dcr_requests: counter(
                 "cmu_exporter_dcr_requests_total",
-                "Requests to Adobe's DCR server, by endpoint (register or token) and HTTP status (\"error\" when no answer came).",
+                "Requests to Adobe's DCR server, by endpoint (register or token) and code (as in cmu_exporter_http_requests_total).",
                 &["endpoint", "code"],
             ),
             registrations: counter(
@@ -338,6 +388,7 @@ impl Telemetry {
             per_report: PerReport(per_report.take()),
             generation: Arc::default(),
             refusal_logged: Arc::default(),
+            streaks: Arc::default(),
             registry: r,
         }
     }
@@ -370,6 +421,7 @@ impl Telemetry {
 
     /// A report left the configuration: its series go with it.
     pub fn forget_report(&self, report: &str) {
+        self.streaks.forget(report);
         self.touch();
         for forget in &self.per_report.0 {
             forget(report);
@@ -391,10 +443,12 @@ impl Telemetry {
         let _ = TextEncoder::new().encode(&self.registry.gather(), out);
     }
 
-    /// An HTTP exchange with Adobe ended (`status` is `None` when no answer came).
-    pub fn http_request(&self, api: Api, endpoint: &str, status: Option<u16>, took: Duration) {
+    /// An HTTP exchange with Adobe ended as `outcome` says. A body that
+    /// broke after its headers is a WARN (a retry may hide it from the
+    /// poll's result, never from this counter).
+    pub fn http_request(&self, api: Api, endpoint: &str, outcome: Outcome, took: Duration) {
         self.touch();
-        let code = status.map_or_else(|| "error".to_owned(), |s| s.to_string());
+        let code = outcome.code();
         self.http_requests
             .with_label_values(&[api.as_str(), endpoint, &code])
             .inc();
@@ -406,13 +460,23 @@ impl Telemetry {
                 .with_label_values(&[endpoint, &code])
                 .inc();
         }
-        tracing::debug!(
-            api = api.as_str(),
-            endpoint,
-            code,
-            took_ms = took.as_millis() as u64,
-            "request to Adobe ended"
-        );
+        if outcome.is_broken_body() {
+            tracing::warn!(
+                api = api.as_str(),
+                endpoint,
+                code = %code,
+                took_ms = took.as_millis() as u64,
+                "the answer's headers came but its body did not arrive whole (counted under this code, not under its HTTP status)"
+            );
+        } else {
+            tracing::debug!(
+                api = api.as_str(),
+                endpoint,
+                code = %code,
+                took_ms = took.as_millis() as u64,
+                "request to Adobe ended"
+            );
+        }
     }
 
     /// The `account` label values for `account` (none with a single account).
@@ -448,8 +512,14 @@ impl Telemetry {
         self.credentials_info.with_label_values(&labels).set(1.0);
     }
 
-    /// A token is in hand, valid until `expires_at` (Unix seconds).
-    pub fn token_ready(&self, account: Option<&str>, expires_at: f64, fetched: bool) {
+    /// A token is in hand, valid until `expires_at` (Unix seconds), at `now`.
+    pub fn token_ready(
+        &self,
+        account: Option<&str>,
+        expires_at: f64,
+        fetched: bool,
+        now: Timestamp,
+    ) {
         self.touch();
         let labels = self.account(account);
         self.token_expiry.with_label_values(&labels).set(expires_at);
@@ -460,20 +530,65 @@ impl Telemetry {
         if fetched {
             tracing::debug!(account, expires_at, "fetched a new access token");
         }
+        if let Some(up) = self.streaks.succeeded(&credentials_subject(account), now) {
+            tracing::info!(
+                account,
+                failures = up.failures,
+                over = %human(up.over),
+                "credentials work again after {} failures over {}",
+                up.failures,
+                human(up.over)
+            );
+        }
     }
 
-    /// Credentials cannot be had now; `needs_person` when retrying will not help.
-    pub fn credentials_failed(&self, account: Option<&str>, reason: &str, needs_person: bool) {
+    /// Credentials cannot be had at `now`; `needs_person` when retrying
+    /// will not help. A failure that lasts is logged at its start, then at
+    /// most every [`streaks::REPEAT_EVERY`].
+    pub fn credentials_failed(
+        &self,
+        account: Option<&str>,
+        reason: &str,
+        needs_person: bool,
+        now: Timestamp,
+    ) {
         self.touch();
         let labels = self.account(account);
         self.credentials_ok.with_label_values(&labels).set(0);
         self.credentials_needs_person
             .with_label_values(&labels)
             .set(i64::from(needs_person));
-        if needs_person {
-            tracing::error!(account, reason, "credentials need a person");
-        } else {
-            tracing::warn!(account, reason, "could not obtain an access token");
+        let say = self.streaks.failed(&credentials_subject(account), now);
+        let (since_last_line, failing_for) = match say {
+            Say::Started => (1, String::new()),
+            Say::StillFailing {
+                since_last_line,
+                failing_for,
+            } => (since_last_line, human(failing_for)),
+            Say::Quiet => {
+                tracing::debug!(account, reason, "could not obtain an access token (still)");
+                return;
+            }
+        };
+        match (needs_person, say) {
+            (true, Say::Started) => tracing::error!(account, reason, "credentials need a person"),
+            (false, Say::Started) => {
+                tracing::warn!(account, reason, "could not obtain an access token")
+            }
+            (true, _) => tracing::error!(
+                account,
+                reason,
+                failures = since_last_line,
+                failing_for = %failing_for,
+                "credentials still need a person"
+            ),
+            (false, _) => tracing::warn!(
+                account,
+                reason,
+                failures = since_last_line,
+                failing_for = %failing_for,
+                "still no access token"
+            ),
         }
     }
 
@@ -491,13 +606,13 @@ impl Telemetry {
         self.report_next_poll.with_label_values(&[report]).set(at);
     }
 
-    /// A report was polled and its snapshot published.
-    pub fn poll_succeeded(&self, report: &str, series: usize, took: Duration, now: f64) {
+    /// A report was polled and its snapshot published at `now`.
+    pub fn poll_succeeded(&self, report: &str, series: usize, took: Duration, now: Timestamp) {
         self.touch();
         self.report_up.with_label_values(&[report]).set(1);
         self.report_last_success
             .with_label_values(&[report])
-            .set(now);
+            .set(now.as_millisecond() as f64 / 1000.0);
         self.report_series
             .with_label_values(&[report])
             .set(series as i64);
@@ -511,10 +626,30 @@ impl Telemetry {
             took_ms = took.as_millis() as u64,
             "polled report"
         );
+        if let Some(up) = self.streaks.succeeded(report, now) {
+            tracing::info!(
+                report,
+                failures = up.failures,
+                over = %human(up.over),
+                "report polled again after {} failed polls over {}",
+                up.failures,
+                human(up.over)
+            );
+        }
     }
 
-    /// A report poll failed; the last good values stay.
-    pub fn poll_failed(&self, report: &str, error: &str, took: Duration, retry_in: Duration) {
+    /// A report poll failed at `now`; the last good values stay. A failure
+    /// that lasts is a WARN at its start, then at most every
+    /// [`streaks::REPEAT_EVERY`] with the polls failed since; every one is
+    /// counted.
+    pub fn poll_failed(
+        &self,
+        report: &str,
+        error: &str,
+        took: Duration,
+        retry_in: Duration,
+        now: Timestamp,
+    ) {
         self.touch();
         self.report_up.with_label_values(&[report]).set(0);
         self.report_poll_duration
@@ -522,7 +657,26 @@ impl Telemetry {
             .observe(took.as_secs_f64());
         self.polls.with_label_values(&[report, "failure"]).inc();
         let retry = humantime::format_duration(Duration::from_secs(retry_in.as_secs())).to_string();
-        tracing::warn!(report, error, retry_in = %retry, "poll failed; keeping the last good values");
+        match self.streaks.failed(report, now) {
+            Say::Started => {
+                tracing::warn!(report, error, retry_in = %retry, "poll failed; keeping the last good values")
+            }
+            Say::StillFailing {
+                since_last_line,
+                failing_for,
+            } => tracing::warn!(
+                report,
+                error,
+                failures = since_last_line,
+                failing_for = %human(failing_for),
+                retry_in = %retry,
+                "report still failing ({} failed polls since the last line); keeping the last good values",
+                since_last_line
+            ),
+            Say::Quiet => {
+                tracing::debug!(report, error, retry_in = %retry, "poll failed again")
+            }
+        }
     }
 
     /// A report's answer had as many rows as the limit.
@@ -629,4 +783,9 @@ impl Telemetry {
         let pause = humantime::format_duration(Duration::from_secs(pause.as_secs())).to_string();
         tracing::error!(report, why, restart_in = %pause, "the report's poller stopped unasked (a bug in the exporter): restarting it; please report this");
     }
+}
+
+/// The subject of an account's credentials in [`Streaks`].
+fn credentials_subject(account: Option<&str>) -> String {
+    format!("credentials of {}", account.unwrap_or("the account"))
 }
