@@ -1,10 +1,19 @@
 //! The API economy figure of the README: one simulated day at 2160x (40 s),
 //! with the exact expectations (`benches/run` prints its line). The test
 //! suite runs the same day with some headroom for a loaded machine.
+//! `simulated_day FACTOR` runs it faster (the benchmark's smoke mode).
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let day = cmu_exporter::demo::simulated_day(2160.0).await?;
+    let factor = match std::env::args().nth(1) {
+        Some(text) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && *f > 0.0)
+            .ok_or_else(|| anyhow::anyhow!("FACTOR `{text}` is not a positive number"))?,
+        None => 2160.0,
+    };
+    let day = cmu_exporter::demo::simulated_day(factor).await?;
     println!("{day}");
     let exact = day.registrations == 1
         && day.token_calls == day.minimum_token_calls

@@ -27,10 +27,8 @@ fn date(flag: &str, text: &str) -> anyhow::Result<jiff::civil::Date> {
         .map_err(|_| anyhow!("{flag} `{text}` is not a date: write YYYY-MM-DD, e.g. 2025-01-01"))
 }
 
-pub(super) async fn run(config_file: Option<PathBuf>, args: Arguments) -> anyhow::Result<()> {
-    let file = config_file.ok_or_else(|| {
-        anyhow!("--config.file is required: the reports and credentials come from it")
-    })?;
+pub(super) async fn run(config: super::ConfigFile, args: Arguments) -> anyhow::Result<()> {
+    let file = config.required("the reports and credentials come from it")?;
     let text = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let config = Config::load(&file)?;
     let from = date("--from", &args.from)?;
@@ -89,7 +87,10 @@ pub(super) async fn run(config_file: Option<PathBuf>, args: Arguments) -> anyhow
             left
         );
         if terminal {
-            eprint!("\r\x1b[2K{line}");
+            {
+                use std::io::Write as _;
+                let _ = write!(std::io::stderr(), "\r\x1b[2K{line}");
+            }
         } else if last_log.elapsed() >= Duration::from_secs(10) {
             last_log = Instant::now();
             tracing::info!("{line}");
@@ -97,11 +98,12 @@ pub(super) async fn run(config_file: Option<PathBuf>, args: Arguments) -> anyhow
     };
     let outcome = crate::backfill::run(config, options, Clock::wall(), show).await;
     if terminal {
-        eprintln!();
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr());
     }
     let summary = outcome?;
-    println!("backfill: wrote {}: {summary}", args.output.display());
-    println!(
+    outln!("backfill: wrote {}: {summary}", args.output.display());
+    outln!(
         "next: promtool tsdb create-blocks-from openmetrics {} DATA_DIR",
         args.output.display()
     );

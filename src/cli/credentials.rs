@@ -1,8 +1,6 @@
 //! `cmu-exporter credentials show|register|forget`.
 
-use std::path::PathBuf;
-
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 
 use super::CredentialsAction;
 use crate::app;
@@ -11,13 +9,11 @@ use crate::config::Config;
 use crate::credentials::DcrClient;
 
 pub(super) async fn run(
-    config_file: Option<PathBuf>,
+    config: super::ConfigFile,
     action: CredentialsAction,
     account: Option<String>,
 ) -> anyhow::Result<()> {
-    let file = config_file.ok_or_else(|| {
-        anyhow!("--config.file is required: the state_dir and statement come from it")
-    })?;
+    let file = config.required("the state_dir and statement come from it")?;
     let config = Config::load(&file)?;
     let account = super::account(&config, account.as_deref(), false)?;
     let http = crate::outgoing::adobe_client(&config.adobe)?;
@@ -30,7 +26,7 @@ pub(super) async fn run(
     );
     let credentials = app::open_account(&config, account, dcr, Clock::wall(), telemetry)?;
     if let Some(name) = account.label() {
-        println!("account:        {name}");
+        outln!("account:        {name}");
     }
     match action {
         CredentialsAction::Show => {
@@ -40,20 +36,20 @@ pub(super) async fn run(
                 summary.application_id,
                 summary.token_expiry,
             );
-            println!("state file:     {}", credentials.state_file().display());
-            println!(
+            outln!("state file:     {}", credentials.state_file().display());
+            outln!(
                 "client id:      {}",
                 client_id
                     .as_deref()
                     .unwrap_or("none (the exporter registers on its first poll)")
             );
-            println!(
+            outln!(
                 "application id: {}",
                 application_id.as_deref().unwrap_or("unknown")
             );
             match expiry {
-                Some(at) => println!("access token:   expires {at}"),
-                None => println!("access token:   none stored"),
+                Some(at) => outln!("access token:   expires {at}"),
+                None => outln!("access token:   none stored"),
             }
         }
         CredentialsAction::Register => {
@@ -61,7 +57,7 @@ pub(super) async fn run(
                 .register_now()
                 .await
                 .context("registration failed")?;
-            println!(
+            outln!(
                 "registered client {client_id}; stored in {}",
                 credentials.state_file().display()
             );
@@ -69,8 +65,8 @@ pub(super) async fn run(
         CredentialsAction::Forget => {
             let path = credentials.state_file().display().to_string();
             match credentials.forget()? {
-                true => println!("deleted {path}: the exporter registers again on its next start"),
-                false => println!("nothing stored at {path}"),
+                true => outln!("deleted {path}: the exporter registers again on its next start"),
+                false => outln!("nothing stored at {path}"),
             }
         }
     }

@@ -1,7 +1,5 @@
 //! `cmu-exporter discover` and `check-config` (offline, and `--online`).
 
-use std::path::PathBuf;
-
 use anyhow::{Context, anyhow};
 
 use crate::app;
@@ -31,22 +29,20 @@ fn online_client(
 }
 
 pub(super) async fn discover(
-    config_file: Option<PathBuf>,
+    config: super::ConfigFile,
     account: Option<String>,
     api: &str,
 ) -> anyhow::Result<()> {
     let api = ReportApi::parse(api)
         .ok_or_else(|| anyhow!("--api `{api}`: write `cmu` (default) or `esm`"))?;
-    let file = config_file.ok_or_else(|| {
-        anyhow!("--config.file is required: the CMU URL and credentials come from it")
-    })?;
+    let file = config.required("the report URLs and credentials come from it")?;
     let config = Config::load(&file)?;
     let account = super::account(&config, account.as_deref(), true)?;
     let client = online_client(&config, account)?;
     let paths = crate::discovery::walk(&client, api)
         .await
         .context("discovery failed")?;
-    print!(
+    out!(
         "{}",
         crate::discovery::config_snippet(&paths, api, config.adobe.bases().of(api).as_str())
     );
@@ -87,7 +83,7 @@ pub(super) async fn check_online(file: &std::path::Path) -> anyhow::Result<()> {
         }
     }
     if missing.is_empty() {
-        println!("online: every report path exists ({served} paths served)");
+        outln!("online: every report path exists ({served} paths served)");
         Ok(())
     } else {
         Err(anyhow!(missing.join("\n")))
@@ -99,22 +95,24 @@ pub(super) async fn check_online(file: &std::path::Path) -> anyhow::Result<()> {
 pub(super) fn check_config(
     file: &std::path::Path,
     web: Option<&std::path::Path>,
-    limits: crate::incoming::ConnectionLimits,
 ) -> anyhow::Result<()> {
+    // The web configuration's own content is checked; the connection
+    // limits are flags of the service, not of the file.
+    let limits = crate::incoming::ConnectionLimits::default();
     let config = Config::load(file).context("configuration is not valid")?;
-    print!("{}", config.explain());
+    out!("{}", config.explain());
     for account in &config.accounts {
         let who = account
             .label()
             .map_or(String::new(), |n| format!("account {n}: "));
         match SoftwareStatement::load(&account.software_statement) {
-            Ok(s) => println!(
+            Ok(s) => outln!(
                 "{who}software statement: readable; application id {} (issuer {})",
                 s.application_id.as_deref().unwrap_or("unknown"),
                 s.issuer.as_deref().unwrap_or("unknown")
             ),
             Err(e) if account.client.is_some() => {
-                println!(
+                outln!(
                     "{who}software statement: not available ({e}); not needed with pre-registered client credentials"
                 )
             }
@@ -123,8 +121,8 @@ pub(super) fn check_config(
     }
     if let Some(web) = web {
         crate::incoming::WebConfig::load(web, limits)?;
-        println!("web configuration {}: valid", web.display());
+        outln!("web configuration {}: valid", web.display());
     }
-    println!("configuration is valid");
+    outln!("configuration is valid");
     Ok(())
 }

@@ -2,6 +2,23 @@
 //! family beside it. This is the binary's glue: errors are `anyhow` with
 //! context, printed as one line with their causes.
 
+/// `println!` that never panics: a closed standard output (`cmu-exporter
+/// demo | head`) loses the text, never the process.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod backfill;
 mod credentials;
 mod discover;
@@ -22,89 +39,17 @@ use crate::shard::Shard;
 /// (9100-9999, fully allocated) and clear of Prometheus's own 9090-9094.
 pub const DEFAULT_PORT: u16 = 9063;
 
-/// Prometheus exporter for Adobe Pass Concurrency Monitoring Usage reports.
+/// Prometheus exporter for Adobe Pass Concurrency Monitoring (CMU) and
+/// Entitlement Service Monitoring (ESM) reports.
+///
+/// Without a command it runs the service on `--config.file`. Each command
+/// takes only its own flags (`cmu-exporter COMMAND --help`); the log flags
+/// apply to all.
 #[derive(Debug, Parser)]
-#[command(name = "cmu-exporter", version, about, long_about = None)]
+#[command(name = "cmu-exporter", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
-    /// Configuration file (YAML).
-    #[arg(
-        long = "config.file",
-        env = "CMU_EXPORTER_CONFIG_FILE",
-        global = true,
-        value_name = "FILE"
-    )]
-    config_file: Option<PathBuf>,
-    /// Address to serve metrics on (repeat for several); `:9063` means every interface.
-    #[arg(
-        long = "web.listen-address",
-        env = "CMU_EXPORTER_WEB_LISTEN_ADDRESS",
-        global = true,
-        value_name = "ADDR",
-        value_delimiter = ','
-    )]
-    listen: Vec<String>,
-    /// Path under which to expose metrics.
-    #[arg(long = "web.telemetry-path", env = "CMU_EXPORTER_WEB_TELEMETRY_PATH", global = true, default_value = "/metrics", value_parser = telemetry_path)]
-    telemetry_path: String,
-    /// TLS and basic auth settings, in the Prometheus exporter toolkit's format.
-    #[arg(
-        long = "web.config.file",
-        env = "CMU_EXPORTER_WEB_CONFIG_FILE",
-        global = true,
-        value_name = "FILE"
-    )]
-    web_config_file: Option<PathBuf>,
-    /// Time a client has to send its request headers (and finish a TLS
-    /// handshake); idle keep-alive connections close after it too.
-    #[arg(
-        long = "web.read-header-timeout",
-        env = "CMU_EXPORTER_WEB_READ_HEADER_TIMEOUT",
-        global = true,
-        default_value = "10s",
-        value_name = "DURATION"
-    )]
-    read_header_timeout: humantime::Duration,
-    /// Time an answer may wait on a client that does not read it; then the
-    /// connection is closed.
-    #[arg(
-        long = "web.write-timeout",
-        env = "CMU_EXPORTER_WEB_WRITE_TIMEOUT",
-        global = true,
-        default_value = "30s",
-        value_name = "DURATION"
-    )]
-    write_timeout: humantime::Duration,
-    /// Most connections open at once; more are closed as soon as accepted
-    /// (and counted in cmu_exporter_http_connections_refused_total).
-    #[arg(
-        long = "web.max-connections",
-        env = "CMU_EXPORTER_WEB_MAX_CONNECTIONS",
-        global = true,
-        default_value_t = crate::incoming::config::DEFAULT_MAX_CONNECTIONS,
-        value_name = "N",
-        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
-    )]
-    max_connections: usize,
-    /// This process's shard, from 0: it polls the reports whose name hashes
-    /// to it. `auto` takes the ordinal at the end of the host name, as a
-    /// StatefulSet names its pods (`cmu-exporter-2` is shard 2).
-    #[arg(
-        long = "shard",
-        env = "CMU_EXPORTER_SHARD",
-        global = true,
-        default_value = "0",
-        value_name = "N|auto"
-    )]
-    shard: String,
-    /// How many shards share the configured reports (1: no sharding).
-    #[arg(
-        long = "total-shards",
-        env = "CMU_EXPORTER_TOTAL_SHARDS",
-        global = true,
-        default_value_t = 1,
-        value_name = "M"
-    )]
-    total_shards: u32,
+    #[command(flatten)]
+    service: ServiceArgs,
     /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
     #[arg(
         long = "log.level",
@@ -125,7 +70,113 @@ pub struct Cli {
     command: Option<Command>,
 }
 
-impl Cli {
+/// The configuration file, taken the same way by every command that reads one.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ConfigFile {
+    /// Configuration file (YAML).
+    #[arg(
+        long = "config.file",
+        env = "CMU_EXPORTER_CONFIG_FILE",
+        value_name = "FILE"
+    )]
+    config_file: Option<PathBuf>,
+}
+
+impl ConfigFile {
+    /// The file, or an error saying the command needs it and what for.
+    fn required(&self, what_for: &str) -> anyhow::Result<PathBuf> {
+        self.config_file
+            .clone()
+            .ok_or_else(|| anyhow!("--config.file is required: {what_for}"))
+    }
+}
+
+/// The service's flags: its configuration, what it serves and its shard.
+#[derive(Debug, Clone, clap::Args)]
+struct ServiceArgs {
+    #[command(flatten)]
+    config: ConfigFile,
+    #[command(flatten)]
+    web: WebArgs,
+    /// This process's shard, from 0: it polls the reports whose name hashes
+    /// to it. `auto` takes the ordinal at the end of the host name, as a
+    /// StatefulSet names its pods (`cmu-exporter-2` is shard 2).
+    #[arg(
+        long = "shard",
+        env = "CMU_EXPORTER_SHARD",
+        default_value = "0",
+        value_name = "N|auto"
+    )]
+    shard: String,
+    /// How many shards share the configured reports (1: no sharding).
+    #[arg(
+        long = "total-shards",
+        env = "CMU_EXPORTER_TOTAL_SHARDS",
+        default_value_t = 1,
+        value_name = "M"
+    )]
+    total_shards: u32,
+}
+
+/// What the exporter serves and how (the service and the demo).
+#[derive(Debug, Clone, clap::Args)]
+struct WebArgs {
+    /// Address to serve metrics on (repeat for several); `:9063` means every interface.
+    #[arg(
+        long = "web.listen-address",
+        env = "CMU_EXPORTER_WEB_LISTEN_ADDRESS",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    listen: Vec<String>,
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", env = "CMU_EXPORTER_WEB_TELEMETRY_PATH", default_value = "/metrics", value_parser = telemetry_path)]
+    telemetry_path: String,
+    #[command(flatten)]
+    web_config: WebConfigFile,
+    /// Time a client has to send its request headers (and finish a TLS
+    /// handshake); idle keep-alive connections close after it too.
+    #[arg(
+        long = "web.read-header-timeout",
+        env = "CMU_EXPORTER_WEB_READ_HEADER_TIMEOUT",
+        default_value = "10s",
+        value_name = "DURATION"
+    )]
+    read_header_timeout: humantime::Duration,
+    /// Time an answer may wait on a client that does not read it; then the
+    /// connection is closed.
+    #[arg(
+        long = "web.write-timeout",
+        env = "CMU_EXPORTER_WEB_WRITE_TIMEOUT",
+        default_value = "30s",
+        value_name = "DURATION"
+    )]
+    write_timeout: humantime::Duration,
+    /// Most connections open at once; more are closed as soon as accepted
+    /// (and counted in cmu_exporter_http_connections_refused_total).
+    #[arg(
+        long = "web.max-connections",
+        env = "CMU_EXPORTER_WEB_MAX_CONNECTIONS",
+        default_value_t = crate::incoming::config::DEFAULT_MAX_CONNECTIONS,
+        value_name = "N",
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_connections: usize,
+}
+
+/// The `--web.config.file` (the service, the demo, and check-config's check of it).
+#[derive(Debug, Clone, clap::Args)]
+struct WebConfigFile {
+    /// TLS and basic auth settings, in the Prometheus exporter toolkit's format.
+    #[arg(
+        long = "web.config.file",
+        env = "CMU_EXPORTER_WEB_CONFIG_FILE",
+        value_name = "FILE"
+    )]
+    web_config_file: Option<PathBuf>,
+}
+
+impl WebArgs {
     /// The limits every connection of the service is held to.
     fn connection_limits(&self) -> crate::incoming::ConnectionLimits {
         crate::incoming::ConnectionLimits {
@@ -155,7 +206,10 @@ pub(crate) enum CredentialsAction {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Simulator and exporter in one process, on a built-in configuration.
-    Demo,
+    Demo {
+        #[command(flatten)]
+        web: WebArgs,
+    },
     /// The Adobe Pass simulator alone, for trying the service by hand.
     Simulate {
         /// Address of the simulated DCR and CMU servers.
@@ -175,17 +229,29 @@ enum Command {
         /// Extra MVPDs and applications, for large reports (1 = the default universe).
         #[arg(long, env = "CMU_EXPORTER_SIMULATE_SCALE", default_value_t = 1)]
         scale: usize,
+        /// Also write the approved software statement to this file (mode
+        /// 0600), for adobe.software_statement_file.
+        #[arg(long = "statement-file", value_name = "FILE")]
+        statement_file: Option<PathBuf>,
     },
     /// Validates a configuration file and explains what it will do (exit 0 or 1).
     CheckConfig {
-        /// The configuration file.
-        file: PathBuf,
-        /// Also ask Adobe whether each report path exists (walks the drill-down links).
+        #[command(flatten)]
+        config: ConfigFile,
+        /// The configuration file, as a shorthand for --config.file.
+        #[arg(value_name = "FILE", conflicts_with = "config_file")]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        web_config: WebConfigFile,
+        /// Also ask Adobe for each report's exact query once (path, filters,
+        /// metrics, limit), with the configured credentials.
         #[arg(long, env = "CMU_EXPORTER_CHECK_ONLINE")]
         online: bool,
     },
     /// Lists every report path Adobe serves, with a ready configuration snippet.
     Discover {
+        #[command(flatten)]
+        config: ConfigFile,
         /// The account whose view to list (the first listed by default).
         #[arg(long, env = "CMU_EXPORTER_ACCOUNT")]
         account: Option<String>,
@@ -198,6 +264,8 @@ enum Command {
     Credentials {
         #[command(subcommand)]
         action: CredentialsAction,
+        #[command(flatten)]
+        config: ConfigFile,
         /// The account, when the configuration lists `accounts:`.
         #[arg(long, env = "CMU_EXPORTER_ACCOUNT", global = true)]
         account: Option<String>,
@@ -205,6 +273,8 @@ enum Command {
     /// Writes Adobe's history of the reports as OpenMetrics, for
     /// `promtool tsdb create-blocks-from openmetrics FILE DATA_DIR`.
     Backfill {
+        #[command(flatten)]
+        config: ConfigFile,
         /// First day, in the reports' time zone (YYYY-MM-DD; at most 25 months back).
         #[arg(long)]
         from: String,
@@ -256,32 +326,47 @@ pub fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);
-    let limits = cli.connection_limits();
     let outcome = match cli.command {
-        None => run_async(service::serve(&cli)),
-        Some(Command::Demo) => run_async(service::demo(&cli)),
+        None => run_async(service::serve(&cli.service)),
+        Some(Command::Demo { web }) => run_async(service::demo(&web)),
         Some(Command::Simulate {
             listen,
             token_lifetime,
             scale,
-        }) => run_async(service::simulate(&listen, token_lifetime.into(), scale)),
-        Some(Command::CheckConfig { file, online }) => {
-            let web = cli.web_config_file.as_deref();
-            discover::check_config(&file, web, limits).and_then(|()| {
+            statement_file,
+        }) => run_async(service::simulate(
+            &listen,
+            token_lifetime.into(),
+            scale,
+            statement_file,
+        )),
+        Some(Command::CheckConfig {
+            config,
+            file,
+            web_config,
+            online,
+        }) => file
+            .map_or_else(|| config.required("the file to check"), Ok)
+            .and_then(|file| {
+                discover::check_config(&file, web_config.web_config_file.as_deref())?;
                 if online {
                     run_async(discover::check_online(&file))
                 } else {
                     Ok(())
                 }
-            })
-        }
-        Some(Command::Discover { account, api }) => {
-            run_async(discover::discover(cli.config_file, account, &api))
-        }
-        Some(Command::Credentials { action, account }) => {
-            run_async(credentials::run(cli.config_file, action, account))
-        }
+            }),
+        Some(Command::Discover {
+            config,
+            account,
+            api,
+        }) => run_async(discover::discover(config, account, &api)),
+        Some(Command::Credentials {
+            action,
+            config,
+            account,
+        }) => run_async(credentials::run(config, action, account)),
         Some(Command::Backfill {
+            config,
             from,
             to,
             reports,
@@ -290,7 +375,7 @@ pub fn main() -> ExitCode {
             max_limit,
             labels,
         }) => run_async(backfill::run(
-            cli.config_file,
+            config,
             backfill::Arguments {
                 from,
                 to,
@@ -313,7 +398,8 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("cmu-exporter: {error:#}");
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "cmu-exporter: {error:#}");
             ExitCode::FAILURE
         }
     }
@@ -413,7 +499,7 @@ fn account<'a>(
 }
 
 /// The shard that `--shard` and `--total-shards` name.
-fn shard(cli: &Cli) -> anyhow::Result<Shard> {
+fn shard(cli: &ServiceArgs) -> anyhow::Result<Shard> {
     Ok(match cli.shard.as_str() {
         "auto" => {
             let host = std::env::var("HOSTNAME")

@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 
-use super::{Cli, DEFAULT_PORT, listen_addresses, parse_listen, shard};
+use super::{DEFAULT_PORT, ServiceArgs, WebArgs, listen_addresses, parse_listen, shard};
 use crate::app::{self, Options};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -31,33 +31,36 @@ async fn stop_signal() {
     let _ = ctrl_c.await;
 }
 
-/// The service's options from the command line: `--web.*` and the config file.
-fn service_options(
-    cli: &Cli,
+/// The options of what is served from the command line's `--web.*` flags.
+fn web_options(
+    web: &WebArgs,
     default_listen: &str,
     config_file: Option<PathBuf>,
 ) -> anyhow::Result<Options> {
-    let limits = cli.connection_limits();
-    let web = match &cli.web_config_file {
+    let limits = web.connection_limits();
+    let web_config = match &web.web_config.web_config_file {
         Some(file) => WebConfig::load(file, limits)?,
         None => WebConfig::plain(limits),
     };
     Ok(Options {
-        listen: listen_addresses(&cli.listen, default_listen)?,
-        telemetry_path: cli.telemetry_path.clone(),
+        listen: listen_addresses(&web.listen, default_listen)?,
+        telemetry_path: web.telemetry_path.clone(),
         clock: Clock::wall(),
         config_file,
-        web,
-        shard: shard(cli)?,
+        web: web_config,
+        shard: crate::shard::Shard::new(0, 1)?,
     })
 }
 
-pub(super) async fn serve(cli: &Cli) -> anyhow::Result<()> {
-    let file = cli.config_file.clone().ok_or_else(|| {
-        anyhow!("--config.file is required to run the service (or try `cmu-exporter demo`)")
-    })?;
+pub(super) async fn serve(service: &ServiceArgs) -> anyhow::Result<()> {
+    let file = service.config.required(
+        "it names the reports and the credentials to run the service on (or try `cmu-exporter demo`)",
+    )?;
     let config = Config::load(&file)?;
-    let options = service_options(cli, &format!(":{DEFAULT_PORT}"), Some(file))?;
+    let options = Options {
+        shard: shard(service)?,
+        ..web_options(&service.web, &format!(":{DEFAULT_PORT}"), Some(file))?
+    };
     let running = start_until_signal(config, options).await?;
     for addr in &running.addrs {
         tracing::info!(%addr, "serving metrics");
@@ -92,8 +95,8 @@ async fn start_until_signal(config: Config, options: Options) -> anyhow::Result<
     Ok(running)
 }
 
-pub(super) async fn demo(cli: &Cli) -> anyhow::Result<()> {
-    let options = service_options(cli, &format!("127.0.0.1:{DEFAULT_PORT}"), None)?;
+pub(super) async fn demo(web: &WebArgs) -> anyhow::Result<()> {
+    let options = web_options(web, &format!("127.0.0.1:{DEFAULT_PORT}"), None)?;
     let telemetry_path = options.telemetry_path.clone();
     let sim = Simulator::start(
         SimulatorConfig::default(),
@@ -112,17 +115,17 @@ pub(super) async fn demo(cli: &Cli) -> anyhow::Result<()> {
     let reports = config.reports.len();
     let running = start_until_signal(config, options).await?;
     let url = running.url();
-    println!("cmu-exporter demo: {reports} reports from the built-in Adobe Pass simulator");
-    println!("  metrics:        {url}{telemetry_path}");
-    println!("  landing page:   {url}/");
-    println!("  simulated DCR:  {}", sim.dcr_url());
-    println!("  simulated CMU:  {}", sim.cmu_url());
-    println!("  simulated ESM:  {}", sim.esm_url());
-    println!("Press Ctrl-C to stop.");
+    outln!("cmu-exporter demo: {reports} reports from the built-in Adobe Pass simulator");
+    outln!("  metrics:        {url}{telemetry_path}");
+    outln!("  landing page:   {url}/");
+    outln!("  simulated DCR:  {}", sim.dcr_url());
+    outln!("  simulated CMU:  {}", sim.cmu_url());
+    outln!("  simulated ESM:  {}", sim.esm_url());
+    outln!("Press Ctrl-C to stop.");
     running.wait().await;
     sim.stop().await;
     drop(dir);
-    println!("cmu-exporter demo: stopped");
+    outln!("cmu-exporter demo: stopped");
     Ok(())
 }
 
@@ -130,6 +133,7 @@ pub(super) async fn simulate(
     listen: &str,
     token_lifetime: std::time::Duration,
     scale: usize,
+    statement_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let addr = parse_listen(listen)?;
     let config = SimulatorConfig {
@@ -140,15 +144,17 @@ pub(super) async fn simulate(
     let sim = Simulator::start(config, addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    println!("Adobe Pass simulator");
-    println!("  adobe.dcr_url: {}", sim.dcr_url());
-    println!("  adobe.cmu_url: {}", sim.cmu_url());
-    println!("  adobe.esm_url: {}", sim.esm_url());
-    println!(
-        "  software statement (approved, save it to a file for adobe.software_statement_file):"
-    );
-    println!("{}", sim.software_statement());
-    println!("Press Ctrl-C to stop.");
+    if let Some(file) = &statement_file {
+        crate::demo::write_private(file, sim.software_statement().as_bytes())
+            .with_context(|| format!("--statement-file: cannot write {}", file.display()))?;
+    }
+    outln!("Adobe Pass simulator");
+    outln!("  adobe.dcr_url: {}", sim.dcr_url());
+    outln!("  adobe.cmu_url: {}", sim.cmu_url());
+    outln!("  adobe.esm_url: {}", sim.esm_url());
+    outln!("  software statement (approved, save it to a file for adobe.software_statement_file):");
+    outln!("{}", sim.software_statement());
+    outln!("Press Ctrl-C to stop.");
     stop_signal().await;
     sim.stop().await;
     Ok(())

@@ -226,11 +226,11 @@ async fn a_killed_backfill_resumes_where_it_stopped_and_writes_the_same_file() {
     let run = |output: &Path| {
         let mut command = Command::new(BIN);
         command.args([
+            "backfill",
             "--config.file",
             config.to_str().unwrap(),
             "--log.level",
             "warn",
-            "backfill",
             "--from",
             "2026-11-20",
             "--to",

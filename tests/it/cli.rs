@@ -206,7 +206,7 @@ fn a_telemetry_path_that_would_hide_a_page_is_refused() {
         .args([
             "--web.telemetry-path",
             "/healthz",
-            "check-config",
+            "--config.file",
             "/nonexistent",
         ])
         .output()
@@ -254,4 +254,119 @@ async fn sigterm_during_a_poll_finishes_it_then_exits_cleanly() {
         "exited {took:?} after SIGTERM"
     );
     assert!(!log.contains("abandoned"), "{log}");
+}
+
+/// One command-line grammar: every command takes the configuration as
+/// `--config.file` (or its variable), refuses a flag it would ignore, and
+/// its help shows only its own flags.
+#[test]
+fn every_command_takes_the_configuration_the_same_way_and_refuses_what_it_would_ignore() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, "reports: [\n").unwrap();
+    let file = file.to_str().unwrap();
+    // check-config takes --config.file, the variable, or its positional shorthand.
+    for args in [
+        vec!["check-config", "--config.file", file],
+        vec!["check-config", file],
+    ] {
+        let ran = run_binary(&args);
+        assert_eq!(ran.code, Some(1), "{args:?}: {}", ran.stderr);
+        assert!(
+            ran.stderr.contains("config.yaml"),
+            "{args:?}: {}",
+            ran.stderr
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cmu-exporter"))
+        .arg("check-config")
+        .env("CMU_EXPORTER_CONFIG_FILE", file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("config.yaml"));
+    // What a command would ignore is refused (clap's usage error: exit 2).
+    for args in [
+        vec!["check-config", "--config.file", file, file],
+        vec!["demo", "--config.file", file],
+        vec!["--config.file", file, "check-config"],
+        vec!["discover", "--web.listen-address", ":1"],
+        vec!["render", "--config.file", file],
+        vec!["check-config", file, "--shard", "1"],
+    ] {
+        let ran = run_binary(&args);
+        assert_eq!(ran.code, Some(2), "{args:?} is refused: {}", ran.stderr);
+    }
+    // Each command's help shows its own flags, not the service's.
+    let own: &[(&str, &[&str])] = &[
+        (
+            "check-config",
+            &["--config.file", "--online", "--web.config.file"],
+        ),
+        ("discover", &["--config.file", "--account", "--api"]),
+        ("backfill", &["--config.file", "--from", "--output"]),
+        ("credentials", &["--config.file", "--account"]),
+        ("demo", &["--web.listen-address"]),
+        ("render", &["--report", "--api"]),
+        ("simulate", &["--statement-file", "--token-lifetime"]),
+    ];
+    for (command, flags) in own {
+        let help = run_binary(&[command, "--help"]).stdout;
+        for flag in *flags {
+            assert!(
+                help.contains(flag),
+                "{command} --help lists {flag}:\n{help}"
+            );
+        }
+        let serves = *command == "demo";
+        for service_only in ["--shard", "--total-shards", "--web.max-connections"] {
+            if serves && service_only.starts_with("--web") {
+                continue;
+            }
+            assert!(
+                !help.contains(service_only),
+                "{command} --help lists {service_only}:\n{help}"
+            );
+        }
+    }
+    let help = run_binary(&["--help"]).stdout;
+    assert!(help.contains("ESM"), "the help names both APIs:\n{help}");
+}
+
+/// `cmu-exporter demo | head`: a closed standard output never panics the
+/// process, which serves on and stops cleanly on SIGTERM.
+#[test]
+fn a_closed_stdout_never_panics_and_sigterm_still_stops_the_demo() {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cmu-exporter"))
+        .args(["demo", "--web.listen-address", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read nothing: close the pipe, as `head` does once it has its lines.
+    drop(child.stdout.take());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(child.try_wait().unwrap().is_none(), "the demo still runs");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGTERM stops the demo"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(status.success(), "{status:?}: {log}");
 }

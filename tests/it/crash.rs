@@ -167,11 +167,11 @@ async fn sigkill_during_backfill_leaves_a_journal_that_resumes_to_the_same_file(
     );
     let args = |output: &Path| {
         vec![
+            "backfill".to_owned(),
             "--config.file".to_owned(),
             config.display().to_string(),
             "--log.level".to_owned(),
             "error".to_owned(),
-            "backfill".to_owned(),
             "--from".to_owned(),
             "2026-11-20".to_owned(),
             "--to".to_owned(),

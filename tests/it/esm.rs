@@ -308,7 +308,7 @@ async fn discover_walks_the_esm_tree_and_check_config_online_checks_esm_paths() 
     );
     let config_arg = config.to_str().unwrap();
     let ran = run_binary_async(
-        ["--config.file", config_arg, "discover", "--api", "esm"]
+        ["discover", "--config.file", config_arg, "--api", "esm"]
             .map(String::from)
             .to_vec(),
     )
