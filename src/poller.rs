@@ -217,6 +217,23 @@ fn next_attempt(
         .max(after(retry_after.unwrap_or_default()))
 }
 
+/// The exact query a poll of `report` sends at `now`: its window in its
+/// API's time zone, its limit, metrics and filters (the online check sends
+/// the same).
+pub fn query_at(report: &ReportConfig, adobe: &AdobeConfig, now: Timestamp) -> ReportQuery {
+    let civil_now = now
+        .to_zoned(adobe.time_zone_of(report.api).clone())
+        .datetime();
+    let (start, end) = window(report.path.granularity(), report.bucket, civil_now);
+    ReportQuery {
+        start,
+        end,
+        limit: Some(report.limit),
+        metrics: report.metrics.clone(),
+        filters: report.filters.clone(),
+    }
+}
+
 /// One poll: a window of the report, fetched with the shared token,
 /// parsed and built into a snapshot.
 pub async fn poll_once(
@@ -231,15 +248,7 @@ pub async fn poll_once(
     let name = report.name.as_str();
     let now: Timestamp = ctx.clock.now();
     let time_zone = ctx.adobe.time_zone_of(report.api).clone();
-    let civil_now = now.to_zoned(time_zone.clone()).datetime();
-    let (start, end) = window(report.path.granularity(), report.bucket, civil_now);
-    let query = ReportQuery {
-        start,
-        end,
-        limit: Some(report.limit),
-        metrics: report.metrics.clone(),
-        filters: report.filters.clone(),
-    };
+    let query = query_at(report, &ctx.adobe, now);
     let account = report.account.as_ref().map(|a| a.as_str().to_owned());
     let client = ctx
         .clients

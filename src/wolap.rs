@@ -84,6 +84,16 @@ impl ApiError {
         }
     }
 
+    /// Whether Adobe refused the query itself (404, 400, or another 4xx but
+    /// 401, 408 and 429): asking the same again cannot succeed.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            ApiError::NotFound { .. } | ApiError::BadRequest { .. } => true,
+            ApiError::Status { status, .. } => (400..500).contains(status) && *status != 408,
+            _ => false,
+        }
+    }
+
     /// The server's `Retry-After`, if it sent one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -315,13 +325,16 @@ impl FetchError {
         }
     }
 
-    /// Whether only a person can fix it (retrying at a fast pace will not help).
+    /// Whether only a person can fix it (retrying at a fast pace will not
+    /// help): the credentials need one, or Adobe refuses the query itself
+    /// with a 4xx (a path it does not serve, a filter or metric it does not
+    /// know, 403). Such a report makes `/readyz` say so, and is retried at
+    /// the pace of its interval.
     pub fn needs_person(&self) -> bool {
-        matches!(
-            self,
-            FetchError::Credentials(CredentialsError::NeedsPerson(_))
-                | FetchError::Api(ApiError::NotFound { .. })
-        )
+        match self {
+            FetchError::Credentials(e) => matches!(e, CredentialsError::NeedsPerson(_)),
+            FetchError::Api(e) => e.is_refusal(),
+        }
     }
 }
 

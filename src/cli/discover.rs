@@ -49,44 +49,46 @@ pub(super) async fn discover(
     Ok(())
 }
 
+/// Sends each report's exact query once (path, window, filters, metrics,
+/// limit) with its account's credentials: a query Adobe refuses is named
+/// with Adobe's reason, as its polls would fail.
 pub(super) async fn check_online(file: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(file)?;
-    let mut missing = Vec::new();
-    let mut served = 0;
-    // Each account sees its own tree of each API: check each report with
-    // its account's credentials, walking only the APIs its reports read.
+    let once = crate::retry::RetryPolicy {
+        first: std::time::Duration::ZERO,
+        cap: std::time::Duration::ZERO,
+        attempts: 1,
+    };
+    let mut refused = Vec::new();
     for account in &config.accounts {
         let client = online_client(&config, account)?;
-        for api in ReportApi::ALL {
-            let reports: Vec<_> = config
-                .reports
-                .iter()
-                .filter(|r| r.account == account.name && r.api == api)
-                .collect();
-            if reports.is_empty() {
-                continue;
-            }
-            let paths = crate::discovery::walk(&client, api)
+        for report in config.reports.iter().filter(|r| r.account == account.name) {
+            let query = crate::poller::query_at(report, &config.adobe, jiff::Timestamp::now());
+            match client
+                .get(report.api, report.name.as_str(), &report.path, &query, once)
                 .await
-                .with_context(|| format!("online check of the {api} API failed"))?;
-            served += paths.len();
-            let hint = match api {
-                ReportApi::Cmu => "`cmu-exporter discover`",
-                ReportApi::Esm => "`cmu-exporter discover --api esm`",
-            };
-            missing.extend(
-                reports
-                    .iter()
-                    .filter(|r| !paths.contains(&r.path))
-                    .map(|r| format!("reports: {}: Adobe serves no {api} report at /{} ({hint} lists the valid paths)", r.name, r.path)),
-            );
+            {
+                Ok(fetched) => outln!(
+                    "online: {}: {} answered the query ({} bytes)",
+                    report.name,
+                    report.api,
+                    fetched.body.len()
+                ),
+                Err(crate::wolap::FetchError::Api(e)) if e.is_refusal() => {
+                    refused.push(format!("{}: {e}", report.name));
+                }
+                Err(e) => {
+                    return Err(anyhow!(e))
+                        .with_context(|| format!("online check of report {} failed", report.name));
+                }
+            }
         }
     }
-    if missing.is_empty() {
-        outln!("online: every report path exists ({served} paths served)");
+    if refused.is_empty() {
+        outln!("online: Adobe answered every report's query");
         Ok(())
     } else {
-        Err(anyhow!(missing.join("\n")))
+        Err(anyhow!(refused.join("\n")))
     }
 }
 

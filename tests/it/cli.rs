@@ -370,3 +370,65 @@ fn a_closed_stdout_never_panics_and_sigterm_still_stops_the_demo() {
     assert!(!log.contains("panicked"), "{log}");
     assert!(status.success(), "{status:?}: {log}");
 }
+
+/// A report whose every poll Adobe refuses with a 400 (a filter on a
+/// dimension it does not know, a metric it does not serve) makes `/readyz`
+/// say so, as a bad path does, and `check-config --online` refuses it,
+/// sending the report's exact query once.
+#[tokio::test]
+async fn a_query_adobe_refuses_makes_readyz_say_so_and_fails_the_online_check() {
+    let (sim, _dir, config) = simulator_and_config(
+        "  - name: good\n    path: tenant/year/month/day\n  - name: typo\n    path: tenant/year/month/day\n    filters: [\"chanel=CNN\"]\n  - name: metric\n    path: tenant/year/month/day\n    metrics: [active-user]\n",
+    )
+    .await;
+    let before = sim.requests().len();
+    let ran = run_binary_async(vec![
+        "check-config".into(),
+        config.display().to_string(),
+        "--online".into(),
+    ])
+    .await;
+    assert_eq!(ran.code, Some(1), "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("typo: CMU refused the query (HTTP 400): Unknown dimension: chanel"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains(
+            "metric: CMU refused the query (HTTP 400): Unknown metric for this report: active-user"
+        ),
+        "{}",
+        ran.stderr
+    );
+    assert!(!ran.stderr.contains("good:"), "{}", ran.stderr);
+    let sent: Vec<_> = sim.requests()[before..]
+        .iter()
+        .filter(|r| r.endpoint == cmu_exporter::simulator::Endpoint::Cmu)
+        .map(|r| format!("{}?{}", r.path, r.query))
+        .collect();
+    assert_eq!(sent.len(), 3, "one exact query per report: {sent:?}");
+    assert!(
+        sent.iter()
+            .any(|q| q.contains("chanel=CNN") && q.contains("limit=")),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter().any(|q| q.contains("metrics=active-user")),
+        "{sent:?}"
+    );
+
+    let exporter = exporter(&config).await;
+    let base = exporter.url();
+    let why = wait_for("readyz to name a refused report", WAIT, || async {
+        let (status, text) = get_text(&format!("{base}/readyz")).await;
+        (status == 503 && text.contains("HTTP 400")).then_some(text)
+    })
+    .await;
+    assert!(
+        why.contains("report metric") || why.contains("report typo"),
+        "{why}"
+    );
+    exporter.stop().await;
+}

@@ -357,7 +357,7 @@ async fn discover_walks_the_esm_tree_and_check_config_online_checks_esm_paths() 
     assert_eq!(ran.code, Some(1));
     assert!(
         ran.stderr.contains(
-            "wrong: Adobe serves no ESM report at /tenant/year/month/day (`cmu-exporter discover --api esm` lists the valid paths)"
+            "wrong: ESM has no report at /tenant/year/month/day (HTTP 404: no pre-aggregation for this path): fix the path; `cmu-exporter discover --api esm` lists the valid ones"
         ),
         "{}",
         ran.stderr

@@ -470,7 +470,7 @@ async fn check_config_online_names_the_paths_adobe_does_not_serve() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("wrong: Adobe serves no CMU report at /year/month/day/hour/minute/mvpd"),
+        err.contains("wrong: CMU has no report at /year/month/day/hour/minute/mvpd"),
         "{err}"
     );
     assert!(!err.contains("good:"), "{err}");
