@@ -63,6 +63,46 @@ pub enum StartError {
     Http(#[from] ClientError),
     #[error("cannot listen on {addr}: {reason}: pick a free address with --web.listen-address")]
     Listen { addr: SocketAddr, reason: String },
+    #[error("account {account}: {error}")]
+    InAccount {
+        account: String,
+        error: Box<StartError>,
+    },
+}
+
+/// What the service would refuse at start from its files alone, checked
+/// without changing them: each account's `state_dir` (a directory that can
+/// be created and written), its software statement (needed unless client
+/// credentials are stored there or preset) and its pre-registered client's
+/// files, and the outgoing client's proxy and CA file. [`start`] runs it
+/// first and `check-config` runs it too, so the two say the same.
+pub fn preflight(config: &Config) -> Result<(), StartError> {
+    for account in &config.accounts {
+        let checked = (|| {
+            let stored = StateStore::check(&account.state_dir(&config.state_dir))?;
+            let preset = account
+                .client
+                .as_ref()
+                .map(crate::credentials::load_preset)
+                .transpose()?;
+            if let Err(e) = SoftwareStatement::load(&account.software_statement)
+                && !stored
+                && preset.is_none()
+            {
+                return Err(StartError::Credentials(e.into()));
+            }
+            Ok(())
+        })();
+        checked.map_err(|error| match account.label() {
+            Some(name) => StartError::InAccount {
+                account: name.to_owned(),
+                error: Box::new(error),
+            },
+            None => error,
+        })?;
+    }
+    crate::outgoing::adobe_client(&config.adobe)?;
+    Ok(())
 }
 
 /// A running exporter.
@@ -148,6 +188,7 @@ pub fn telemetry_for(config: &Config) -> Telemetry {
 
 /// Starts polling and serving. Returns once every address is bound.
 pub async fn start(config: Config, options: Options) -> Result<Running, StartError> {
+    preflight(&config)?;
     let telemetry = telemetry_for(&config);
     let http = crate::outgoing::adobe_client(&config.adobe)?;
     let accounts = open_accounts(

@@ -103,6 +103,18 @@ pub(super) fn check_config(
     let limits = crate::incoming::ConnectionLimits::default();
     let config = Config::load(file).context("configuration is not valid")?;
     out!("{}", config.explain());
+    let mut warnings = 0;
+    for report in &config.reports {
+        if let Some(nearest) = crate::report::tree::did_you_mean(report.api, &report.path) {
+            warnings += 1;
+            outln!(
+                "warning: reports: {}: /{} is not in Adobe's documented {} tree: did you mean /{nearest}? (Adobe may still serve it for your account: `check-config --online` asks)",
+                report.name,
+                report.path,
+                report.api
+            );
+        }
+    }
     for account in &config.accounts {
         let who = account
             .label()
@@ -118,13 +130,19 @@ pub(super) fn check_config(
                     "{who}software statement: not available ({e}); not needed with pre-registered client credentials"
                 )
             }
-            Err(e) => return Err(anyhow!("configuration is valid, but {who}{e}")),
+            Err(e) => outln!("{who}software statement: not available ({e})"),
         }
     }
+    // Whatever the service would refuse at start, refused here in its words.
+    app::preflight(&config).context("configuration is not valid")?;
     if let Some(web) = web {
         crate::incoming::WebConfig::load(web, limits)?;
         outln!("web configuration {}: valid", web.display());
     }
-    outln!("configuration is valid");
+    match warnings {
+        0 => outln!("configuration is valid"),
+        1 => outln!("configuration is valid, with 1 warning above"),
+        n => outln!("configuration is valid, with {n} warnings above"),
+    }
     Ok(())
 }

@@ -86,6 +86,28 @@ struct FileFormat {
     token_expires_at: Option<String>,
 }
 
+/// Creates `dir` (mode 0700) if needed and proves files can be created there.
+fn prepare(dir: &Path) -> Result<(), StoreError> {
+    let fail = |reason: String| StoreError::Directory {
+        dir: dir.display().to_string(),
+        reason,
+    };
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode_0700()
+            .create(dir)
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    if !dir.is_dir() {
+        return Err(fail("not a directory".into()));
+    }
+    let probe = dir.join(".write-probe");
+    File::create(&probe).map_err(|e| fail(format!("cannot create files there ({e})")))?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
+}
+
 /// The state file of one exporter.
 #[derive(Debug, Clone)]
 pub struct StateStore {
@@ -96,27 +118,29 @@ pub struct StateStore {
 impl StateStore {
     /// Opens `dir`, creating it (mode 0700) if needed, and proves it is writable.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let fail = |reason: String| StoreError::Directory {
-            dir: dir.display().to_string(),
-            reason,
-        };
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode_0700()
-                .create(dir)
-                .map_err(|e| fail(e.to_string()))?;
-        }
-        if !dir.is_dir() {
-            return Err(fail("not a directory".into()));
-        }
-        let probe = dir.join(".write-probe");
-        File::create(&probe).map_err(|e| fail(format!("cannot create files there ({e})")))?;
-        let _ = fs::remove_file(&probe);
+        prepare(dir)?;
         Ok(Self {
             dir: dir.to_owned(),
             file: dir.join(STATE_FILE),
         })
+    }
+
+    /// Whether [`open`](Self::open) would succeed, leaving no trace: the
+    /// directories it would create are created to prove it, then removed.
+    /// Returns whether a usable state file is stored there (the service
+    /// then needs no statement to start).
+    pub fn check(dir: &Path) -> Result<bool, StoreError> {
+        let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+        let prepared = prepare(dir);
+        // Deepest first; a directory that something else filled stays.
+        for created in &missing {
+            let _ = fs::remove_dir(created);
+        }
+        prepared?;
+        Ok(fs::read(dir.join(STATE_FILE))
+            .ok()
+            .and_then(|bytes| parse_state(&bytes))
+            .is_some())
     }
 
     /// Path of the state file.

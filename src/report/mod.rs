@@ -7,6 +7,7 @@ mod cursor;
 pub mod parse;
 pub mod path;
 mod swar;
+pub mod tree;
 pub mod window;
 
 pub use api::ReportApi;

@@ -6,9 +6,9 @@ use jiff::tz::TimeZone;
 
 use super::Shared;
 use super::data::{Universe, metrics_for, row_values};
-use super::tree::{ALIASES, Tree};
 use super::wolap::Dataset;
 use crate::report::catalog::LEVEL_DIMENSIONS;
+use crate::report::tree::{ALIASES, Tree};
 use crate::report::{Granularity, ReportPath};
 
 /// CMU as the simulator serves it.

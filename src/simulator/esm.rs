@@ -12,45 +12,11 @@ use jiff::{Timestamp, ToSpan};
 
 use super::Shared;
 use super::data::RowBasis;
-use super::tree::Tree;
 use super::wolap::Dataset;
+use crate::report::ReportApi;
 use crate::report::catalog::ESM_UNIQUE_METRICS;
+use crate::report::tree::Tree;
 use crate::report::{Granularity, ReportPath};
-
-/// The live programmer tree (ESM reference §5.3), a representative part of
-/// it: every prefix of a leaf is a report. Each leaf is also served
-/// without its `media-company` root, as the documented trees draw it.
-const LEAVES: &[&str] = &[
-    "media-company/year/month/day/dc",
-    "media-company/year/month/day/event/requestor-id/proxy/mvpd/reason/dc",
-    "media-company/year/month/day/proxy/mvpd/dc",
-    "media-company/year/month/day/proxy/mvpd/requestor-id/dc",
-    "media-company/year/month/day/proxy/mvpd/requestor-id/eap/platform/nsdk/nsdk-version/dc",
-    "media-company/year/month/day/proxy/mvpd/requestor-id/platform/nsdk/nsdk-version/sso-type/dc",
-    "media-company/year/month/day/requestor-id/dc",
-    "media-company/year/month/day/requestor-id/application-name/application-version/channel/dc",
-    "media-company/year/month/day/requestor-id/cdt/channel/platform-version/dc",
-    "media-company/year/month/day/requestor-id/cdt/sso-type/dc",
-    "media-company/year/month/day/requestor-id/customer-app/content-category/channel/dc",
-    "media-company/year/month/day/requestor-id/device/os-family/dc",
-    "media-company/year/month/day/requestor-id/os-family/browser-family/browser-version/dc",
-    "media-company/year/month/day/requestor-id/platform/application-name/application-version/api/dc",
-    "media-company/year/month/day/requestor-id/platform/nsdk/nsdk-version/sso-type/dc",
-    "media-company/year/month/day/requestor-id/proxy/mvpd/device/dc",
-    "media-company/year/month/day/requestor-id/proxy/mvpd/platform/customer-app/channel/decision-type/dc",
-    "media-company/year/month/day/hour/dc",
-    "media-company/year/month/day/hour/event/requestor-id/proxy/mvpd/reason/dc",
-    "media-company/year/month/day/hour/proxy/mvpd/dc",
-    "media-company/year/month/day/hour/proxy/mvpd/requestor-id/channel/dc",
-    "media-company/year/month/day/hour/proxy/mvpd/requestor-id/cdt/channel/platform-version/dc",
-    "media-company/year/month/day/hour/proxy/mvpd/requestor-id/eap/platform/nsdk/nsdk-version/dc",
-    "media-company/year/month/day/hour/proxy/mvpd/requestor-id/platform/nsdk/nsdk-version/sso-type/dc",
-    "media-company/year/month/day/hour/requestor-id/platform/application-name/application-version/channel/dc",
-    "media-company/year/month/day/hour/minute/event/requestor-id/proxy/mvpd/reason/dc",
-    "media-company/year/month/day/hour/minute/proxy/mvpd/requestor-id/channel/dc",
-    "media-company/year/month/day/hour/minute/proxy/mvpd/requestor-id/platform/nsdk/nsdk-version/dc",
-    "media-company/year/month/day/hour/minute/requestor-id/platform/dc",
-];
 
 /// An MVPD outage: its authorizations fail or slow down.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,16 +66,8 @@ const DECISION: [&str; 4] = [
 
 impl Esm {
     pub fn new(tenants: Vec<String>, mvpds: Vec<String>, time_zone: TimeZone) -> Self {
-        let mut leaves: Vec<String> = LEAVES.iter().map(|l| (*l).to_owned()).collect();
-        leaves.extend(
-            LEAVES
-                .iter()
-                .filter_map(|l| l.strip_prefix("media-company/"))
-                .map(str::to_owned),
-        );
-        let leaves: Vec<&str> = leaves.iter().map(String::as_str).collect();
         Self {
-            tree: Tree::from_leaves(&leaves),
+            tree: Tree::documented(ReportApi::Esm).clone(),
             time_zone,
             mvpds,
             media_companies: tenants,

@@ -25,7 +25,6 @@ pub mod data;
 mod dcr;
 mod esm;
 mod faults;
-pub mod tree;
 mod wolap;
 
 use std::net::SocketAddr;
@@ -45,13 +44,13 @@ pub use esm::Outage;
 pub use faults::{CHAOS_KINDS, Chaos, Endpoint, Fault, Request, Target};
 
 use crate::clock::Clock;
+use crate::report::tree::Tree;
 use crate::shutdown::Shutdown;
 use cmu::Cmu;
 use data::Universe;
 use dcr::{Registry, Throttle};
 use esm::Esm;
 use faults::Recorder;
-use tree::Tree;
 use wolap::Dataset;
 
 /// How the simulated servers behave.
@@ -145,7 +144,7 @@ impl Simulator {
                 config.esm_time_zone.clone(),
             ),
             cmu: Cmu {
-                tree: Tree::default(),
+                tree: Tree::documented(crate::report::ReportApi::Cmu).clone(),
                 universe,
                 time_zone: config.time_zone.clone(),
             },

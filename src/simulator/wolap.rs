@@ -12,8 +12,8 @@ use jiff::tz::TimeZone;
 
 use super::Shared;
 use super::data::exists;
-use super::tree::Tree;
 use crate::report::catalog::is_time_dimension;
+use crate::report::tree::Tree;
 use crate::report::{Granularity, ReportPath};
 
 /// What one simulated report API serves.

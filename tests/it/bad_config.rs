@@ -55,12 +55,29 @@ async fn each_bad_configuration_is_named_refused_at_start_and_on_reload() {
     wait_for_value("the good configuration polls", WAIT, &base, up, 1.0).await;
     let reloaded = "cmu_exporter_config_last_reload_successful";
 
+    // What the `start-` files point at: a regular file, a directory and a
+    // good statement, under `{dir}`.
+    let fixtures = dir.path().join("fixtures");
+    std::fs::create_dir_all(fixtures.join("a-directory")).unwrap();
+    std::fs::write(fixtures.join("a-file"), "not a directory").unwrap();
+    std::fs::write(fixtures.join("statement.jwt"), sim.software_statement()).unwrap();
+    let fixtures_text = fixtures.display().to_string();
+
     let mut mismatches = Vec::new();
     for file in &bad {
         // Each file is read where the exporter's own file is, under its name.
         let copy = dir.path().join("bad.yaml");
-        std::fs::copy(file, &copy).unwrap();
-        let shown = |text: &str| text.replace(&copy.display().to_string(), "{file}");
+        let text = std::fs::read_to_string(file).unwrap();
+        std::fs::write(&copy, text.replace("{dir}", &fixtures_text)).unwrap();
+        let shown = |text: &str| {
+            text.replace(&copy.display().to_string(), "{file}")
+                .replace(&fixtures_text, "{dir}")
+        };
+        // Valid files the service would refuse at start from what they
+        // point at: check-config must refuse them in the same words.
+        let at_start = file
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("start-"));
 
         let checked =
             run_binary_async(vec!["check-config".into(), copy.display().to_string()]).await;
@@ -99,6 +116,16 @@ async fn each_bad_configuration_is_named_refused_at_start_and_on_reload() {
             started.stderr
         );
 
+        if at_start {
+            // A reload of state_dir or the statement needs a restart, whose
+            // refusal is what check-config and the service agreed on above.
+            assert!(
+                !fixtures.join("a-file/state").exists() && !fixtures.join("state").exists(),
+                "{}: check-config and the refused start leave no directory behind",
+                file.display()
+            );
+            continue;
+        }
         std::fs::copy(file, &config).unwrap();
         let (status, body) = post(&format!("{base}/-/reload")).await;
         assert_eq!(status, 400, "{}: {body}", file.display());
@@ -139,9 +166,9 @@ async fn each_bad_web_configuration_is_named_and_refused() {
         let web = file.display().to_string();
         let shown = |text: &str| text.replace(&web, "{file}");
         let checked = run_binary_async(vec![
+            "check-config".into(),
             "--web.config.file".into(),
             web.clone(),
-            "check-config".into(),
             config.display().to_string(),
         ])
         .await;

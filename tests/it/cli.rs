@@ -432,3 +432,52 @@ async fn a_query_adobe_refuses_makes_readyz_say_so_and_fails_the_online_check() 
     );
     exporter.stop().await;
 }
+
+/// Offline, a path outside Adobe's documented trees is named with the
+/// nearest documented one: a typo in `concurrency-level` would otherwise
+/// pass silently, with a default interval of three hours instead of a day.
+#[test]
+fn check_config_names_an_undocumented_path_with_the_nearest_documented_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let statement = dir.path().join("s.jwt");
+    std::fs::write(
+        &statement,
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcHAtMSIsImlzcyI6ImF1dGguYWRvYmUuY29tIn0.c2ln",
+    )
+    .unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "adobe:\n  software_statement_file: {}\nstate_dir: {}\nreports:\n  - name: levels\n    path: year/month/day/concurency-level/tenant/mvpd\n  - name: esm\n    api: esm\n    path: media-company/year/month/day/hour/proxy/mvdp\n  - name: fine\n    path: year/month/day/concurrency-level/tenant/mvpd\n  - name: alias\n    path: billing/daily\n",
+            statement.display(),
+            dir.path().join("state").display()
+        ),
+    )
+    .unwrap();
+    let ran = run_binary(&["check-config", config.to_str().unwrap()]);
+    assert_eq!(
+        ran.code,
+        Some(0),
+        "a warning, not a refusal: {}",
+        ran.stderr
+    );
+    assert!(
+        ran.stdout.contains("warning: reports: levels: /year/month/day/concurency-level/tenant/mvpd is not in Adobe's documented CMU tree: did you mean /year/month/day/concurrency-level/tenant/mvpd?"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains("esm: /media-company/year/month/day/hour/proxy/mvdp is not in Adobe's documented ESM tree: did you mean /media-company/year/month/day/hour/proxy/mvpd?"),
+        "{}",
+        ran.stdout
+    );
+    assert!(!ran.stdout.contains("reports: fine:"), "{}", ran.stdout);
+    assert!(!ran.stdout.contains("reports: alias:"), "{}", ran.stdout);
+    assert!(
+        ran.stdout
+            .contains("configuration is valid, with 2 warnings above"),
+        "{}",
+        ran.stdout
+    );
+}
