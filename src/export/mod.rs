@@ -19,6 +19,16 @@ pub use snapshot::{
     build_history, build_snapshot, build_snapshot_from,
 };
 
+/// One ESM report's MVPD health, and the bucket it was read from.
+#[derive(Debug, Clone)]
+pub struct MvpdReport {
+    pub report: String,
+    pub bucket: Option<crate::report::Bucket>,
+    /// Start of that bucket.
+    pub bucket_start: Option<jiff::Timestamp>,
+    pub mvpds: Vec<MvpdHealth>,
+}
+
 /// The last good snapshot of every report and their assembled exposition.
 #[derive(Debug, Default)]
 pub struct ExportStore {
@@ -68,13 +78,19 @@ impl ExportStore {
             .collect()
     }
 
-    /// The MVPD health of every ESM report by MVPD, by report name.
-    pub fn mvpd_health(&self) -> Vec<(String, Vec<MvpdHealth>)> {
+    /// The MVPD health of every ESM report by MVPD, by report name, with
+    /// the bucket it comes from.
+    pub fn mvpd_health(&self) -> Vec<MvpdReport> {
         let snapshots = self.snapshots.lock().unwrap_or_else(|e| e.into_inner());
         snapshots
             .iter()
             .filter(|(_, s)| !s.mvpds.is_empty())
-            .map(|(report, s)| (report.clone(), s.mvpds.clone()))
+            .map(|(report, s)| MvpdReport {
+                report: report.clone(),
+                bucket: s.bucket,
+                bucket_start: s.bucket_start,
+                mvpds: s.mvpds.clone(),
+            })
             .collect()
     }
 

@@ -81,19 +81,57 @@ fn percent(part: f64, whole: f64) -> String {
 /// Share of failed authorizations above which an MVPD is shown in red.
 const FAILING_AUTHZ: f64 = 0.10;
 
+/// Which bucket a view shows and how far it is: `10:31 (minute), complete`,
+/// or `10:32 (minute), filling: 12s of 1m` for a bucket still filling, whose
+/// counts are only that part of it (and near zero in its first seconds).
+fn bucket_state(
+    bucket: Option<crate::report::Bucket>,
+    start: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+) -> String {
+    use crate::report::Granularity;
+    let (Some(bucket), Some(start)) = (bucket, start) else {
+        return "–".into();
+    };
+    let shown = bucket.start.strftime(match bucket.granularity {
+        Granularity::Minute | Granularity::Hour => "%H:%M",
+        _ => "%Y-%m-%d",
+    });
+    let name = bucket.granularity.as_str();
+    let length = match bucket.granularity {
+        Granularity::Minute => 60,
+        Granularity::Hour => 3_600,
+        Granularity::Day => 86_400,
+        _ => return format!("{shown} ({name})"),
+    };
+    let into = now.duration_since(start).as_secs();
+    if (0..length).contains(&into) {
+        let human = |s: i64| humantime::format_duration(std::time::Duration::from_secs(s as u64));
+        format!(
+            "{shown} ({name}), filling: {} of {}",
+            human(into),
+            human(length)
+        )
+    } else {
+        format!("{shown} ({name}), complete")
+    }
+}
+
 /// The MVPD health table of every ESM report by MVPD.
-fn mvpd_section(store: &ExportStore) -> String {
+fn mvpd_section(store: &ExportStore, now: jiff::Timestamp) -> String {
     let reports = store.mvpd_health();
     if reports.is_empty() {
         return String::new();
     }
     let mut out = String::from(concat!(
-        "<h2>MVPD health (ESM)</h2><table class=\"mvpd-health\"><tr><th>report</th><th>MVPD</th>",
+        "<h2>MVPD health (ESM)</h2><table class=\"mvpd-health\"><tr><th>report</th><th>bucket</th><th>MVPD</th>",
         "<th>authorizations</th><th>authorized</th><th>failed</th><th>average latency</th>",
         "<th>authentication conversion</th></tr>"
     ));
-    for (report, mvpds) in reports {
-        for m in mvpds {
+    for view in reports {
+        let report = view.report.as_str();
+        let bucket = bucket_state(view.bucket, view.bucket_start, now);
+        for m in view.mvpds {
             let failing =
                 m.authz_attempts > 0.0 && m.authz_failed / m.authz_attempts > FAILING_AUTHZ;
             let latency = if m.authz_attempts > 0.0 {
@@ -110,9 +148,9 @@ fn mvpd_section(store: &ExportStore) -> String {
             };
             let _ = write!(
                 out,
-                "<tr{}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{latency}</td><td>{conversion}</td></tr>",
+                "<tr{}><td>{}</td><td>{bucket}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{latency}</td><td>{conversion}</td></tr>",
                 if failing { " class=\"bad\"" } else { "" },
-                escape_html(&report),
+                escape_html(report),
                 escape_html(&m.mvpd),
                 m.authz_attempts,
                 percent(m.authz_successful, m.authz_attempts),
@@ -159,7 +197,7 @@ pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
         let _ = write!(page, "<p>Credentials{whose}: {credentials}</p>");
     }
     page.push_str(&charts_section(state.reports.store()));
-    page.push_str(&mvpd_section(state.reports.store()));
+    page.push_str(&mvpd_section(state.reports.store(), now));
     page.push_str("<h2>Reports</h2><table><tr><th>report</th><th>path</th><th>interval</th><th>last poll</th><th>last success</th><th>next poll</th><th>series</th><th>state</th></tr>");
     for (name, s) in state.reports.all() {
         let state_cell = match &s.last_error {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::common::*;
 use cmu_exporter::clock::Clock;
+use cmu_exporter::report::BucketChoice;
 use cmu_exporter::simulator::{Endpoint, Outage, Simulator, SimulatorConfig};
 use jiff::Timestamp;
 
@@ -361,5 +362,59 @@ async fn discover_walks_the_esm_tree_and_check_config_online_checks_esm_paths() 
         ),
         "{}",
         ran.stderr
+    );
+}
+
+/// The landing page's MVPD table says which bucket each row comes from and,
+/// for a bucket still filling, how far into it: a minute 30 s old is not an
+/// outage. The demo's minute report shows the newest complete minute.
+#[tokio::test]
+async fn the_mvpd_table_says_whether_its_bucket_is_complete_or_still_filling() {
+    let clock = Clock::warped("2026-11-22T18:30:30Z".parse().unwrap(), 1.0);
+    let (sim, dir, config) = simulator_and_config_with(
+        SimulatorConfig {
+            clock: clock.clone(),
+            ..SimulatorConfig::default()
+        },
+        "  - name: filling
+    api: esm
+    path: media-company/year/month/day/hour/minute/proxy/mvpd
+    bucket: partial
+  - name: done
+    api: esm
+    path: media-company/year/month/day/hour/minute/proxy/mvpd
+",
+    )
+    .await;
+    let exporter = exporter_with_clock(&config, clock).await;
+    let base = exporter.url();
+    let page = wait_for("both reports on the landing page", WAIT, || async {
+        let (_, page) = get_text(&format!("{base}/")).await;
+        (page.contains("<td>filling</td><td>10:") && page.contains("<td>done</td><td>10:"))
+            .then_some(page)
+    })
+    .await;
+    exporter.stop().await;
+    // 18:30:30 UTC is 10:30:30 in Los Angeles.
+    assert!(
+        page.contains("<td>filling</td><td>10:30 (minute), filling: 3"),
+        "half a minute into its bucket: {page}"
+    );
+    assert!(
+        page.contains("<td>done</td><td>10:29 (minute), complete</td>"),
+        "{page}"
+    );
+
+    let statement = dir.path().join("statement.jwt");
+    let demo = cmu_exporter::demo::config(&sim, &statement, &dir.path().join("demo")).unwrap();
+    let minute = demo
+        .reports
+        .iter()
+        .find(|r| r.name.as_str() == "esm_minute_by_mvpd")
+        .unwrap();
+    assert_eq!(
+        minute.bucket,
+        BucketChoice::Complete,
+        "the demo shows complete minutes"
     );
 }
