@@ -49,6 +49,8 @@ pub struct Config {
     /// Where credentials and tokens are persisted.
     pub state_dir: PathBuf,
     pub reports: Vec<ReportConfig>,
+    /// Alert thresholds and stream limits (exported as gauges; a reload applies them).
+    pub thresholds: crate::thresholds::Thresholds,
 }
 
 /// One Adobe Pass programmer account: its statement and, optionally,
@@ -301,6 +303,10 @@ struct RawConfig {
     accounts: Vec<RawAccount>,
     #[serde(default)]
     reports: Vec<RawReport>,
+    #[serde(default)]
+    thresholds: Vec<crate::thresholds::RawThreshold>,
+    #[serde(default)]
+    stream_limits: Vec<crate::thresholds::RawStreamLimit>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -406,12 +412,15 @@ impl Config {
                 validate_report(i, r, &mut names, (&accounts, &listed), &mut problems)
             })
             .collect();
+        let thresholds =
+            crate::thresholds::validate(raw.thresholds, raw.stream_limits, &mut problems);
         match adobe {
             Some(adobe) if problems.is_empty() => Ok(Self {
                 adobe,
                 accounts,
                 state_dir,
                 reports,
+                thresholds,
             }),
             _ => {
                 if problems.is_empty() {
@@ -463,6 +472,8 @@ impl Config {
             "state directory:   {}\n",
             self.state_dir.display()
         ));
+        out.push_str("thresholds (exported as cmu_threshold, cmu_stream_limit):\n");
+        out.push_str(&self.thresholds.explain());
         out.push_str(&format!("{} report(s):\n", self.reports.len()));
         for r in &self.reports {
             let account = r

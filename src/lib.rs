@@ -35,7 +35,10 @@
 //!   a reloaded configuration.
 //! - [`incoming`]: what the exporter serves and how: pages, landing page and
 //!   charts, the `--web.config.file` (TLS, basic auth) and the accept loop.
-//! - [`telemetry`]: the `cmu_exporter_*` self-metrics and their log lines.
+//! - [`telemetry`]: the `cmu_exporter_*` self-metrics and their log lines
+//!   (a failure that lasts is logged at its start, now and then, and at its end).
+//! - [`thresholds`]: the configuration's alert thresholds and stream limits,
+//!   exported as `cmu_threshold` and `cmu_stream_limit` for the rules to join on.
 //! - [`app`]: wires the above into a running exporter (service, demo, tests).
 //! - [`cli`]: the command line, one file per command; `main.rs` only calls
 //!   [`cli::main`].
@@ -77,4 +80,5 @@ pub mod simulator;
 pub mod soak;
 pub mod supervisor;
 pub mod telemetry;
+pub mod thresholds;
 pub mod wolap;

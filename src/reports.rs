@@ -88,6 +88,15 @@ impl Reports {
         change(status.entry(report.to_owned()).or_default());
     }
 
+    /// The configuration's thresholds and stream limits, exported beside
+    /// the reports (at start and on each reload that changes them).
+    pub fn configure_thresholds(&self, thresholds: &crate::thresholds::Thresholds) {
+        self.store.publish(
+            crate::thresholds::STORE_KEY,
+            Arc::new(thresholds.snapshot()),
+        );
+    }
+
     /// A poller starts for `report` (at start, on reload, or after a restart).
     pub fn configured(&self, report: &ReportConfig) {
         let name = report.name.as_str();

@@ -68,6 +68,8 @@ pub struct ReloadSummary {
     pub restarted: Vec<String>,
     pub added: Vec<String>,
     pub removed: Vec<String>,
+    /// Whether the thresholds or stream limits changed (exported at once).
+    pub thresholds_changed: bool,
 }
 
 impl std::fmt::Display for ReloadSummary {
@@ -86,7 +88,11 @@ impl std::fmt::Display for ReloadSummary {
             list(&self.restarted),
             list(&self.added),
             list(&self.removed)
-        )
+        )?;
+        if self.thresholds_changed {
+            f.write_str("; thresholds updated")?;
+        }
+        Ok(())
     }
 }
 
@@ -117,6 +123,7 @@ impl Supervisor {
         telemetry: Telemetry,
         shard: Shard,
     ) -> Self {
+        ctx.reports.configure_thresholds(&config.thresholds);
         let pollers = config
             .reports
             .iter()
@@ -200,6 +207,10 @@ impl Supervisor {
                     summary.added.push(name);
                 }
             }
+        }
+        if state.config.thresholds != new.thresholds {
+            self.ctx.reports.configure_thresholds(&new.thresholds);
+            summary.thresholds_changed = true;
         }
         state.config = new;
         Ok(summary)

@@ -45,6 +45,37 @@ fn rules_pass_promtool_check_and_their_unit_tests() {
     }
 }
 
+/// The threshold groups are generated (deploy/prometheus/thresholds.py):
+/// the rules file holds what the generator writes, and every alert has its
+/// runbook section.
+#[test]
+fn the_threshold_rules_are_the_generators_and_every_alert_has_a_runbook_section() {
+    let out = Command::new("python3")
+        .args(["deploy/prometheus/thresholds.py", "--check"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = std::fs::read_to_string(repo(RULES)).unwrap();
+    let runbook = std::fs::read_to_string(repo("docs/runbook.md")).unwrap();
+    let mut alerts = 0;
+    for line in rules.lines() {
+        if let Some(name) = line.trim().strip_prefix("- alert: ") {
+            alerts += 1;
+            let section = name.trim_end_matches("ForMvpd");
+            assert!(
+                runbook.contains(&format!("## {section}\n")),
+                "docs/runbook.md has no section for {name}"
+            );
+        }
+    }
+    assert!(alerts >= 20, "{alerts} alerts");
+}
+
 /// Every PromQL expression of the dashboards, with its panel's title.
 fn dashboard_queries() -> Vec<(String, String)> {
     let mut queries = Vec::new();
