@@ -91,6 +91,28 @@ impl ConfigFile {
     }
 }
 
+/// [`ConfigFile`] for a command with actions of its own (`credentials
+/// show`), where the flag may follow the action.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ConfigFileOfActions {
+    /// Configuration file (YAML).
+    #[arg(
+        long = "config.file",
+        env = "CMU_EXPORTER_CONFIG_FILE",
+        value_name = "FILE",
+        global = true
+    )]
+    config_file: Option<PathBuf>,
+}
+
+impl From<ConfigFileOfActions> for ConfigFile {
+    fn from(of_actions: ConfigFileOfActions) -> Self {
+        Self {
+            config_file: of_actions.config_file,
+        }
+    }
+}
+
 /// The service's flags: its configuration, what it serves and its shard.
 #[derive(Debug, Clone, clap::Args)]
 struct ServiceArgs {
@@ -265,7 +287,7 @@ enum Command {
         #[command(subcommand)]
         action: CredentialsAction,
         #[command(flatten)]
-        config: ConfigFile,
+        config: ConfigFileOfActions,
         /// The account, when the configuration lists `accounts:`.
         #[arg(long, env = "CMU_EXPORTER_ACCOUNT", global = true)]
         account: Option<String>,
@@ -364,7 +386,7 @@ pub fn main() -> ExitCode {
             action,
             config,
             account,
-        }) => run_async(credentials::run(config, action, account)),
+        }) => run_async(credentials::run(config.into(), action, account)),
         Some(Command::Backfill {
             config,
             from,

@@ -58,7 +58,7 @@ fn charts_section(store: &ExportStore) -> String {
             &levels,
         ));
         out.push_str(&super::charts::what_if_svg(
-            &format!("What-if: share of users a limit of N would stop ({what})"),
+            &format!("What-if: users a limit of N would stop ({what}), from a limit of 1"),
             &levels,
         ));
         out.push_str("</div>");

@@ -208,7 +208,9 @@ async fn an_mvpd_outage_raises_its_failure_ratio_and_latency_alone() {
     let (_, landing) = get_text(&format!("{base}/")).await;
     assert!(landing.contains("<h2>MVPD health (ESM)</h2>"), "{landing}");
     assert!(
-        landing.contains("<tr><td>esm_now</td><td>DTV</td>"),
+        landing.contains("<tr><td>esm_now</td><td>")
+            && landing.contains(" (hour), ")
+            && landing.contains("<td>DTV</td>"),
         "{landing}"
     );
     let normal_latency = ratio(&before, "DTV", "esm_authz_latency_seconds");
@@ -229,12 +231,18 @@ async fn an_mvpd_outage_raises_its_failure_ratio_and_latency_alone() {
     assert!(ratio(&during, "Comcast_SSO", "esm_authz_failed") < 0.05);
     // The landing page shows the failing MVPD, and only it, in red.
     let (_, landing) = get_text(&format!("{base}/")).await;
+    let row_of = |mvpd: &str| {
+        landing
+            .split("<tr")
+            .find(|row| {
+                row.contains("<td>esm_now</td>") && row.contains(&format!("<td>{mvpd}</td>"))
+            })
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(row_of("DTV").starts_with(" class=\"bad\">"), "{landing}");
     assert!(
-        landing.contains("<tr class=\"bad\"><td>esm_now</td><td>DTV</td>"),
-        "{landing}"
-    );
-    assert!(
-        landing.contains("<tr><td>esm_now</td><td>Comcast_SSO</td>"),
+        row_of("Comcast_SSO").starts_with("><td>esm_now</td>"),
         "{landing}"
     );
     exporter.stop().await;
