@@ -180,7 +180,7 @@ pub(super) fn encode(selection: &Selection, spec: &SnapshotSpec, parsed: &Parsed
         if !body.is_empty() {
             families.push(Family {
                 name,
-                help: help_text(spec.api, metric),
+                help: help_text(spec.api, metric, level),
                 kind: FamilyKind::Gauge,
                 body: frozen(body),
                 deflated: None,
@@ -334,10 +334,13 @@ fn levels(selection: &Selection, parsed: &Parsed, dimension: &str) -> Option<Lev
 }
 
 /// HELP text of a metric family of `api`.
-fn help_text(api: ReportApi, metric: &str) -> String {
-    let what = catalog::meaning(api, metric).unwrap_or_else(|| {
-        format!("{api} metric \"{metric}\", not documented by Adobe, exported as served")
-    });
+fn help_text(api: ReportApi, metric: &str, level: Option<&str>) -> String {
+    let what = level
+        .and_then(|dimension| catalog::level_meaning(dimension, metric))
+        .or_else(|| catalog::meaning(api, metric))
+        .unwrap_or_else(|| {
+            format!("{api} metric \"{metric}\", not documented by Adobe, exported as served")
+        });
     let unit = match metric_family(api, metric).factor {
         1.0 => "",
         _ => ", in seconds (Adobe sends milliseconds)",

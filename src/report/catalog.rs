@@ -252,5 +252,23 @@ fn cmu_meaning(metric: &str) -> Option<String> {
         ));
     }
     (metric == USERS_METRIC)
-        .then(|| "Users who reached each concurrency or activity level".to_owned())
+        .then(|| "Users per concurrency or activity level (each user counted once, at the highest level reached in the bucket)".to_owned())
+}
+
+/// What the users of a level report count, as Adobe defines the reports:
+/// each user once, at the highest level reached in the bucket. The users
+/// above level N are those a limit of N would stop (concurrency) or that a
+/// policy of N did stop (activity).
+pub fn level_meaning(dimension: &str, metric: &str) -> Option<String> {
+    let streams = match dimension {
+        "concurrency-level" => "streams open at once",
+        "activity-level" => "streams tried at once (denied attempts included)",
+        _ => return None,
+    };
+    (metric == USERS_METRIC).then(|| {
+        format!(
+            "Users whose highest number of {streams} in the bucket was this level: each user counted once, at the highest level reached, so the users above level N are those a limit of N {}",
+            if dimension == "concurrency-level" { "would stop" } else { "stopped or would stop" }
+        )
+    })
 }
