@@ -11,13 +11,24 @@ pub fn config(
     statement_file: &std::path::Path,
     state_dir: &std::path::Path,
 ) -> Result<Config, ConfigError> {
-    let yaml = include_str!("demo.yaml")
+    Config::from_yaml(
+        &yaml(sim, statement_file, state_dir),
+        "the built-in demo configuration",
+    )
+}
+
+/// The text of the demo's configuration for `sim` (a file the tests reload).
+pub fn yaml(
+    sim: &Simulator,
+    statement_file: &std::path::Path,
+    state_dir: &std::path::Path,
+) -> String {
+    include_str!("demo.yaml")
         .replace("{dcr_url}", &sim.dcr_url())
         .replace("{cmu_url}", &sim.cmu_url())
         .replace("{esm_url}", &sim.esm_url())
         .replace("{statement_file}", &statement_file.display().to_string())
-        .replace("{state_dir}", &state_dir.display().to_string());
-    Config::from_yaml(&yaml, "the built-in demo configuration")
+        .replace("{state_dir}", &state_dir.display().to_string())
 }
 
 /// Writes `bytes` to a new file only its owner can read.

@@ -178,6 +178,7 @@ impl Credentials {
                 registered_at: None,
             });
         }
+        telemetry.account_opened(account.as_deref());
         if let Ok(s) = &statement {
             telemetry.statement_claims(
                 account.as_deref(),

@@ -156,6 +156,7 @@ pub struct Telemetry {
     internal_errors: IntCounterVec,
     poller_restarts: IntCounterVec,
     shard_info: IntGaugeVec,
+    total_shards: IntGauge,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -380,6 +381,14 @@ impl Telemetry {
                 "Times the report's poller task ended unasked (a bug in the exporter) and was started again. Each one is logged at ERROR: please report it.",
                 &["report"],
             ),
+            total_shards: register(
+                &r,
+                IntGauge::new(
+                    "cmu_exporter_total_shards",
+                    "How many shards this deployment expects (--total-shards), as a value: the alert CmuExporterShardMissing compares it with the shards that answer.",
+                )
+                .expect("valid metric"),
+            ),
             shard_info: int_gauge(
                 "cmu_exporter_shard_info",
                 "This process's shard (from 0) among total_shards: it polls the reports whose name hashes to it (FNV-1a of the name, modulo total_shards). Always 1.",
@@ -400,6 +409,7 @@ impl Telemetry {
         self.shard_info
             .with_label_values(&[shard.index.to_string(), shard.total.to_string()])
             .set(1);
+        self.total_shards.set(i64::from(shard.total));
     }
 
     /// The configuration was loaded (at start or by a reload) at `now` (Unix seconds).
@@ -501,6 +511,12 @@ impl Telemetry {
         );
     }
 
+    /// An account's credentials are in use: its counters are present at 0.
+    pub fn account_opened(&self, account: Option<&str>) {
+        self.touch();
+        self.registrations.with_label_values(&self.account(account));
+    }
+
     /// The statement's public claims, for `cmu_exporter_credentials_info`.
     pub fn statement_claims(&self, account: Option<&str>, application_id: &str, issuer: &str) {
         self.touch();
@@ -593,11 +609,25 @@ impl Telemetry {
     }
 
     /// A report is configured to be polled every `interval`.
+    /// Its counters are present at 0 from now on, so that `increase()`
+    /// sees their first increment.
     pub fn report_configured(&self, report: &str, interval: Duration) {
         self.touch();
         self.report_interval
             .with_label_values(&[report])
             .set(interval.as_secs_f64());
+        for result in ["success", "failure"] {
+            self.polls.with_label_values(&[report, result]);
+        }
+        for counter in [
+            &self.truncated,
+            &self.duplicates,
+            &self.dropped,
+            &self.internal_errors,
+            &self.poller_restarts,
+        ] {
+            counter.with_label_values(&[report]);
+        }
     }
 
     /// A report poll is scheduled for `at` (Unix seconds).

@@ -152,8 +152,18 @@ async fn demo_exporter() -> (Simulator, tempfile::TempDir, Running) {
     let dir = tempfile::tempdir().unwrap();
     let statement = dir.path().join("statement.jwt");
     std::fs::write(&statement, sim.software_statement()).unwrap();
-    let config = cmu_exporter::demo::config(&sim, &statement, &dir.path().join("state")).unwrap();
-    let options = Options::loopback(Clock::wall());
+    // The demo's configuration as a file, so that a test can reload it.
+    let file = dir.path().join("demo.yaml");
+    std::fs::write(
+        &file,
+        cmu_exporter::demo::yaml(&sim, &statement, &dir.path().join("state")),
+    )
+    .unwrap();
+    let config = cmu_exporter::config::Config::load(&file).unwrap();
+    let options = Options {
+        config_file: Some(file),
+        ..Options::loopback(Clock::wall())
+    };
     let running = app::start(config, options).await.unwrap();
     (sim, dir, running)
 }
@@ -262,7 +272,7 @@ async fn prometheus_answers_every_panel_and_a_failure_spike_reaches_alertmanager
     std::fs::write(
         work.join("alertmanager.yml"),
         format!(
-            "route:\n  receiver: hook\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{hook_port}/hook\n"
+            "route:\n  receiver: hook\n  group_by: [alertname, tenant, mvpd]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: http://127.0.0.1:{hook_port}/hook\n"
         ),
     )
     .unwrap();
@@ -323,9 +333,9 @@ async fn prometheus_answers_every_panel_and_a_failure_spike_reaches_alertmanager
         assert!(!result.is_empty(), "{place}: {expr}\n{}", log());
     }
 
-    // Ordinary data: the failure alert is not firing.
-    let failing = "ALERTS{alertname=\"CmuFailedAttemptsRatioHigh\",alertstate=\"firing\"}";
-    assert!(query(&prometheus, failing).await.is_empty());
+    // The demo with the shipped rules fires nothing.
+    let firing = query(&prometheus, "ALERTS{alertstate=\"firing\"}").await;
+    assert!(firing.is_empty(), "the demo fires nothing: {firing:?}");
     let hooked = |name: &str| {
         received.lock().unwrap().iter().any(|body| {
             body["alerts"].as_array().is_some_and(|a| {
@@ -335,6 +345,109 @@ async fn prometheus_answers_every_panel_and_a_failure_spike_reaches_alertmanager
         })
     };
     assert!(!hooked("CmuFailedAttemptsRatioHigh"));
+
+    // A tenant's active sessions over the threshold a reload configures:
+    // exactly one alert (the daily report by tenant's), carrying the number.
+    let per_report = query(
+        &prometheus,
+        "sum by (report) (cmu_active_sessions{tenant=\"ACME\"})",
+    )
+    .await;
+    let of = |r: &serde_json::Value| -> f64 { r["value"][1].as_str().unwrap().parse().unwrap() };
+    let acme = per_report
+        .iter()
+        .find(|r| r["metric"]["report"] == "daily_by_tenant")
+        .map(of)
+        .unwrap();
+    let others = per_report
+        .iter()
+        .filter(|r| r["metric"]["report"] != "daily_by_tenant")
+        .map(of)
+        .fold(0.0, f64::max);
+    assert!(
+        others < acme,
+        "the daily total is the largest: {per_report:?}"
+    );
+    let demo_file = work.join("demo.yaml");
+    let demo_yaml = std::fs::read_to_string(&demo_file).unwrap();
+    let configure = |warning: f64| {
+        let extra = format!(
+            "  - family: cmu_active_sessions\n    match:\n      tenant: ACME\n    warning: {warning}\n    critical: {}\n",
+            warning * 10.0
+        );
+        let text = demo_yaml.replace(
+            "# Each tenant's policy",
+            &format!("{}# Each tenant's policy", extra),
+        );
+        std::fs::write(&demo_file, text).unwrap();
+    };
+    // A round number between the other reports' sums and the daily total.
+    let threshold = (((acme + others) / 2.0) / 1000.0).floor() * 1000.0;
+    assert!(threshold > others && threshold < acme);
+    configure(threshold);
+    exporter.supervisor.reload().await.unwrap();
+    let sessions_alert = "ALERTS{alertname=\"CmuActiveSessionsHigh\",alertstate=\"firing\"}";
+    wait_for("the tenant's sessions alert", PROMETHEUS_WAIT, || async {
+        (!query(&prometheus, sessions_alert).await.is_empty()).then_some(())
+    })
+    .await;
+    let fired = query(&prometheus, sessions_alert).await;
+    assert_eq!(fired.len(), 1, "one alert: {fired:?}");
+    assert_eq!(fired[0]["metric"]["tenant"], "ACME");
+    assert_eq!(fired[0]["metric"]["report"], "daily_by_tenant");
+    wait_for("its page at the webhook", PROMETHEUS_WAIT, || async {
+        hooked("CmuActiveSessionsHigh").then_some(())
+    })
+    .await;
+    let page = received
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+        .find(|a| a["labels"]["alertname"] == "CmuActiveSessionsHigh")
+        .unwrap();
+    let described = page["annotations"]["description"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        described.contains(&format!("the warning threshold of {}k", threshold / 1000.0)),
+        "the configured number is in the text: {described}"
+    );
+    // A new threshold above the sessions: the alert follows, no rule edited.
+    configure(acme * 4.0);
+    exporter.supervisor.reload().await.unwrap();
+    wait_for("the alert resolved", PROMETHEUS_WAIT, || async {
+        query(&prometheus, sessions_alert)
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+
+    // Users over the stream limit: a limit of 1 for ACME fires from the
+    // activity report, never from the concurrency report.
+    let over = demo_yaml.replace(
+        "stream_limits:\n",
+        "stream_limits:\n  - match:\n      tenant: ACME\n    limit: 1\n",
+    );
+    std::fs::write(&demo_file, over).unwrap();
+    exporter.supervisor.reload().await.unwrap();
+    let over_alert = "ALERTS{alertname=\"CmuUsersOverStreamLimit\",alertstate=\"firing\"}";
+    let fired = wait_for("users over the stream limit", PROMETHEUS_WAIT, || async {
+        Some(query(&prometheus, over_alert).await).filter(|a| !a.is_empty())
+    })
+    .await;
+    assert!(
+        fired
+            .iter()
+            .all(|a| a["metric"]["report"] == "daily_activity"
+                && a["metric"]["tenant"] == "ACME"
+                && a["metric"]["limit"] == "1"),
+        "from the activity levels, with the limit in force: {fired:?}"
+    );
+    std::fs::write(&demo_file, &demo_yaml).unwrap();
+    exporter.supervisor.reload().await.unwrap();
 
     // A failure spike: ten times the denied attempts.
     sim.set_failure_factor(10.0);
@@ -381,6 +494,19 @@ async fn prometheus_answers_every_panel_and_a_failure_spike_reaches_alertmanager
         "only the failing MVPD: {outage:?}"
     );
     assert_eq!(outage[0]["labels"]["severity"], "critical");
+    // Several ESM reports see the outage: one incident, one notification
+    // group (Alertmanager's group_by of the README), so one page.
+    let groups: BTreeSet<String> = bodies
+        .iter()
+        .filter(|b| {
+            b["alerts"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["labels"]["alertname"] == "EsmAuthzFailureRatioHigh")
+            })
+        })
+        .map(|b| b["groupKey"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(groups.len(), 1, "one page for the outage: {groups:?}");
     exporter.stop().await;
 }
 
