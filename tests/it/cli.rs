@@ -98,15 +98,21 @@ fn render_names_the_row_and_field_of_a_bad_value() {
     );
 }
 
-#[test]
-fn check_config_explains_or_names_every_problem() {
-    let dir = tempfile::tempdir().unwrap();
-    let statement = dir.path().join("s.jwt");
+/// A readable statement (application id `app-1`) for offline checks, in `dir`.
+fn offline_statement(dir: &std::path::Path) -> std::path::PathBuf {
+    let statement = dir.join("s.jwt");
     std::fs::write(
         &statement,
         "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcHAtMSIsImlzcyI6ImF1dGguYWRvYmUuY29tIn0.c2ln",
     )
     .unwrap();
+    statement
+}
+
+#[test]
+fn check_config_explains_or_names_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let statement = offline_statement(dir.path());
     let good = dir.path().join("good.yaml");
     std::fs::write(
         &good,
@@ -439,12 +445,7 @@ async fn a_query_adobe_refuses_makes_readyz_say_so_and_fails_the_online_check() 
 #[test]
 fn check_config_names_an_undocumented_path_with_the_nearest_documented_one() {
     let dir = tempfile::tempdir().unwrap();
-    let statement = dir.path().join("s.jwt");
-    std::fs::write(
-        &statement,
-        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcHAtMSIsImlzcyI6ImF1dGguYWRvYmUuY29tIn0.c2ln",
-    )
-    .unwrap();
+    let statement = offline_statement(dir.path());
     let config = dir.path().join("config.yaml");
     std::fs::write(
         &config,
