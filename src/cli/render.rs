@@ -61,10 +61,14 @@ pub(super) fn run(
     let exposition = Exposition::assemble([&snapshot]);
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    exposition
+    let written = exposition
         .chunks()
         .iter()
         .try_for_each(|chunk| out.write_all(chunk))
-        .and_then(|()| out.flush())
-        .context("cannot write the output")
+        .and_then(|()| out.flush());
+    match written {
+        // A reader that has read enough (`| head`, `| grep -q`) is not a failure.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write the output"),
+    }
 }

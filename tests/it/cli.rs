@@ -98,6 +98,33 @@ fn render_names_the_row_and_field_of_a_bad_value() {
     );
 }
 
+/// `cmu-exporter render FILE | grep -q ...`: a reader that stops early is
+/// not a failure, so the pipeline's status is grep's.
+#[test]
+fn render_into_a_closed_pipe_exits_zero() {
+    use std::os::fd::FromRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.json");
+    std::fs::write(
+        &file,
+        r#"{"report": [{"year": "2020", "active-users": "3"}]}"#,
+    )
+    .unwrap();
+    let mut ends = [0; 2];
+    assert_eq!(unsafe { libc::pipe(ends.as_mut_ptr()) }, 0);
+    // The reader is gone before render writes its first byte.
+    unsafe { libc::close(ends[0]) };
+    let writer = unsafe { std::process::Stdio::from_raw_fd(ends[1]) };
+    let out = Command::new(BIN)
+        .args(["render", file.to_str().unwrap(), "--path", "year"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
 /// A readable statement (application id `app-1`) for offline checks, in `dir`.
 fn offline_statement(dir: &std::path::Path) -> std::path::PathBuf {
     let statement = dir.join("s.jwt");
