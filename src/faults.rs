@@ -3,11 +3,15 @@
 //! process while it writes state. (Faults in Adobe's answers are the
 //! simulator's business: see [`crate::simulator::Fault`].)
 //!
-//! Nothing injects a fault unless a test calls [`inject`] or sets
-//! [`STATE_WRITES_ENV`]; the checks are one uncontended lock per poll and
-//! one environment lookup per process.
+//! All of it exists only with the `testkit` feature (tests, examples,
+//! scripts): without it, [`strike`] and the state-write hooks are empty
+//! functions, and the release binary reads no `CMU_EXPORTER_TEST_*`
+//! variable. With it, nothing injects a fault unless a test calls `inject`
+//! or sets `STATE_WRITES_ENV`.
 
+#[cfg(feature = "testkit")]
 use std::collections::BTreeMap;
+#[cfg(feature = "testkit")]
 use std::sync::Mutex;
 
 /// Where a fault strikes.
@@ -19,8 +23,10 @@ pub enum InjectedFault {
     PanicInPoller,
 }
 
+#[cfg(feature = "testkit")]
 static ARMED: Mutex<BTreeMap<(String, InjectedFault), usize>> = Mutex::new(BTreeMap::new());
 
+#[cfg(feature = "testkit")]
 /// Makes the next `times` passes of `report` through `fault`'s place panic.
 pub fn inject(report: &str, fault: InjectedFault, times: usize) {
     let mut armed = ARMED.lock().unwrap_or_else(|e| e.into_inner());
@@ -28,6 +34,7 @@ pub fn inject(report: &str, fault: InjectedFault, times: usize) {
 }
 
 /// Panics if a test armed `fault` for `report` (and disarms it once).
+#[cfg(feature = "testkit")]
 pub(crate) fn strike(report: &str, fault: InjectedFault) {
     let fire = {
         let mut armed = ARMED.lock().unwrap_or_else(|e| e.into_inner());
@@ -47,13 +54,20 @@ pub(crate) fn strike(report: &str, fault: InjectedFault) {
     }
 }
 
+/// Without the test machinery, no fault strikes.
+#[cfg(not(feature = "testkit"))]
+#[inline(always)]
+pub(crate) fn strike(_report: &str, _fault: InjectedFault) {}
+
 /// Environment variable of a spawned exporter, for crash and disk tests
 /// only: `slow:MS` sleeps MS milliseconds at each step of a state write
 /// (widening the window a SIGKILL can hit); `full` and `read-only` fail
 /// every state write as a full disk or a read-only `state_dir` would.
+#[cfg(feature = "testkit")]
 pub const STATE_WRITES_ENV: &str = "CMU_EXPORTER_TEST_STATE_WRITES";
 
-/// What a test asked of state writes (see [`STATE_WRITES_ENV`]).
+/// What a test asked of state writes (see `STATE_WRITES_ENV`).
+#[cfg(feature = "testkit")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StateWrites {
     Normal,
@@ -62,6 +76,7 @@ pub(crate) enum StateWrites {
 }
 
 /// The state-write fault of this process, read once.
+#[cfg(feature = "testkit")]
 pub(crate) fn state_writes() -> StateWrites {
     static ONCE: std::sync::OnceLock<StateWrites> = std::sync::OnceLock::new();
     *ONCE.get_or_init(|| match std::env::var(STATE_WRITES_ENV).as_deref() {
@@ -79,6 +94,7 @@ pub(crate) fn state_writes() -> StateWrites {
 
 /// Says on standard error that a state write begins, when writes are slowed
 /// for a test: the test kills the process at a random point from there.
+#[cfg(feature = "testkit")]
 pub(crate) fn state_write_begins(path: &std::path::Path) {
     if matches!(state_writes(), StateWrites::Slow(_)) {
         eprintln!("test hook: state write begins: {}", path.display());
@@ -86,6 +102,7 @@ pub(crate) fn state_write_begins(path: &std::path::Path) {
 }
 
 /// One step of a state write: a pause or an error when a test asked for it.
+#[cfg(feature = "testkit")]
 pub(crate) fn state_write_step() -> std::io::Result<()> {
     match state_writes() {
         StateWrites::Normal => Ok(()),
@@ -95,4 +112,16 @@ pub(crate) fn state_write_step() -> std::io::Result<()> {
         }
         StateWrites::Fail(code) => Err(std::io::Error::from_raw_os_error(code)),
     }
+}
+
+/// Without the test machinery, a state write is only a state write.
+#[cfg(not(feature = "testkit"))]
+#[inline(always)]
+pub(crate) fn state_write_begins(_path: &std::path::Path) {}
+
+/// Without the test machinery, a state write's steps never fail.
+#[cfg(not(feature = "testkit"))]
+#[inline(always)]
+pub(crate) fn state_write_step() -> std::io::Result<()> {
+    Ok(())
 }

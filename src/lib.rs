@@ -47,7 +47,9 @@
 //! - [`demo`]: the demo's configuration and the simulated day.
 //! - [`simulator`]: a faithful simulator of Adobe's DCR, CMU and ESM servers,
 //!   used by the tests, the demo and the benchmarks.
-//! - [`faults`]: faults injected into our own code by tests (panics).
+//! - [`faults`]: faults injected into our own code by tests (panics, state
+//!   writes that fail or crawl); empty without the `testkit` feature.
+//! - `soak` (`testkit` only): the chaos soak of `scripts/soak`.
 //! - [`durable`]: files replaced whole (state, journal), crash-safe.
 //! - [`clock`], [`shutdown`]: the time source and the shutdown signal,
 //!   shared by everything.
@@ -77,6 +79,7 @@ pub mod retry;
 pub mod shard;
 pub mod shutdown;
 pub mod simulator;
+#[cfg(feature = "testkit")]
 pub mod soak;
 pub mod supervisor;
 pub mod telemetry;

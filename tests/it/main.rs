@@ -8,6 +8,7 @@ mod accounts;
 mod backfill;
 mod bad_config;
 mod cli;
+#[cfg(feature = "testkit")]
 mod crash;
 mod credentials;
 mod deploy;

@@ -410,6 +410,7 @@ async fn the_proxy_variables_are_honoured_with_no_proxy() {
     );
 }
 
+#[cfg(feature = "testkit")]
 #[tokio::test]
 async fn a_panic_while_building_fails_the_poll_not_the_poller_and_max_age_still_expires() {
     use cmu_exporter::faults::{InjectedFault, inject};
@@ -456,6 +457,7 @@ async fn a_panic_while_building_fails_the_poll_not_the_poller_and_max_age_still_
     exporter.stop().await;
 }
 
+#[cfg(feature = "testkit")]
 #[tokio::test]
 async fn a_poller_that_dies_is_restarted_and_counted() {
     use cmu_exporter::faults::{InjectedFault, inject};

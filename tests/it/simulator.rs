@@ -8,12 +8,8 @@ use cmu_exporter::simulator::{Endpoint, Fault, SimulatorConfig, Target};
 use serde_json::{Value, json};
 
 /// A simulator whose throttle does not get in the way of many DCR calls.
-async fn unthrottled() -> cmu_exporter::simulator::Simulator {
-    simulator_with(SimulatorConfig {
-        throttle_burst: 1000,
-        ..SimulatorConfig::default()
-    })
-    .await
+async fn unthrottled_simulator() -> cmu_exporter::simulator::Simulator {
+    simulator_with(unthrottled(SimulatorConfig::default())).await
 }
 
 async fn register(dcr: &str, content_type: &str, body: String) -> (u16, Value) {
@@ -30,7 +26,7 @@ async fn register(dcr: &str, content_type: &str, body: String) -> (u16, Value) {
 
 #[tokio::test]
 async fn register_answers_201_or_each_documented_error() {
-    let sim = unthrottled().await;
+    let sim = unthrottled_simulator().await;
     let dcr = sim.dcr_url();
     let good = json!({ "software_statement": sim.software_statement(), "redirect_uri": "https://example.com" });
     let (status, body) = register(&dcr, "application/json;charset=utf-8", good.to_string()).await;
