@@ -14,12 +14,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use serde::Deserialize;
 
+use crate::export::format::text::write_sample;
 use crate::export::{Family, FamilyKind, ReportSnapshot};
-use crate::names::{escape_label_value, write_value};
 
 /// Family of the thresholds.
 pub const THRESHOLD_FAMILY: &str = "cmu_threshold";
@@ -290,33 +289,27 @@ impl Thresholds {
     pub fn snapshot(&self) -> ReportSnapshot {
         let mut thresholds = Vec::new();
         for (family, severity, matchers, level) in self.levels() {
-            thresholds.extend_from_slice(THRESHOLD_FAMILY.as_bytes());
-            thresholds.extend_from_slice(b"{family=\"");
-            escape_label_value(family, &mut thresholds);
-            thresholds.extend_from_slice(b"\",match=\"");
             let keys: Vec<&str> = matchers.keys().map(String::as_str).collect();
-            escape_label_value(keys.join(","), &mut thresholds);
-            thresholds.extend_from_slice(b"\",severity=\"");
-            thresholds.extend_from_slice(severity.as_str().as_bytes());
-            thresholds.push(b'"');
-            for (name, value) in matchers {
-                let _ = write!(thresholds, ",{name}=\"");
-                escape_label_value(value, &mut thresholds);
-                thresholds.push(b'"');
-            }
-            thresholds.extend_from_slice(b"} ");
-            write_value(level, &mut thresholds);
-            thresholds.push(b'\n');
+            let labels = |f: &mut dyn FnMut(&str, &[u8])| {
+                f("family", family.as_bytes());
+                f("match", keys.join(",").as_bytes());
+                f("severity", severity.as_str().as_bytes());
+                for (name, value) in matchers {
+                    f(name, value.as_bytes());
+                }
+            };
+            write_sample(THRESHOLD_FAMILY, labels, level, &mut thresholds);
         }
         let mut limits = Vec::new();
         for s in &self.stream_limits {
-            let _ = write!(limits, "{STREAM_LIMIT_FAMILY}{{limit=\"{}\"", s.limit);
-            if let Some(tenant) = &s.tenant {
-                limits.extend_from_slice(b",tenant=\"");
-                escape_label_value(tenant, &mut limits);
-                limits.push(b'"');
-            }
-            let _ = writeln!(limits, "}} {}", s.limit);
+            let limit = s.limit.to_string();
+            let labels = |f: &mut dyn FnMut(&str, &[u8])| {
+                f("limit", limit.as_bytes());
+                if let Some(tenant) = &s.tenant {
+                    f("tenant", tenant.as_bytes());
+                }
+            };
+            write_sample(STREAM_LIMIT_FAMILY, labels, f64::from(s.limit), &mut limits);
         }
         let mut families = vec![Family {
             name: THRESHOLD_FAMILY.into(),

@@ -30,6 +30,7 @@ use jiff::{Span, ToSpan};
 use crate::app::{self, StartError};
 use crate::clock::Clock;
 use crate::config::{Config, ReportConfig};
+use crate::export::format::openmetrics;
 use crate::export::{SnapshotSpec, build_history};
 use crate::report::{BucketChoice, Granularity, ParseError};
 use crate::retry::RetryPolicy;
@@ -255,15 +256,6 @@ pub async fn run(
         ..Summary::default()
     };
     let mut series = HashSet::new();
-    let hasher = rustc_hash::FxBuildHasher;
-    let mut extra = Vec::new();
-    for (name, value) in &options.labels {
-        extra.push(b',');
-        extra.extend_from_slice(name.as_bytes());
-        extra.extend_from_slice(b"=\"");
-        crate::names::escape_label_value(value, &mut extra);
-        extra.push(b'"');
-    }
     let range_end = to
         .checked_add(1.day())
         .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
@@ -362,57 +354,35 @@ pub async fn run(
                 // History has no "computed at": the live exporter's alone.
                 computed_at: None,
             };
-            // Parsing and encoding run off the async threads; the buckets come
+            // Parsing and writing run off the async threads; the buckets come
             // back one at a time, oldest first, through a bounded channel.
             let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
+            let (extra, bucket_tz) = (options.labels.clone(), tz.clone());
             let builder = tokio::task::spawn_blocking(move || {
                 // A truncated answer is not written: the window is split and fetched again.
                 let complete = |rows: usize| (rows as u64) < u64::from(limit);
-                build_history(&body, &spec, complete, |bucket| {
-                    sender.blocking_send(bucket)
+                build_history(&body, &spec, complete, |bucket, samples| {
+                    if bucket.start < cursor || bucket.start > window_last {
+                        return Ok(());
+                    }
+                    // Each sample is stamped at the end of its bucket.
+                    let Some(stamp) = bucket
+                        .end()
+                        .and_then(|end| end.to_zoned(bucket_tz.clone()).ok())
+                        .map(|z| z.timestamp().as_second())
+                    else {
+                        return Ok(());
+                    };
+                    sender.blocking_send(written_bucket(samples, &extra, stamp))
                 })
             });
-            let mut lines = Vec::new();
             let mut window_samples = 0u64;
             let mut window_series = Vec::new();
-            while let Some(bucket) = receiver.recv().await {
-                if bucket.bucket.start < cursor || bucket.bucket.start > window_last {
-                    continue;
-                }
-                let Some(stamp) = bucket
-                    .bucket
-                    .end()
-                    .and_then(|end| end.to_zoned(tz.clone()).ok())
-                    .map(|z| z.timestamp().as_second())
-                else {
-                    continue;
-                };
-                let stamp = format!(" {stamp}\n");
-                for family in &bucket.families {
-                    lines.clear();
-                    // Within a bucket, series in one order whatever the answer's row order.
-                    let mut sorted: Vec<&[u8]> = family
-                        .body
-                        .split(|b| *b == b'\n')
-                        .filter(|l| !l.is_empty())
-                        .collect();
-                    sorted.sort_unstable();
-                    for line in sorted {
-                        let key = line.rsplitn(2, |b| *b == b' ').nth(1).unwrap_or(line);
-                        window_series.push(hasher.hash_one(key));
-                        // `name{labels} value`: the extra labels go before the last `} `.
-                        match line.windows(2).rposition(|w| w == b"} ") {
-                            Some(at) if !extra.is_empty() => {
-                                lines.extend_from_slice(&line[..at]);
-                                lines.extend_from_slice(&extra);
-                                lines.extend_from_slice(&line[at..]);
-                            }
-                            _ => lines.extend_from_slice(line),
-                        }
-                        lines.extend_from_slice(stamp.as_bytes());
-                        window_samples += 1;
-                    }
-                    spill.append(&family.name, &family.help, family.kind, &lines)?;
+            while let Some(families) = receiver.recv().await {
+                for family in families {
+                    window_samples += family.samples as u64;
+                    window_series.extend(family.series);
+                    spill.append(&family.name, &family.help, family.kind, &family.lines)?;
                 }
             }
             let built = builder.await.map_err(|e| BackfillError::Parse {
@@ -481,4 +451,43 @@ pub async fn run(
     summary.bytes = spill.finish()?;
     summary.took = started.elapsed();
     Ok(summary)
+}
+
+/// One family of a bucket, written as OpenMetrics lines for the spill.
+struct WrittenFamily {
+    name: String,
+    help: String,
+    kind: crate::export::FamilyKind,
+    lines: Vec<u8>,
+    samples: usize,
+    /// Hashes of its series (name and labels), to count distinct series.
+    series: Vec<u64>,
+}
+
+/// Every family of one bucket's samples, stamped `stamp`, with the
+/// `--label`s after each series' own labels.
+fn written_bucket(
+    samples: &crate::export::Samples<'_>,
+    extra: &[(String, String)],
+    stamp: i64,
+) -> Vec<WrittenFamily> {
+    let hasher = rustc_hash::FxBuildHasher;
+    samples
+        .families()
+        .filter_map(|family| {
+            let mut lines = Vec::new();
+            let mut series = Vec::new();
+            let count = openmetrics::write_family(&family, extra, stamp, &mut lines, |key| {
+                series.push(hasher.hash_one(key));
+            });
+            (count > 0).then(|| WrittenFamily {
+                name: family.desc.name.clone(),
+                help: family.desc.help.clone(),
+                kind: family.desc.kind,
+                lines,
+                samples: count,
+                series,
+            })
+        })
+        .collect()
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::export::FamilyKind;
+use crate::export::format::openmetrics;
 
 /// Why the output could not be written or resumed. Names the file.
 #[derive(Debug, thiserror::Error)]
@@ -177,17 +178,12 @@ impl Spill {
         let mut out = BufWriter::with_capacity(256 * 1024, file);
         for (family, state) in &self.journal.families {
             let mut header = Vec::new();
-            header.extend_from_slice(b"# HELP ");
-            header.extend_from_slice(family.as_bytes());
-            header.push(b' ');
-            escape_help(&state.help, &mut header);
-            header.extend_from_slice(b"\n# TYPE ");
-            header.extend_from_slice(family.as_bytes());
-            header.extend_from_slice(if state.histogram {
-                b" histogram\n".as_slice()
+            let kind = if state.histogram {
+                FamilyKind::Histogram
             } else {
-                b" gauge\n".as_slice()
-            });
+                FamilyKind::Gauge
+            };
+            openmetrics::write_header(family, &state.help, kind, &mut header);
             out.write_all(&header).map_err(io_error(&tmp))?;
             let path = self.dir.join(family);
             let mut part = File::open(&path)
@@ -195,7 +191,7 @@ impl Spill {
                 .take(state.length);
             std::io::copy(&mut part, &mut out).map_err(io_error(&path))?;
         }
-        out.write_all(b"# EOF\n").map_err(io_error(&tmp))?;
+        out.write_all(openmetrics::EOF).map_err(io_error(&tmp))?;
         let file = out.into_inner().map_err(|e| OutputError {
             path: tmp.clone(),
             reason: e.error().to_string(),
@@ -215,20 +211,5 @@ impl Spill {
         step()?;
         let _ = std::fs::remove_dir_all(&self.dir);
         Ok(written)
-    }
-}
-
-/// A HELP text escaped as OpenMetrics wants it: backslash, newline and quote.
-fn escape_help(text: &str, out: &mut Vec<u8>) {
-    for c in text.chars() {
-        match c {
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '"' => out.extend_from_slice(b"\\\""),
-            c => {
-                let mut buf = [0; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            }
-        }
     }
 }

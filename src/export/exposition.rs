@@ -14,39 +14,9 @@ use crc32fast::Hasher as Crc;
 use flate2::Compression;
 use flate2::write::DeflateEncoder;
 
-use super::encode::write_family_header;
+use super::deflated::Deflated;
+use super::format::text::write_header;
 use super::snapshot::{FamilyKind, ReportSnapshot};
-
-/// A piece of the text as raw deflate blocks that end on a byte boundary
-/// and are not final, so that pieces can follow one another inside one
-/// gzip member; with the CRC and length of the text it holds.
-#[derive(Debug, Clone)]
-pub struct Deflated {
-    pub blocks: Bytes,
-    crc: Crc,
-    len: u64,
-}
-
-impl Deflated {
-    /// Compresses `text` as well as deflate can: a report's families are
-    /// compressed once per poll, off the scrape path, and sent to every scrape.
-    pub fn best(text: &[u8]) -> Self {
-        let mut encoder =
-            DeflateEncoder::new(Vec::with_capacity(text.len() / 8 + 64), Compression::best());
-        // Writing to a Vec cannot fail; flush() ends on a byte-aligned sync point.
-        let _ = encoder.write_all(text);
-        let _ = encoder.flush();
-        let mut blocks = std::mem::take(encoder.get_mut());
-        blocks.shrink_to_fit();
-        let mut crc = Crc::new();
-        crc.update(text);
-        Self {
-            blocks: Bytes::from(blocks),
-            crc,
-            len: text.len() as u64,
-        }
-    }
-}
 
 /// What follows the report series on every page (the self-metrics), with
 /// its final deflate piece made on first demand: a scrape that finds the
@@ -132,7 +102,7 @@ impl Exposition {
         let mut bodies = Vec::with_capacity(families.len() * 2);
         for (name, (help, kind, family_bodies)) in families {
             let mut header = Vec::with_capacity(help.len() + 2 * name.len() + 32);
-            write_family_header(name, help, kind, &mut header);
+            write_header(name, help, kind, &mut header);
             chunks.push(Bytes::from(header));
             bodies.push(None);
             for (body, deflated) in family_bodies {

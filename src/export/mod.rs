@@ -1,23 +1,32 @@
 //! From parsed reports to the bytes `/metrics` serves.
 //!
+//! `select` keeps the rows to show, `samples` says what they are as
+//! Prometheus data (the one mapping), `format` writes samples as each
+//! output wants them, `views` computes the landing page's sums from them,
+//! `build` runs it all once per poll into a `snapshot`, and `exposition`
+//! assembles the snapshots into the page (`deflated` its gzip pieces).
+//!
 //! Each poll builds a fresh [`ReportSnapshot`] and [`ExportStore::publish`]es
 //! it; the store re-assembles the [`Exposition`] and swaps it in. A scrape
 //! only clones an `Arc`, so it never waits for, or calls, Adobe.
 
-mod encode;
+mod build;
+mod deflated;
 pub mod exposition;
+pub mod format;
+pub mod samples;
 mod select;
 pub mod snapshot;
+mod views;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-pub use encode::write_family_header;
-pub use exposition::{Deflated, Exposition, Tail};
-pub use snapshot::{
-    BucketSnapshot, Family, FamilyKind, Levels, MvpdHealth, ReportSnapshot, SnapshotSpec,
-    build_history, build_snapshot, build_snapshot_from,
-};
+pub use build::{build_history, build_snapshot, build_snapshot_from};
+pub use deflated::Deflated;
+pub use exposition::{Exposition, Tail};
+pub use samples::{FamilyDesc, Labels, Sample, Samples, Unit};
+pub use snapshot::{Family, FamilyKind, Levels, MvpdHealth, ReportSnapshot, SnapshotSpec};
 
 /// One ESM report's MVPD health, and the bucket it was read from.
 #[derive(Debug, Clone)]

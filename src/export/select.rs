@@ -4,7 +4,8 @@
 //! [`Selection`] is the parser's [`RowSink`]. Rows stream in and only those
 //! of the best bucket so far are kept (their dimension values in one arena,
 //! their values in one vector); a newer bucket starts the selection over.
-//! Label text is written later ([`super::encode`]), for the rows kept only.
+//! What they are as Prometheus data is said later ([`super::samples`]),
+//! for the rows kept only.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -120,16 +121,17 @@ impl Selection {
         self.arena.len()
     }
 
-    /// The dimension values of `row`, in `Columns::dimensions` order
-    /// (trailing empty ones left out), into `out`.
-    pub(super) fn dimension_values<'a>(&'a self, row: &Kept, out: &mut Vec<&'a [u8]>) {
-        out.clear();
+    /// The value of dimension `i` of `row` (in `Columns::dimensions`
+    /// order), unless it is empty or missing: an empty value is no label.
+    pub(super) fn dimension_value<'a>(&'a self, row: &Kept, i: usize) -> Option<&'a [u8]> {
         let mut key = &self.arena[row.key.clone()];
-        while let Some((len, rest)) = key.split_first_chunk::<4>() {
-            let (value, rest) = rest.split_at(u32::from_le_bytes(*len) as usize);
-            out.push(value);
-            key = rest;
+        for _ in 0..i {
+            let (len, rest) = key.split_first_chunk::<4>()?;
+            key = rest.get(u32::from_le_bytes(*len) as usize..)?;
         }
+        let (len, rest) = key.split_first_chunk::<4>()?;
+        let value = rest.get(..u32::from_le_bytes(*len) as usize)?;
+        (!value.is_empty()).then_some(value)
     }
 
     /// The value of metric `m` in a kept row.

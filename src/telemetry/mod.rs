@@ -17,8 +17,8 @@ use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 
 use self::streaks::{Say, Streaks, human};
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 /// Which remote API a request went to.
@@ -448,9 +448,10 @@ impl Telemetry {
             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
-    /// The self-metrics in text exposition format.
+    /// The self-metrics in text exposition format, through the same text
+    /// writer as the report series.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let _ = TextEncoder::new().encode(&self.registry.gather(), out);
+        write_text(&self.registry.gather(), out);
     }
 
     /// An HTTP exchange with Adobe ended as `outcome` says. A body that
@@ -818,4 +819,89 @@ impl Telemetry {
 /// The subject of an account's credentials in [`Streaks`].
 fn credentials_subject(account: Option<&str>) -> String {
     format!("credentials of {}", account.unwrap_or("the account"))
+}
+
+/// The gathered self-metrics as Prometheus text: counters, gauges and
+/// histograms (with `_sum`, and a `+Inf` bucket), the only kinds registered.
+fn write_text(families: &[prometheus::proto::MetricFamily], out: &mut Vec<u8>) {
+    use crate::export::FamilyKind;
+    use crate::export::format::text::{write_header, write_sample};
+    use prometheus::proto::MetricType;
+    for family in families {
+        let kind = match family.get_field_type() {
+            MetricType::COUNTER => FamilyKind::Counter,
+            MetricType::GAUGE => FamilyKind::Gauge,
+            MetricType::HISTOGRAM => FamilyKind::Histogram,
+            MetricType::SUMMARY | MetricType::UNTYPED => continue,
+        };
+        let name = family.name();
+        write_header(name, family.help(), kind, out);
+        let (bucket, sum, count) = (
+            format!("{name}_bucket"),
+            format!("{name}_sum"),
+            format!("{name}_count"),
+        );
+        for metric in family.get_metric() {
+            let pairs = metric.get_label();
+            match kind {
+                FamilyKind::Counter => {
+                    write_sample(
+                        name,
+                        pair_labels(pairs, None),
+                        metric.get_counter().get_value(),
+                        out,
+                    );
+                }
+                FamilyKind::Gauge => {
+                    write_sample(
+                        name,
+                        pair_labels(pairs, None),
+                        metric.get_gauge().get_value(),
+                        out,
+                    );
+                }
+                FamilyKind::Histogram => {
+                    let histogram = metric.get_histogram();
+                    let total = histogram.get_sample_count() as f64;
+                    let mut infinite = false;
+                    for b in histogram.get_bucket() {
+                        let upper = b.upper_bound();
+                        infinite |= upper == f64::INFINITY;
+                        let le = if upper == f64::INFINITY {
+                            "+Inf".to_owned()
+                        } else {
+                            upper.to_string()
+                        };
+                        let value = b.cumulative_count() as f64;
+                        write_sample(&bucket, pair_labels(pairs, Some(&le)), value, out);
+                    }
+                    if !infinite {
+                        write_sample(&bucket, pair_labels(pairs, Some("+Inf")), total, out);
+                    }
+                    write_sample(
+                        &sum,
+                        pair_labels(pairs, None),
+                        histogram.get_sample_sum(),
+                        out,
+                    );
+                    write_sample(&count, pair_labels(pairs, None), total, out);
+                }
+            }
+        }
+    }
+}
+
+/// A metric's label pairs, and `le` for a histogram bucket.
+fn pair_labels<'a>(
+    pairs: &'a [prometheus::proto::LabelPair],
+    le: Option<&'a str>,
+) -> impl FnOnce(&mut dyn FnMut(&str, &[u8])) + 'a {
+    move |f| {
+        for pair in pairs {
+            f(pair.name(), pair.value().as_bytes());
+        }
+        if let Some(le) = le {
+            f("le", le.as_bytes());
+        }
+    }
 }

@@ -1,0 +1,7 @@
+//! The writers of [`super::samples`]: each output's bytes, and nothing
+//! else's. `text` is the Prometheus text format `/metrics` serves (the
+//! report series, the configuration families and the self-metrics),
+//! `openmetrics` the file `backfill` writes for Prometheus's importer.
+
+pub mod openmetrics;
+pub mod text;
