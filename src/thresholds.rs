@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 
 use serde::Deserialize;
 
-use crate::export::format::text::write_sample;
+use crate::export::format::text::{EachLabel, write_sample};
 use crate::export::{Family, FamilyKind, ReportSnapshot};
 
 /// Family of the thresholds.
@@ -290,7 +290,7 @@ impl Thresholds {
         let mut thresholds = Vec::new();
         for (family, severity, matchers, level) in self.levels() {
             let keys: Vec<&str> = matchers.keys().map(String::as_str).collect();
-            let labels = |f: &mut dyn FnMut(&str, &[u8])| {
+            let labels = |f: EachLabel<'_>| {
                 f("family", family.as_bytes());
                 f("match", keys.join(",").as_bytes());
                 f("severity", severity.as_str().as_bytes());
@@ -303,7 +303,7 @@ impl Thresholds {
         let mut limits = Vec::new();
         for s in &self.stream_limits {
             let limit = s.limit.to_string();
-            let labels = |f: &mut dyn FnMut(&str, &[u8])| {
+            let labels = |f: EachLabel<'_>| {
                 f("limit", limit.as_bytes());
                 if let Some(tenant) = &s.tenant {
                     f("tenant", tenant.as_bytes());

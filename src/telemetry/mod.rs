@@ -895,7 +895,7 @@ fn write_text(families: &[prometheus::proto::MetricFamily], out: &mut Vec<u8>) {
 fn pair_labels<'a>(
     pairs: &'a [prometheus::proto::LabelPair],
     le: Option<&'a str>,
-) -> impl FnOnce(&mut dyn FnMut(&str, &[u8])) + 'a {
+) -> impl FnOnce(crate::export::format::text::EachLabel<'_>) + 'a {
     move |f| {
         for pair in pairs {
             f(pair.name(), pair.value().as_bytes());

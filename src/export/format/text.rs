@@ -33,11 +33,14 @@ fn write_label(first: bool, name: &str, value: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// What is handed each label of a sample, name and value, in order.
+pub type EachLabel<'f> = &'f mut dyn FnMut(&str, &[u8]);
+
 /// Appends one sample line: `name{labels} value`. `labels` calls its
 /// argument with each label in order.
 pub fn write_sample(
     name: &str,
-    labels: impl FnOnce(&mut dyn FnMut(&str, &[u8])),
+    labels: impl FnOnce(EachLabel<'_>),
     value: f64,
     out: &mut Vec<u8>,
 ) {
