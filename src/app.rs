@@ -101,7 +101,7 @@ pub fn preflight(config: &Config) -> Result<(), StartError> {
             None => error,
         })?;
     }
-    crate::outgoing::adobe_client(&config.adobe)?;
+    adobe_client(&config.adobe)?;
     Ok(())
 }
 
@@ -190,14 +190,14 @@ pub fn telemetry_for(config: &Config) -> Telemetry {
 pub async fn start(config: Config, options: Options) -> Result<Running, StartError> {
     preflight(&config)?;
     let telemetry = telemetry_for(&config);
-    let http = crate::outgoing::adobe_client(&config.adobe)?;
+    let http = adobe_client(&config.adobe)?;
     let accounts = open_accounts(
         &config,
         http.clone(),
         options.clock.clone(),
         telemetry.clone(),
     )?;
-    let reports = Arc::new(Reports::new(telemetry.clone(), options.clock.clone()));
+    let reports = Arc::new(Reports::new(telemetry.clone()));
     let mut listeners = Vec::new();
     for addr in &options.listen {
         let listener = TcpListener::bind(addr)
@@ -305,4 +305,16 @@ impl Running {
         self.supervisor.stop_all().await;
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// The one client for Adobe, as `adobe` sets it up (its request timeout,
+/// proxy and CAs).
+pub fn adobe_client(
+    adobe: &crate::config::AdobeConfig,
+) -> Result<reqwest::Client, crate::outgoing::ClientError> {
+    crate::outgoing::client(
+        adobe.request_timeout,
+        adobe.proxy_url.as_ref(),
+        adobe.ca_file.as_deref(),
+    )
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
-use crate::poller::PollError;
+use crate::outcome::PollError;
 use crate::report::{ReportApi, ReportPath, path_of_href};
 use crate::retry::RetryPolicy;
 use crate::wolap::{AuthorizedClient, ReportQuery};
@@ -86,16 +86,17 @@ pub fn config_snippet(paths: &BTreeSet<ReportPath>, api: ReportApi, base: &str) 
         paths.len()
     );
     for path in paths.iter().filter(|p| !p.is_root()) {
-        let interval = humantime::format_duration(crate::config::default_interval(api, path));
+        let interval = humantime::format_duration(crate::report::default_interval(api, path));
         out.push_str(&format!(
             "{path}  ({}, {interval})\n",
             path.granularity().as_str()
         ));
     }
     out.push_str("\n# Ready to paste under `reports:` (keep the ones you need):\nreports:\n");
-    let api_line = match api {
-        ReportApi::Cmu => String::new(),
-        api => format!("    api: {}\n", api.as_str()),
+    let api_line = if api.is_default() {
+        String::new()
+    } else {
+        format!("    api: {}\n", api.as_str())
     };
     for path in paths.iter().filter(|p| !p.is_root()) {
         out.push_str(&format!(

@@ -9,14 +9,10 @@
 //! described in [`crate::report::catalog`].
 
 use crate::report::ReportApi;
-use crate::report::catalog::{ESM_EVENTS_METRIC, ESM_LATENCY_METRIC};
 
 /// Prefix of every family derived from a report of `api`: `cmu_`, `esm_`.
 pub fn metric_prefix(api: ReportApi) -> &'static str {
-    match api {
-        ReportApi::Cmu => "cmu_",
-        ReportApi::Esm => "esm_",
-    }
+    api.profile().metric_prefix
 }
 
 /// Label that carries the configured report name on every CMU series.
@@ -41,18 +37,12 @@ const RESERVED_PREFIX: &str = "cmu_";
 
 /// `cmu_report_info{report, path, granularity} 1` (`esm_report_info` for ESM).
 pub fn report_info_family(api: ReportApi) -> &'static str {
-    match api {
-        ReportApi::Cmu => "cmu_report_info",
-        ReportApi::Esm => "esm_report_info",
-    }
+    api.profile().info_family
 }
 
 /// Start of the bucket a report's series show, per report.
 pub fn bucket_start_family(api: ReportApi) -> &'static str {
-    match api {
-        ReportApi::Cmu => "cmu_report_bucket_start_timestamp_seconds",
-        ReportApi::Esm => "esm_report_bucket_start_timestamp_seconds",
-    }
+    api.profile().bucket_start_family
 }
 
 /// When Adobe computed an ESM report's answer (`Last-Modified`), per report.
@@ -67,10 +57,10 @@ pub const ESM_EVENTS_FAMILY: &str = "esm_events";
 /// The histogram built from the `duration_*` ranges.
 pub const DURATION_FAMILY: &str = "cmu_session_duration_seconds";
 
-/// Family of a metric in a level report: `cmu_concurrency_level_users` for
-/// `users` by `concurrency-level`.
-pub fn level_family(level_dimension: &str, metric: &str) -> String {
-    metric_family(ReportApi::Cmu, &format!("{level_dimension}_{metric}")).name
+/// Family of a metric in a level report of `api` (one whose profile has
+/// levels): `cmu_concurrency_level_users` for `users` by `concurrency-level`.
+pub fn level_family(api: ReportApi, level_dimension: &str, metric: &str) -> String {
+    metric_family(api, &format!("{level_dimension}_{metric}")).name
 }
 
 /// Replaces every character that is not `[a-zA-Z0-9_]` with `_`.
@@ -105,20 +95,11 @@ pub struct MetricFamily {
 /// named with a suffix of counters and histograms ([`RESERVED_SUFFIXES`])
 /// would read as one, so any other such name gets `_value` appended.
 pub fn metric_family(api: ReportApi, metric: &str) -> MetricFamily {
-    match (api, metric) {
-        (ReportApi::Esm, ESM_LATENCY_METRIC) => {
-            return MetricFamily {
-                name: ESM_LATENCY_FAMILY.to_owned(),
-                factor: 0.001,
-            };
-        }
-        (ReportApi::Esm, ESM_EVENTS_METRIC) => {
-            return MetricFamily {
-                name: ESM_EVENTS_FAMILY.to_owned(),
-                factor: 1.0,
-            };
-        }
-        _ => {}
+    if let Some((_, family, factor)) = api.profile().renamed.iter().find(|(m, ..)| *m == metric) {
+        return MetricFamily {
+            name: (*family).to_owned(),
+            factor: *factor,
+        };
     }
     let prefix = metric_prefix(api);
     let mut name = String::with_capacity(prefix.len() + metric.len() + 6);
@@ -225,6 +206,10 @@ mod tests {
             ("esm_authz_latency_seconds", 0.001)
         );
         assert_eq!(esm("count").name, "esm_events");
+        // The profile's renames are the catalog's metrics and our families.
+        use crate::report::catalog::{ESM_EVENTS_METRIC, ESM_LATENCY_METRIC};
+        assert_eq!(esm(ESM_LATENCY_METRIC).name, ESM_LATENCY_FAMILY);
+        assert_eq!(esm(ESM_EVENTS_METRIC).name, ESM_EVENTS_FAMILY);
         assert_eq!(esm("retry-count").name, "esm_retry_count_value");
         assert_eq!(cmu("streams-total"), "cmu_streams_total_value");
         assert_eq!(cmu("bstreams_sum"), "cmu_bstreams_sum_value");

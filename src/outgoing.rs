@@ -78,18 +78,6 @@ pub fn client(
     })
 }
 
-/// The client for `adobe`'s settings (its request timeout, proxy and CAs).
-pub fn adobe_client(adobe: &crate::config::AdobeConfig) -> Result<reqwest::Client, ClientError> {
-    client(
-        adobe.request_timeout,
-        adobe.proxy_url.as_ref(),
-        adobe.ca_file.as_deref(),
-    )
-}
-
-/// Default timeout of one request to Adobe, answer included.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Most bytes read of a DCR answer (a few hundred are expected).
 pub const DCR_MAX_ANSWER: u64 = 1 << 20;
 

@@ -19,11 +19,12 @@ use crate::clock::Clock;
 use crate::config::{AdobeConfig, ReportConfig};
 use crate::export::{ReportSnapshot, SnapshotSpec, build_snapshot};
 use crate::faults::{InjectedFault, strike};
-use crate::report::{ParseError, window};
-use crate::reports::{PollOutcome, Reports};
+use crate::outcome::{PollError, PollOutcome};
+use crate::report::window;
+use crate::reports::Reports;
 use crate::retry::RetryPolicy;
 use crate::shutdown::ShutdownSignal;
-use crate::wolap::{AuthorizedClient, FetchError, ReportQuery, request_retry};
+use crate::wolap::{AuthorizedClient, ReportQuery, request_retry};
 
 /// How long a poll in flight may still run after shutdown was asked for.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -49,60 +50,6 @@ pub struct PollContext {
     pub adobe: Arc<AdobeConfig>,
     /// Bounds concurrent CMU requests across all reports.
     pub permits: Arc<Semaphore>,
-}
-
-/// Why one poll failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    #[error(transparent)]
-    Fetch(#[from] FetchError),
-    #[error("answer is not a usable report: {0}")]
-    Parse(ParseError),
-    /// A bug in the exporter (a panic while fetching, parsing or building):
-    /// the poll fails, the poller goes on.
-    #[error("internal error (a bug in the exporter, please report it): {0}")]
-    Internal(String),
-}
-
-impl From<ParseError> for PollError {
-    fn from(e: ParseError) -> Self {
-        // The text carries the cause: no `source`, so a chain prints it once.
-        PollError::Parse(e)
-    }
-}
-
-impl PollError {
-    /// How long the server asked us to wait, if it did.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            PollError::Fetch(e) => e.retry_after(),
-            _ => None,
-        }
-    }
-
-    /// Whether only a person can fix it (retrying at a fast pace will not help).
-    pub fn needs_person(&self) -> bool {
-        matches!(self, PollError::Fetch(e) if e.needs_person())
-    }
-
-    /// Whether it is a bug of ours rather than a failure of Adobe's.
-    pub fn is_internal(&self) -> bool {
-        matches!(self, PollError::Internal(_))
-    }
-
-    fn from_panic(panic: Box<dyn std::any::Any + Send>) -> Self {
-        PollError::Internal(panic_message(panic))
-    }
-}
-
-/// What a caught panic said.
-pub fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
-    let text = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned());
-    format!("panicked: {text}")
 }
 
 /// A stable offset in [0, min(interval / 10, 5 min)) from the report's name.
@@ -144,7 +91,7 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
             () = shutdown.wait() => {
                 // Finish the poll in flight and publish what it fetched, but not for long.
                 match tokio::time::timeout(SHUTDOWN_GRACE, poll).await {
-                    Ok(Ok(snapshot)) => ctx.reports.apply(&name, PollOutcome::Succeeded { snapshot, took: started.elapsed() }),
+                    Ok(Ok(snapshot)) => ctx.reports.apply(&name, PollOutcome::Succeeded { snapshot, took: started.elapsed(), at: ctx.clock.now() }),
                     Ok(Err(_)) => {}
                     Err(_) => tracing::warn!(report = %name, "stopping: the poll in flight did not finish in time and was abandoned"),
                 }
@@ -158,7 +105,11 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
             Ok(snapshot) => {
                 failures = 0;
                 at = next_regular;
-                PollOutcome::Succeeded { snapshot, took }
+                PollOutcome::Succeeded {
+                    snapshot,
+                    took,
+                    at: now,
+                }
             }
             Err(error) => {
                 failures += 1;
@@ -171,7 +122,10 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
                 PollOutcome::Failed {
                     error,
                     took,
-                    retry_in: at.duration_since(now).unsigned_abs(),
+                    retry_in: ctx
+                        .clock
+                        .real_duration(at.duration_since(now).unsigned_abs()),
+                    at: now,
                 }
             }
         };
@@ -276,7 +230,8 @@ pub async fn poll_once(
         // Absent `Last-Modified`: ESM computed the answer in real time.
         computed_at: report
             .api
-            .has_freshness()
+            .profile()
+            .last_modified_is_computation
             .then(|| fetched.last_modified.unwrap_or(now)),
     };
     let body = fetched.body;

@@ -2,9 +2,10 @@
 //! snapshot (the [`ExportStore`] behind `/metrics`), its status (landing
 //! page, `/readyz`) and its self-metrics.
 //!
-//! A poller only says what happened ([`PollOutcome`]); [`Reports::apply`]
-//! writes it everywhere it belongs, and [`Reports::remove`] takes a report
-//! out of all of them at once.
+//! A poller only says what happened ([`PollOutcome`], with the time it
+//! happened); [`Reports::apply`] writes it everywhere it belongs: the
+//! status, the self-metrics and every [`Sink`] of snapshots (the export
+//! store first). [`Reports::remove`] takes a report out of all of them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -12,30 +13,12 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::clock::Clock;
-use crate::config::ReportConfig;
-use crate::export::{ExportStore, ReportSnapshot};
-use crate::poller::PollError;
-use crate::telemetry::Telemetry;
+use crate::export::ReportSnapshot;
 
-/// What one step of a poller produced.
-#[derive(Debug)]
-pub enum PollOutcome {
-    /// The next poll will run at `at`.
-    Scheduled { at: Timestamp },
-    /// A poll built a new snapshot in `took`.
-    Succeeded {
-        snapshot: Arc<ReportSnapshot>,
-        took: Duration,
-    },
-    /// A poll failed in `took`; the next attempt comes in `retry_in`
-    /// (on the shared clock). The last good values stay, until `max_age`.
-    Failed {
-        error: PollError,
-        took: Duration,
-        retry_in: Duration,
-    },
-}
+use crate::config::ReportConfig;
+use crate::export::ExportStore;
+use crate::outcome::PollOutcome;
+use crate::telemetry::Telemetry;
 
 /// The state of one configured report.
 #[derive(Debug, Clone, Default)]
@@ -59,22 +42,54 @@ pub struct ReportStatus {
     pub series: usize,
 }
 
+/// Where a report's snapshots go once a poll built them: the export store
+/// behind `/metrics`, and any other output.
+pub trait Sink: std::fmt::Debug + Send + Sync {
+    /// A poll of `report` that ended at `at` built `snapshot`.
+    fn published(&self, report: &str, snapshot: &Arc<ReportSnapshot>, at: Timestamp);
+    /// `report`'s series are gone: expired, redefined or no longer configured.
+    fn withdrawn(&self, report: &str);
+}
+
+impl Sink for ExportStore {
+    fn published(&self, report: &str, snapshot: &Arc<ReportSnapshot>, _at: Timestamp) {
+        self.publish(report, snapshot.clone());
+    }
+
+    fn withdrawn(&self, report: &str) {
+        self.remove(report);
+    }
+}
+
 /// Every report's snapshot, status and self-metrics.
 #[derive(Debug)]
 pub struct Reports {
     store: Arc<ExportStore>,
+    /// The store first, then every other output.
+    sinks: Vec<Arc<dyn Sink>>,
     status: RwLock<BTreeMap<String, ReportStatus>>,
     telemetry: Telemetry,
-    clock: Clock,
 }
 
 impl Reports {
-    pub fn new(telemetry: Telemetry, clock: Clock) -> Self {
+    pub fn new(telemetry: Telemetry) -> Self {
+        let store = Arc::new(ExportStore::default());
         Self {
-            store: Arc::new(ExportStore::default()),
+            sinks: vec![store.clone()],
+            store,
             status: RwLock::default(),
             telemetry,
-            clock,
+        }
+    }
+
+    /// Sends every later snapshot to `sink` too, after the store.
+    pub fn add_sink(&mut self, sink: Arc<dyn Sink>) {
+        self.sinks.push(sink);
+    }
+
+    fn withdraw(&self, report: &str) {
+        for sink in &self.sinks {
+            sink.withdrawn(report);
         }
     }
 
@@ -112,14 +127,17 @@ impl Reports {
 
     /// Records what a poller of `report` did.
     pub fn apply(&self, report: &str, outcome: PollOutcome) {
-        let now = self.clock.now();
         match outcome {
             PollOutcome::Scheduled { at } => {
                 self.telemetry
                     .poll_scheduled(report, at.as_millisecond() as f64 / 1000.0);
                 self.update(report, |s| s.next_poll = Some(at));
             }
-            PollOutcome::Succeeded { snapshot, took } => {
+            PollOutcome::Succeeded {
+                snapshot,
+                took,
+                at: now,
+            } => {
                 let (limit, max_series) = self.limits(report);
                 if snapshot.rows as u64 >= u64::from(limit) {
                     self.telemetry.poll_truncated(report, limit);
@@ -135,7 +153,9 @@ impl Reports {
                     );
                 }
                 let series = snapshot.series;
-                self.store.publish(report, snapshot);
+                for sink in &self.sinks {
+                    sink.published(report, &snapshot, now);
+                }
                 self.telemetry.poll_succeeded(report, series, took, now);
                 self.update(report, |s| {
                     s.last_attempt = Some(now);
@@ -149,19 +169,15 @@ impl Reports {
                 error,
                 took,
                 retry_in,
+                at: now,
             } => {
                 let message = error.to_string();
                 if error.is_internal() {
                     self.telemetry.poll_internal_error(report, &message);
                 }
                 self.expire_if_stale(report, now);
-                self.telemetry.poll_failed(
-                    report,
-                    &message,
-                    took,
-                    self.clock.real_duration(retry_in),
-                    now,
-                );
+                self.telemetry
+                    .poll_failed(report, &message, took, retry_in, now);
                 self.update(report, |s| {
                     s.last_attempt = Some(now);
                     s.last_error = Some(message);
@@ -193,7 +209,7 @@ impl Reports {
         if age > SignedDuration::try_from(max_age).unwrap_or(SignedDuration::MAX)
             && self.store.snapshot(report).is_some()
         {
-            self.store.remove(report);
+            self.withdraw(report);
             self.update(report, |s| s.series = 0);
             self.telemetry.report_expired(report, max_age);
         }
@@ -201,7 +217,7 @@ impl Reports {
 
     /// Takes `report` out of everything: its series, status and self-metrics.
     pub fn remove(&self, report: &str) {
-        self.store.remove(report);
+        self.withdraw(report);
         let mut status = self.status.write().unwrap_or_else(|e| e.into_inner());
         status.remove(report);
         self.telemetry.forget_report(report);
@@ -210,7 +226,7 @@ impl Reports {
     /// Drops `report`'s series (its definition changed), keeping its status
     /// and self-metrics for the poller that replaces it.
     pub fn clear_series(&self, report: &str) {
-        self.store.remove(report);
+        self.withdraw(report);
         self.update(report, |s| s.series = 0);
     }
 

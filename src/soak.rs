@@ -27,7 +27,6 @@ use crate::clock::Clock;
 use crate::config::{Config, ReportConfig};
 use crate::credentials::store::STATE_FILE;
 use crate::export::{Exposition, SnapshotSpec, build_snapshot};
-use crate::report::ReportApi;
 use crate::simulator::{CHAOS_KINDS, Chaos, Endpoint, Simulator, SimulatorConfig};
 
 /// How a soak runs.
@@ -724,10 +723,11 @@ impl Checker {
         page: &str,
         quiet_since: Timestamp,
     ) -> Result<(), String> {
-        let (endpoint, base) = match report.api {
-            ReportApi::Cmu => (Endpoint::Cmu, "/cmu/v2/"),
-            ReportApi::Esm => (Endpoint::Esm, "/esm/v3/"),
-        };
+        let endpoint = Endpoint::of(report.api);
+        // The path below the API's base: `/cmu/v2/` as Adobe serves it.
+        let base = reqwest::Url::parse(report.api.profile().default_url)
+            .map(|url| format!("{}/", url.path()))
+            .unwrap_or_default();
         let wanted = format!("{base}{}", report.path);
         let requests = sim.requests();
         let mut polls = requests

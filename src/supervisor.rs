@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, ConfigError, ReportConfig};
+use crate::config::{AdobeConfig, Config, ConfigError, ReportConfig};
 use crate::poller::{self, PollContext};
 use crate::retry::RetryPolicy;
 use crate::shard::Shard;
@@ -46,10 +46,7 @@ pub enum ReloadError {
         keys.join(", "),
         file.display()
     )]
-    NeedsRestart {
-        keys: Vec<&'static str>,
-        file: PathBuf,
-    },
+    NeedsRestart { keys: Vec<String>, file: PathBuf },
     #[error("the exporter is stopping")]
     Stopping,
 }
@@ -259,7 +256,7 @@ async fn supervise(
             return;
         }
         let why = match ended {
-            Err(e) if e.is_panic() => poller::panic_message(e.into_panic()),
+            Err(e) if e.is_panic() => crate::outcome::panic_message(e.into_panic()),
             Err(e) => e.to_string(),
             Ok(()) => "it returned".to_owned(),
         };
@@ -278,36 +275,67 @@ async fn stop(poller: Poller) {
     let _ = poller.task.await;
 }
 
-/// The keys outside `reports` whose change needs a restart.
-fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
-    let (a, b) = (&old.adobe, &new.adobe);
-    [
-        ("adobe.dcr_url", a.dcr_url != b.dcr_url),
-        ("adobe.cmu_url", a.cmu_url != b.cmu_url),
-        ("adobe.esm_url", a.esm_url != b.esm_url),
+/// The keys outside `reports` and `thresholds` whose change needs a
+/// restart. Both configurations are taken apart field by field, with no
+/// `..`: a new field is a compile error here until it is judged.
+fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
+    let Config {
+        adobe,
+        accounts,
+        state_dir,
+        // Applied by the reload itself.
+        reports: _,
+        thresholds: _,
+    } = old;
+    let AdobeConfig {
+        dcr_url,
+        urls,
+        time_zones,
+        max_concurrent_requests,
+        proxy_url,
+        ca_file,
+        request_timeout,
+        max_answer_size,
+    } = adobe;
+    let b = &new.adobe;
+    let mut changed: Vec<(String, bool)> = vec![("adobe.dcr_url".into(), *dcr_url != b.dcr_url)];
+    for api in crate::report::ReportApi::ALL {
+        let profile = api.profile();
+        changed.push((
+            format!("adobe.{}", profile.url_key),
+            urls[api] != b.urls[api],
+        ));
+    }
+    changed.push((
+        "accounts (or adobe.software_statement_file, client_id_file, client_secret_file)".into(),
+        *accounts != new.accounts,
+    ));
+    for api in crate::report::ReportApi::ALL {
+        let profile = api.profile();
+        changed.push((
+            format!("adobe.{}", profile.time_zone_key),
+            time_zones[api] != b.time_zones[api],
+        ));
+    }
+    changed.extend([
         (
-            "accounts (or adobe.software_statement_file, client_id_file, client_secret_file)",
-            old.accounts != new.accounts,
+            "adobe.max_concurrent_requests".into(),
+            *max_concurrent_requests != b.max_concurrent_requests,
         ),
-        ("adobe.time_zone", a.time_zone != b.time_zone),
-        ("adobe.esm_time_zone", a.esm_time_zone != b.esm_time_zone),
+        ("adobe.proxy_url".into(), *proxy_url != b.proxy_url),
+        ("adobe.ca_file".into(), *ca_file != b.ca_file),
         (
-            "adobe.max_concurrent_requests",
-            a.max_concurrent_requests != b.max_concurrent_requests,
-        ),
-        ("adobe.proxy_url", a.proxy_url != b.proxy_url),
-        ("adobe.ca_file", a.ca_file != b.ca_file),
-        (
-            "adobe.request_timeout",
-            a.request_timeout != b.request_timeout,
+            "adobe.request_timeout".into(),
+            *request_timeout != b.request_timeout,
         ),
         (
-            "adobe.max_answer_size",
-            a.max_answer_size != b.max_answer_size,
+            "adobe.max_answer_size".into(),
+            *max_answer_size != b.max_answer_size,
         ),
-        ("state_dir", old.state_dir != new.state_dir),
-    ]
-    .into_iter()
-    .filter_map(|(key, changed)| changed.then_some(key))
-    .collect()
+        ("state_dir".into(), *state_dir != new.state_dir),
+    ]);
+    changed
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
 }

@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::clock::Clock;
 use crate::credentials::{Credentials, CredentialsError};
 use crate::outgoing::{ExchangeError, exchange, first_line};
-use crate::report::{ReportApi, ReportPath};
+use crate::report::{Filter, PerApi, ReportApi, ReportPath};
 use crate::retry::{RetryPolicy, Verdict};
 use crate::telemetry::{Api, Telemetry};
 
@@ -30,14 +30,6 @@ pub struct ReportQuery {
     pub filters: Vec<Filter>,
 }
 
-/// One filter of a report query: `dimension=value`, or `dimension!=value` when negated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Filter {
-    pub dimension: String,
-    pub value: String,
-    pub negated: bool,
-}
-
 /// Why a report could not be fetched. Never carries the token.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
@@ -45,7 +37,7 @@ pub enum ApiError {
     Unauthorized { api: ReportApi },
     #[error(
         "{api} has no report at /{path} (HTTP 404: no pre-aggregation for this path): fix the path; `cmu-exporter discover{}` lists the valid ones",
-        if *api == ReportApi::Cmu { "" } else { " --api esm" }
+        api.flag()
     )]
     NotFound { api: ReportApi, path: String },
     #[error("{api} refused the query (HTTP 400): {reason}")]
@@ -124,23 +116,6 @@ pub fn request_retry(interval: Duration) -> RetryPolicy {
 /// poll and the poller comes back after it.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
-/// Where each report API lives (`adobe.cmu_url`, `adobe.esm_url`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bases {
-    pub cmu: Url,
-    pub esm: Url,
-}
-
-impl Bases {
-    /// The base URL of `api`.
-    pub fn of(&self, api: ReportApi) -> &Url {
-        match api {
-            ReportApi::Cmu => &self.cmu,
-            ReportApi::Esm => &self.esm,
-        }
-    }
-}
-
 /// A report as fetched: its body, and when Adobe says it was computed.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -153,7 +128,8 @@ pub struct Fetched {
 #[derive(Debug, Clone)]
 pub struct ReportClient {
     http: reqwest::Client,
-    bases: Bases,
+    /// Where each report API lives (`adobe.cmu_url`, `adobe.esm_url`).
+    bases: PerApi<Url>,
     /// Most bytes of an answer read (`adobe.max_answer_size`).
     max_answer: u64,
     telemetry: Telemetry,
@@ -174,7 +150,7 @@ impl ReportClient {
     ) -> Self {
         Self {
             http,
-            bases: adobe.bases(),
+            bases: adobe.urls.clone(),
             max_answer: adobe.max_answer_size,
             telemetry,
             clock,
@@ -183,7 +159,7 @@ impl ReportClient {
 
     /// The URL of `path` with `query`: the path is appended to `api`'s base.
     pub fn url(&self, api: ReportApi, path: &ReportPath, query: &ReportQuery) -> Url {
-        let mut url = self.bases.of(api).clone();
+        let mut url = self.bases[api].clone();
         let prefix = url.path().trim_end_matches('/').to_owned();
         let suffix = path.to_string();
         url.set_path(&if suffix.is_empty() {

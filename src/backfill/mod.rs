@@ -32,6 +32,7 @@ use crate::clock::Clock;
 use crate::config::{Config, ReportConfig};
 use crate::export::format::openmetrics;
 use crate::export::{SnapshotSpec, build_history};
+use crate::report::ReportApi;
 use crate::report::{BucketChoice, Granularity, ParseError};
 use crate::retry::RetryPolicy;
 use crate::wolap::{ApiError, AuthorizedClient, FetchError, ReportClient, ReportQuery};
@@ -199,8 +200,11 @@ pub async fn run(
 ) -> Result<Summary, BackfillError> {
     let started = Instant::now();
     let now = clock.now();
-    // `--from`, `--to` and the retention bound are dates of the CMU time zone.
-    let today = now.to_zoned(config.adobe.time_zone.clone()).date();
+    // `--from`, `--to` and the retention bound are dates of the default
+    // API's time zone (CMU's).
+    let today = now
+        .to_zoned(config.adobe.time_zone_of(ReportApi::default()).clone())
+        .date();
     let earliest = today
         .checked_sub(RETENTION_MONTHS.months())
         .unwrap_or(Date::MIN);
@@ -237,7 +241,7 @@ pub async fn run(
         });
     }
     let telemetry = app::telemetry_for(&config);
-    let http = crate::outgoing::adobe_client(&config.adobe).map_err(StartError::from)?;
+    let http = crate::app::adobe_client(&config.adobe).map_err(StartError::from)?;
     let accounts = app::open_accounts(&config, http.clone(), clock.clone(), telemetry.clone())?;
     let report_client = ReportClient::new(http, &config.adobe, telemetry, clock.clone());
     let clients: BTreeMap<Option<String>, AuthorizedClient> = accounts

@@ -16,7 +16,7 @@ pub(super) async fn run(
     let file = config.required("the state_dir and statement come from it")?;
     let config = Config::load(&file)?;
     let account = super::account(&config, account.as_deref(), false)?;
-    let http = crate::outgoing::adobe_client(&config.adobe)?;
+    let http = crate::app::adobe_client(&config.adobe)?;
     let telemetry = app::telemetry_for(&config);
     let dcr = DcrClient::new(
         http,

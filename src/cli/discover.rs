@@ -13,7 +13,7 @@ fn online_client(
     config: &Config,
     account: &AccountConfig,
 ) -> anyhow::Result<crate::wolap::AuthorizedClient> {
-    let http = crate::outgoing::adobe_client(&config.adobe)?;
+    let http = crate::app::adobe_client(&config.adobe)?;
     let telemetry = app::telemetry_for(config);
     let dcr = DcrClient::new(
         http.clone(),
@@ -44,7 +44,7 @@ pub(super) async fn discover(
         .context("discovery failed")?;
     out!(
         "{}",
-        crate::discovery::config_snippet(&paths, api, config.adobe.bases().of(api).as_str())
+        crate::discovery::config_snippet(&paths, api, config.adobe.urls[api].as_str())
     );
     Ok(())
 }

@@ -18,10 +18,7 @@ pub(super) fn run(
 ) -> anyhow::Result<()> {
     let api = ReportApi::parse(api)
         .ok_or_else(|| anyhow!("--api `{api}`: write `cmu` (default) or `esm`"))?;
-    let time_zone = time_zone.unwrap_or(match api {
-        ReportApi::Cmu => "UTC",
-        ReportApi::Esm => crate::config::DEFAULT_ESM_TIME_ZONE,
-    });
+    let time_zone = time_zone.unwrap_or(api.profile().default_time_zone);
     // The report is streamed through the parser: a large file is never held whole.
     let mut input: Box<dyn Read> = match file.as_deref() {
         None => Box::new(std::io::stdin().lock()),

@@ -244,6 +244,7 @@ impl<'s> Family<'s> {
 
 /// The samples of one selection (one bucket of one report).
 pub struct Samples<'s> {
+    api: ReportApi,
     selection: &'s Selection,
     /// `report`, `account` (the first `identity`), then the static labels.
     head: Vec<(&'s str, &'s str)>,
@@ -262,7 +263,7 @@ impl<'s> Samples<'s> {
     /// The samples of the rows `selection` kept of a report parsed as `parsed`.
     pub(super) fn new(selection: &'s Selection, spec: &'s SnapshotSpec, parsed: &Parsed) -> Self {
         let columns = &parsed.columns;
-        let level = level_dimension(&columns.dimensions).filter(|_| spec.api == ReportApi::Cmu);
+        let level = level_dimension(&columns.dimensions).filter(|_| spec.api.profile().levels);
         let mut head = vec![(REPORT_LABEL, spec.report.as_str())];
         if let Some(account) = &spec.account {
             head.push((ACCOUNT_LABEL, account.as_str()));
@@ -333,6 +334,7 @@ impl<'s> Samples<'s> {
             })
             .to_vec();
         Self {
+            api: spec.api,
             selection,
             head,
             identity,
@@ -341,6 +343,11 @@ impl<'s> Samples<'s> {
             info,
             bounds,
         }
+    }
+
+    /// The API the report comes from.
+    pub fn api(&self) -> ReportApi {
+        self.api
     }
 
     /// The families, by name.
@@ -398,7 +405,7 @@ fn level_dimension(dimensions: &[String]) -> Option<&str> {
 fn family_of(api: ReportApi, metric: &str, level: Option<&str>) -> MetricFamily {
     match level {
         Some(level) => MetricFamily {
-            name: level_family(level, metric),
+            name: level_family(api, level, metric),
             factor: 1.0,
         },
         None => metric_family(api, metric),

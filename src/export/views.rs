@@ -7,14 +7,16 @@ use std::collections::BTreeMap;
 use super::samples::Samples;
 use super::snapshot::{Levels, MvpdHealth};
 use crate::names::{LEVEL_LABEL, level_family, metric_family};
-use crate::report::ReportApi;
 use crate::report::catalog::{self, LEVEL_DIMENSIONS, USERS_METRIC};
 
 /// Users per level, summed over the other labels, when the samples hold a
 /// level report's users.
 pub fn levels(samples: &Samples<'_>) -> Option<Levels> {
+    if !samples.api().profile().levels {
+        return None;
+    }
     LEVEL_DIMENSIONS.iter().find_map(|dimension| {
-        let family = samples.family(&level_family(dimension, USERS_METRIC))?;
+        let family = samples.family(&level_family(samples.api(), dimension, USERS_METRIC))?;
         let mut users = BTreeMap::new();
         family.for_each(|sample| {
             let level = sample
@@ -36,7 +38,11 @@ pub fn levels(samples: &Samples<'_>) -> Option<Levels> {
 /// Authorization and authentication totals per MVPD of an ESM report;
 /// empty unless it has `mvpd` and `authz-attempts`.
 pub fn mvpd_health(samples: &Samples<'_>) -> Vec<MvpdHealth> {
-    let family = |metric: &str| samples.family(&metric_family(ReportApi::Esm, metric).name);
+    let api = samples.api();
+    if !api.profile().mvpd_health {
+        return Vec::new();
+    }
+    let family = |metric: &str| samples.family(&metric_family(api, metric).name);
     let Some(attempts) = family("authz-attempts") else {
         return Vec::new();
     };

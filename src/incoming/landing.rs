@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::response::Html;
 use jiff::Timestamp;
 
-use super::pages::AppState;
+use super::state::AppState;
 use crate::credentials::Health;
 use crate::export::ExportStore;
 

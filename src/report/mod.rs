@@ -4,16 +4,19 @@
 pub mod api;
 pub mod catalog;
 mod cursor;
+mod filter;
+mod links;
 pub mod parse;
 pub mod path;
 mod swar;
 pub mod tree;
 pub mod window;
 
-pub use api::ReportApi;
+pub use api::{ApiProfile, PerApi, ReportApi};
+pub use filter::Filter;
+pub use links::{Link, Links, path_of_href};
 pub use parse::{
-    Columns, Link, Links, ParseError, Parsed, ReportParser, Row, RowSink, parse_report,
-    parse_report_from, path_of_href,
+    Columns, ParseError, Parsed, ReportParser, Row, RowSink, parse_report, parse_report_from,
 };
 pub use path::{Bucket, BucketError, Granularity, PathError, ReportPath};
-pub use window::{BucketChoice, window};
+pub use window::{BucketChoice, default_interval, window};

@@ -10,11 +10,9 @@
 
 use std::io::{ErrorKind, Read};
 
-use serde::Deserialize;
-use serde::de;
-
 use super::catalog::{TIME_DIMENSIONS, is_known_dimension};
 use super::cursor::{Cursor, Pattern, RawStr, Stop, unescape};
+use super::links::{Links, path_of_href};
 use super::path::{Bucket, ReportPath};
 
 /// What a report's rows contain, as discovered while parsing.
@@ -46,39 +44,6 @@ pub struct Row<'a> {
 pub trait RowSink {
     /// Takes one row; an `Err` aborts the parse with that message.
     fn row(&mut self, columns: &Columns, row: &Row<'_>) -> Result<(), String>;
-}
-
-/// A HAL link (`href` plus optional `name`).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Link {
-    pub href: String,
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-/// The `_links` object; `drill-down` is an object or an array in Adobe's answers.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Links {
-    #[serde(rename = "self", default)]
-    pub self_link: Option<Link>,
-    #[serde(rename = "roll-up", default)]
-    pub roll_up: Option<Link>,
-    #[serde(rename = "drill-down", default, deserialize_with = "one_or_many")]
-    pub drill_down: Vec<Link>,
-}
-
-fn one_or_many<'de, D: de::Deserializer<'de>>(d: D) -> Result<Vec<Link>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(Link),
-        Many(Vec<Link>),
-    }
-    Ok(match Option::<OneOrMany>::deserialize(d)? {
-        None => Vec::new(),
-        Some(OneOrMany::One(link)) => vec![link],
-        Some(OneOrMany::Many(links)) => links,
-    })
 }
 
 /// What the parse saw besides the rows.
@@ -214,7 +179,7 @@ type Step<T> = Result<T, Stop<Box<ParseError>>>;
 /// as it is whole; a record cut by the end of a piece is read again, whole,
 /// from the next call.
 pub struct ReportParser<'s> {
-    state: State<'s>,
+    reader: RecordReader<'s>,
     phase: Phase,
     /// Bytes of the document consumed by earlier calls (and given up by the caller).
     consumed: usize,
@@ -226,7 +191,7 @@ pub struct ReportParser<'s> {
 impl<'s> ReportParser<'s> {
     pub fn new(path: Option<&ReportPath>, sink: &'s mut dyn RowSink) -> Self {
         Self {
-            state: State::new(path.cloned(), sink),
+            reader: RecordReader::new(path.cloned(), sink),
             phase: Phase::Start,
             consumed: 0,
             lines: 0,
@@ -245,12 +210,12 @@ impl<'s> ReportParser<'s> {
                 Ok(true) => {}
                 Ok(false) => {
                     if !last {
-                        self.give_up(input);
+                        self.consume(input);
                     }
                     return Ok(input.len());
                 }
                 Err(Stop::More) if !last => {
-                    self.give_up(&input[..unit]);
+                    self.consume(&input[..unit]);
                     return Ok(unit);
                 }
                 Err(Stop::More) => {
@@ -269,13 +234,13 @@ impl<'s> ReportParser<'s> {
             let reason = "the document ends in the middle of a value";
             return Err(self.json_error(b"", 0, reason));
         }
-        if !self.state.saw_report {
+        if !self.reader.saw_report {
             return Err(ParseError::NoReport);
         }
         Ok(Parsed {
-            links: self.state.links,
-            rows: self.state.rows,
-            columns: self.state.columns,
+            links: self.reader.links,
+            rows: self.reader.rows,
+            columns: self.reader.columns,
         })
     }
 
@@ -305,9 +270,9 @@ impl<'s> ReportParser<'s> {
                 }
                 let key = c.string()?;
                 c.eat(b':', "expected `:`")?;
-                let mut scratch = std::mem::take(&mut self.state.scratch);
+                let mut scratch = std::mem::take(&mut self.reader.scratch);
                 let outcome = self.member(c, decoded(c.bytes, &key, &mut scratch)?);
-                self.state.scratch = scratch;
+                self.reader.scratch = scratch;
                 outcome?;
             }
             Phase::Rows { first } => {
@@ -319,7 +284,7 @@ impl<'s> ReportParser<'s> {
                 if !first {
                     c.eat(b',', "expected `,` or `]`")?;
                 }
-                self.state.record(c)?;
+                self.reader.record(c)?;
                 self.phase = Phase::Rows { first: false };
             }
             Phase::End => {
@@ -337,7 +302,7 @@ impl<'s> ReportParser<'s> {
         match key {
             b"report" => {
                 c.eat(b'[', "`report` must be an array of records")?;
-                self.state.saw_report = true;
+                self.reader.saw_report = true;
                 self.phase = Phase::Rows { first: true };
                 return Ok(());
             }
@@ -349,12 +314,12 @@ impl<'s> ReportParser<'s> {
                     let reason = format!("`_links`: {}", json_reason(&e));
                     Stop::Report(Box::new(self.json_error(c.bytes, start, &reason)))
                 })?;
-                if self.state.path.is_none()
+                if self.reader.path.is_none()
                     && let Some(link) = &links.self_link
                 {
-                    self.state.path = path_of_href(&link.href);
+                    self.reader.path = path_of_href(&link.href);
                 }
-                self.state.links = links;
+                self.reader.links = links;
             }
             _ => c.skip_value()?,
         }
@@ -363,7 +328,7 @@ impl<'s> ReportParser<'s> {
     }
 
     /// Forgets `input` (consumed), keeping count of its lines.
-    fn give_up(&mut self, input: &[u8]) {
+    fn consume(&mut self, input: &[u8]) {
         if let Some(last) = memchr::memrchr(b'\n', input) {
             self.lines += memchr::memchr_iter(b'\n', input).count();
             self.line_start = self.consumed + last + 1;
@@ -423,7 +388,9 @@ struct Field {
     lead_first: bool,
 }
 
-struct State<'s> {
+/// Reads the `report` array's records one by one, resumable between the
+/// pieces of input, handing each finished row to the sink.
+struct RecordReader<'s> {
     path: Option<ReportPath>,
     sink: &'s mut dyn RowSink,
     columns: Columns,
@@ -447,7 +414,7 @@ struct State<'s> {
     saw_report: bool,
 }
 
-impl<'s> State<'s> {
+impl<'s> RecordReader<'s> {
     fn new(path: Option<ReportPath>, sink: &'s mut dyn RowSink) -> Self {
         Self {
             path,
@@ -787,32 +754,6 @@ fn quoted(value: &[u8]) -> String {
     } else {
         format!("\"{cut}\"")
     }
-}
-
-/// The report path named by a link (`/cmu/v2/year/month?x=y` -> `year/month`,
-/// `/esm/v3/media-company/year` -> `media-company/year`).
-///
-/// Links may carry another prefix than the URL that was requested (Adobe's
-/// aliases), so the path is what follows the last version segment (`v2`,
-/// `v3`), or the whole path when there is none.
-pub fn path_of_href(href: &str) -> Option<ReportPath> {
-    let no_query = href.split(['?', '#']).next().unwrap_or_default();
-    let after_host = match no_query.find("://") {
-        Some(i) => no_query[i + 3..]
-            .find('/')
-            .map_or("", |j| &no_query[i + 3 + j..]),
-        None => no_query,
-    };
-    // The path starts after the API version segment (`/cmu/v2/`, `/v2/`,
-    // `/esm/v3/`), whatever prefix stands before it.
-    let segments: Vec<&str> = after_host.split('/').collect();
-    let is_version =
-        |s: &&str| s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit());
-    let tail = match segments.iter().rposition(is_version) {
-        Some(i) => segments[i + 1..].join("/"),
-        None => after_host.to_owned(),
-    };
-    ReportPath::parse(&tail).ok()
 }
 
 #[cfg(test)]

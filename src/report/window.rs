@@ -5,7 +5,9 @@
 
 use jiff::civil::DateTime;
 
-use super::path::{Bucket, Granularity};
+use super::ReportApi;
+use super::catalog::LEVEL_DIMENSIONS;
+use super::path::{Bucket, Granularity, ReportPath};
 
 /// Which time bucket of a report becomes the exported value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -51,6 +53,23 @@ pub fn window(
         ),
         BucketChoice::Partial => (back(1), Some(now)),
     }
+}
+
+/// How often a report of `api` at `path` is polled by default: its API's
+/// [`Schedule`](super::api::Schedule) for the path's granularity.
+pub fn default_interval(api: ReportApi, path: &ReportPath) -> std::time::Duration {
+    let schedule = &api.profile().schedule;
+    let by_level = schedule
+        .levels
+        .filter(|_| LEVEL_DIMENSIONS.iter().any(|d| path.contains(d)));
+    let seconds = by_level.unwrap_or(match path.granularity() {
+        Granularity::Minute => schedule.minute,
+        Granularity::Hour => schedule.hour,
+        Granularity::Day => schedule.day,
+        Granularity::Month | Granularity::Year => schedule.month_or_year,
+        Granularity::Total => schedule.total,
+    });
+    std::time::Duration::from_secs(seconds)
 }
 
 #[cfg(test)]

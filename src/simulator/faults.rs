@@ -18,6 +18,16 @@ pub enum Endpoint {
     Esm,
 }
 
+impl Endpoint {
+    /// The endpoint that serves reports of `api`.
+    pub fn of(api: crate::report::ReportApi) -> Self {
+        match api {
+            crate::report::ReportApi::Cmu => Endpoint::Cmu,
+            crate::report::ReportApi::Esm => Endpoint::Esm,
+        }
+    }
+}
+
 /// Which requests a fault applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {

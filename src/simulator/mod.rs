@@ -93,7 +93,7 @@ impl Default for SimulatorConfig {
             shuffle_rows: false,
             scale: 1,
             time_zone: TimeZone::UTC,
-            esm_time_zone: TimeZone::get(crate::config::DEFAULT_ESM_TIME_ZONE)
+            esm_time_zone: TimeZone::get(crate::report::ReportApi::Esm.profile().default_time_zone)
                 .unwrap_or(TimeZone::UTC),
             clock: Clock::wall(),
         }

@@ -259,7 +259,7 @@ impl Telemetry {
             ),
             dcr_requests: counter(
                 "cmu_exporter_dcr_requests_total",
-                "Requests to Adobe's DCR server, by endpoint (register or token) and code (as in cmu_exporter_http_requests_total).",
+                "Deprecated, to be removed: the same count as cmu_exporter_http_requests_total{api=\"dcr\"}. Requests to Adobe's DCR server, by endpoint (register or token) and code.",
                 &["endpoint", "code"],
             ),
             registrations: counter(
@@ -291,43 +291,43 @@ impl Telemetry {
             report_interval: gauge(
                 "cmu_exporter_report_interval_seconds",
                 "Configured time between polls of the report: compare with the age of its last success.",
-                &["report"],
+                &[REPORT],
             ),
             report_up: int_gauge(
                 "cmu_exporter_report_up",
                 "1 if the last poll of the report succeeded, 0 if it failed.",
-                &["report"],
+                &[REPORT],
             ),
             report_last_success: gauge(
                 "cmu_exporter_report_last_success_timestamp_seconds",
                 "When the report was last polled successfully, as a Unix timestamp.",
-                &["report"],
+                &[REPORT],
             ),
             report_series: int_gauge(
                 "cmu_exporter_report_series",
                 "Series the report currently exports.",
-                &["report"],
+                &[REPORT],
             ),
             report_poll_duration: histogram(
                 "cmu_exporter_report_poll_duration_seconds",
                 "Time one poll of a report took: token, request, parsing and encoding.",
-                &["report"],
+                &[REPORT],
                 latency,
             ),
             report_next_poll: gauge(
                 "cmu_exporter_report_next_poll_timestamp_seconds",
                 "When the report will be polled next, as a Unix timestamp.",
-                &["report"],
+                &[REPORT],
             ),
             polls: counter(
                 "cmu_exporter_report_polls_total",
                 "Polls of each report, by result (success or failure).",
-                &["report", "result"],
+                &[REPORT, "result"],
             ),
             truncated: counter(
                 "cmu_exporter_report_truncated_total",
                 "Polls whose answer had as many rows as the limit asked for, so rows may be missing: raise the report's limit.",
-                &["report"],
+                &[REPORT],
             ),
             state_write_failures: register(
                 &r,
@@ -348,12 +348,12 @@ impl Telemetry {
             duplicates: counter(
                 "cmu_exporter_report_duplicate_rows_total",
                 "Rows of a report's answers that repeated the labels of an earlier row: the first was kept.",
-                &["report"],
+                &[REPORT],
             ),
             dropped: counter(
                 "cmu_exporter_series_dropped_total",
                 "Series the max_series guard dropped from a report's polls: raise max_series or narrow the report.",
-                &["report"],
+                &[REPORT],
             ),
             reload_ok: register(
                 &r,
@@ -374,12 +374,12 @@ impl Telemetry {
             internal_errors: counter(
                 "cmu_exporter_report_internal_errors_total",
                 "Polls of the report that failed on a bug in the exporter (a panic while fetching, parsing or building). The poll is retried; each one is logged at ERROR: please report it.",
-                &["report"],
+                &[REPORT],
             ),
             poller_restarts: counter(
                 "cmu_exporter_poller_restarts_total",
                 "Times the report's poller task ended unasked (a bug in the exporter) and was started again. Each one is logged at ERROR: please report it.",
-                &["report"],
+                &[REPORT],
             ),
             total_shards: register(
                 &r,

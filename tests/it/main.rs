@@ -15,6 +15,7 @@ mod deploy;
 mod end_to_end;
 mod esm;
 mod hostile;
+mod house;
 mod monitoring;
 mod operations;
 mod properties;

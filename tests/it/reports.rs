@@ -478,8 +478,8 @@ async fn check_config_online_names_the_paths_adobe_does_not_serve() {
 
 #[test]
 fn each_granularity_gets_adobes_recompute_interval_by_default() {
-    use cmu_exporter::config::default_interval;
     use cmu_exporter::report::ReportApi::{Cmu, Esm};
+    use cmu_exporter::report::default_interval;
     let hours = |p: &str| default_interval(Cmu, &ReportPath::parse(p).unwrap()).as_secs() / 3600;
     assert_eq!(hours("tenant/year/month"), 48);
     assert_eq!(hours("tenant/year/month/day"), 3);

@@ -38,12 +38,7 @@ pub type EachLabel<'f> = &'f mut dyn FnMut(&str, &[u8]);
 
 /// Appends one sample line: `name{labels} value`. `labels` calls its
 /// argument with each label in order.
-pub fn write_sample(
-    name: &str,
-    labels: impl FnOnce(EachLabel<'_>),
-    value: f64,
-    out: &mut Vec<u8>,
-) {
+pub fn write_sample(name: &str, labels: impl FnOnce(EachLabel<'_>), value: f64, out: &mut Vec<u8>) {
     out.extend_from_slice(name.as_bytes());
     let open = out.len();
     out.push(b'{');
