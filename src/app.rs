@@ -114,7 +114,7 @@ pub struct Running {
     pub telemetry: Telemetry,
     /// Every account's credentials (one in the single-account form).
     pub accounts: Vec<Arc<Credentials>>,
-    /// The pollers; [`Supervisor::reload`] applies a new configuration file.
+    /// The pollers; `Supervisor::reload` applies a new configuration file.
     pub supervisor: Arc<Supervisor>,
     shutdown: Shutdown,
     tasks: JoinSet<()>,

@@ -4,7 +4,7 @@
 //! simulator's business: see [`crate::simulator::Fault`].)
 //!
 //! All of it exists only with the `testkit` feature (tests, examples,
-//! scripts): without it, [`strike`] and the state-write hooks are empty
+//! scripts): without it, `strike` and the state-write hooks are empty
 //! functions, and the release binary reads no `CMU_EXPORTER_TEST_*`
 //! variable. With it, nothing injects a fault unless a test calls `inject`
 //! or sets `STATE_WRITES_ENV`.

@@ -1,9 +1,9 @@
 //! The YAML configuration, validated once at the edge.
 //!
-//! The raw serde types ([`raw`]) mirror the file; [`Config::from_yaml`]
+//! The raw serde types (`raw`) mirror the file; [`Config::from_yaml`]
 //! turns them into the types here, which cannot hold a bad value
 //! ([`ReportName`], [`ReportPath`], URLs, intervals), one section at a time
-//! (`adobe`, `accounts`, `reports`; `thresholds` in [`crate::thresholds`]).
+//! (`adobe`, `accounts`, `reports`; `thresholds` in `crate::thresholds`).
 //! Every problem is reported at once, each naming the key, the value and
 //! the fix. [`Config::explain`] says what a valid one will do.
 

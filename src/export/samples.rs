@@ -1,12 +1,12 @@
 //! The one mapping from Adobe's rows to what we export: typed samples.
 //!
-//! [`Samples`] borrows a [`Selection`] (the rows kept of one bucket) and
+//! [`Samples`] borrows a `Selection` (the rows kept of one bucket) and
 //! says what they are as Prometheus data: families (name, type, HELP,
 //! unit), and per family its samples (labels and value). Family names, unit
 //! factors, the duration histogram, the info families and the label names
 //! are decided here and nowhere else; each output is a writer over the
 //! samples ([`super::format`]), and the landing page's views are computed
-//! from them ([`super::views`]). Nothing is allocated per sample: labels
+//! from them (`views`). Nothing is allocated per sample: labels
 //! are borrowed from the selection's arena and the spec.
 
 use super::select::{Kept, Selection};

@@ -1,6 +1,6 @@
 //! One report's snapshot, the types: everything a successful poll
 //! contributes to `/metrics` ([`ReportSnapshot`], built by
-//! [`super::build`]) and how to build it ([`SnapshotSpec`]).
+//! `build`) and how to build it ([`SnapshotSpec`]).
 
 use std::collections::BTreeMap;
 

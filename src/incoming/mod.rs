@@ -2,10 +2,10 @@
 //!
 //! - [`pages`]: the routes (`/metrics`, `/healthz`, `/readyz`, reload),
 //!   over the shared state of `state` ([`AppState`]).
-//! - [`landing`] and [`charts`]: the landing page and its SVG charts.
+//! - `landing` and [`charts`]: the landing page and its SVG charts.
 //! - [`config`]: `--web.config.file` (exporter toolkit format), read into a
 //!   [`WebConfig`]; [`tls`] and [`auth`] are its two halves.
-//! - [`serve`]: the accept loop with its limits against slow or hostile clients.
+//! - [`serve`](mod@serve): the accept loop with its limits against slow or hostile clients.
 
 pub mod auth;
 pub mod charts;

@@ -1,5 +1,5 @@
 //! The routes: `/metrics`, `/healthz`, `/readyz`, `POST /-/reload` (as
-//! SIGHUP does) and the landing page ([`super::landing`]).
+//! SIGHUP does) and the landing page (`landing`).
 //!
 //! `/metrics` serves the exposition assembled at the last poll plus the
 //! self-metrics; it never calls Adobe and never re-encodes report series.

@@ -1,7 +1,7 @@
 //! Streaming parser for CMU HAL+JSON reports.
 //!
 //! A report of 10^5 rows is parsed in one pass over the bytes (see
-//! [`super::cursor`]): each record is decoded into reusable buffers and handed
+//! `cursor`): each record is decoded into reusable buffers and handed
 //! to a [`RowSink`] before the next one is read, so no tree of the whole
 //! document is ever built, and the document may arrive in pieces. Field roles
 //! come from the report path and the documented dimension list: time

@@ -93,7 +93,7 @@ impl Fault {
 
 /// Random faults on a share of the requests, on every endpoint, for the
 /// chaos soak: 5xx, 429 with and without `Retry-After`, truncated and slow
-/// answers. A queued fault ([`Recorder::inject`]) still comes first.
+/// answers. A queued fault (`Recorder::inject`) still comes first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Chaos {
     /// Seed of the draws, so a run can be repeated.
@@ -106,7 +106,7 @@ pub struct Chaos {
     pub longest_retry_after: u64,
 }
 
-/// The kinds of fault chaos draws from, as [`Recorder::chaos_counts`] names them.
+/// The kinds of fault chaos draws from, as `Recorder::chaos_counts` names them.
 pub const CHAOS_KINDS: [&str; 5] = [
     "5xx",
     "429 with Retry-After",

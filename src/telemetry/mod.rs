@@ -51,7 +51,7 @@ impl std::fmt::Debug for PerReport {
     }
 }
 
-/// A [`Forget`] for `vec`: removes every series whose `report` label is the one given.
+/// A `Forget` for `vec`: removes every series whose `report` label is the one given.
 /// What one exchange came to, as `cmu_exporter_http_requests_total`'s
 /// `code` label says it: a request whose body never arrived whole is not
 /// counted under the status its headers carried.
