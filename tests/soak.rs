@@ -2,6 +2,10 @@
 //! and every event happens, and no invariant breaks. Its own test binary,
 //! because it captures the whole process's log to search it for secrets.
 
+// The soak is test machinery: it exists with the `testkit` feature only
+// (a `[[test]]` entry cannot say so: the image's build context has no tests/).
+#![cfg(feature = "testkit")]
+
 use std::time::Duration;
 
 use cmu_exporter::simulator::CHAOS_KINDS;
