@@ -30,7 +30,8 @@
 //! - [`export`]: rows become a snapshot per report: `select` keeps the rows
 //!   to show, `samples` says what they are as Prometheus data (the one
 //!   sample model), `format` writes samples (`text` for `/metrics`,
-//!   `openmetrics` for `backfill`), `views` sums them for the landing page,
+//!   `openmetrics` for `backfill`, `remote_write` for a store's
+//!   `/api/v1/write`), `views` sums them for the landing page,
 //!   `build` runs it once per poll; the snapshots are assembled into the
 //!   exposition `/metrics` serves, plain or gzip (`deflated`).
 //! - `outcome`: what a poller says happened (`PollOutcome`, with its time)
