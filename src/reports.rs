@@ -82,11 +82,6 @@ impl Reports {
         }
     }
 
-    /// Sends every later snapshot to `sink` too, after the store.
-    pub fn add_sink(&mut self, sink: Arc<dyn Sink>) {
-        self.sinks.push(sink);
-    }
-
     fn withdraw(&self, report: &str) {
         for sink in &self.sinks {
             sink.withdrawn(report);

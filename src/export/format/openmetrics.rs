@@ -3,9 +3,10 @@
 
 use std::ops::Range;
 
+use super::text::{write_header_escaped, write_label};
 use crate::export::samples::Family;
 use crate::export::snapshot::FamilyKind;
-use crate::names::{escape_label_value, write_value};
+use crate::names::write_value;
 
 /// The line that ends an OpenMetrics exposition.
 pub const EOF: &[u8] = b"# EOF\n";
@@ -13,9 +14,11 @@ pub const EOF: &[u8] = b"# EOF\n";
 /// Appends a family's `# HELP` and `# TYPE` lines (OpenMetrics escapes the
 /// quote in HELP too).
 pub fn write_header(name: &str, help: &str, kind: FamilyKind, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"# HELP ");
-    out.extend_from_slice(name.as_bytes());
-    out.push(b' ');
+    write_header_escaped(name, help, kind, escape_help, out);
+}
+
+/// A HELP text escaped as OpenMetrics wants it: backslash, newline, quote.
+fn escape_help(help: &str, out: &mut Vec<u8>) {
     for c in help.chars() {
         match c {
             '\\' => out.extend_from_slice(b"\\\\"),
@@ -27,11 +30,6 @@ pub fn write_header(name: &str, help: &str, kind: FamilyKind, out: &mut Vec<u8>)
             }
         }
     }
-    out.extend_from_slice(b"\n# TYPE ");
-    out.extend_from_slice(name.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(kind.as_str().as_bytes());
-    out.push(b'\n');
 }
 
 /// Appends `family`'s samples stamped `timestamp` (Unix seconds), each
@@ -55,12 +53,14 @@ pub fn write_family(
         let open = lines.len();
         lines.push(b'{');
         let mut first = true;
-        sample
-            .labels
-            .for_each(|name, value| push_label(&mut lines, &mut first, name, value));
+        sample.labels.for_each(|name, value| {
+            write_label(first, name, value, &mut lines);
+            first = false;
+        });
         let own = lines.len();
         for (name, value) in extra {
-            push_label(&mut lines, &mut first, name, value.as_bytes());
+            write_label(first, name, value.as_bytes(), &mut lines);
+            first = false;
         }
         if first {
             lines.truncate(open); // No label: no braces.
@@ -79,16 +79,4 @@ pub fn write_family(
         out.extend_from_slice(&lines[span.clone()]);
     }
     spans.len()
-}
-
-/// Appends `name="value"` (the value escaped), after a comma unless first.
-fn push_label(out: &mut Vec<u8>, first: &mut bool, name: &str, value: &[u8]) {
-    if !*first {
-        out.push(b',');
-    }
-    *first = false;
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"=\"");
-    escape_label_value(value, out);
-    out.push(b'"');
 }

@@ -78,11 +78,6 @@ impl WriteRequest {
             .compress_vec(&self.body)
             .unwrap_or_default()
     }
-
-    /// The protobuf, uncompressed.
-    pub fn protobuf(&self) -> &[u8] {
-        &self.body
-    }
 }
 
 /// Appends a length-delimited field.

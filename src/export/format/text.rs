@@ -11,10 +11,22 @@ use crate::names::{escape_help, escape_label_value, write_value};
 
 /// Appends a family's `# HELP` and `# TYPE` lines.
 pub fn write_header(name: &str, help: &str, kind: FamilyKind, out: &mut Vec<u8>) {
+    write_header_escaped(name, help, kind, escape_help, out);
+}
+
+/// `# HELP` and `# TYPE` lines, the HELP text escaped by `escape` (each
+/// format escapes its own characters).
+pub(super) fn write_header_escaped(
+    name: &str,
+    help: &str,
+    kind: FamilyKind,
+    escape: fn(&str, &mut Vec<u8>),
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(b"# HELP ");
     out.extend_from_slice(name.as_bytes());
     out.push(b' ');
-    escape_help(help, out);
+    escape(help, out);
     out.extend_from_slice(b"\n# TYPE ");
     out.extend_from_slice(name.as_bytes());
     out.push(b' ');
@@ -23,7 +35,7 @@ pub fn write_header(name: &str, help: &str, kind: FamilyKind, out: &mut Vec<u8>)
 }
 
 /// Appends `name="value"` (the value escaped), after a comma unless first.
-fn write_label(first: bool, name: &str, value: &[u8], out: &mut Vec<u8>) {
+pub(super) fn write_label(first: bool, name: &str, value: &[u8], out: &mut Vec<u8>) {
     if !first {
         out.push(b',');
     }
