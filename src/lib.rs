@@ -98,6 +98,7 @@ mod discovery;
 mod durable;
 pub mod export;
 pub mod faults;
+mod history;
 pub mod incoming;
 pub mod names;
 mod outcome;

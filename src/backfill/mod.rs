@@ -24,36 +24,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jiff::ToSpan;
 use jiff::civil::{Date, DateTime};
-use jiff::{Span, ToSpan};
 
 use crate::app::{self, StartError};
 use crate::clock::Clock;
 use crate::config::{Config, ReportConfig};
 use crate::export::format::openmetrics;
-use crate::export::{SnapshotSpec, build_history};
-use crate::report::ReportApi;
-use crate::report::{BucketChoice, Granularity, ParseError};
-use crate::retry::RetryPolicy;
-use crate::wolap::{ApiError, AuthorizedClient, FetchError, ReportClient, ReportQuery};
+use crate::history::{History, HistoryError, add};
+use crate::report::{Granularity, ReportApi};
+use crate::wolap::{AuthorizedClient, ReportClient};
 use output::{OutputError, Spill};
 
 /// How far back Adobe keeps CMU data.
 pub const RETENTION_MONTHS: i64 = 25;
-
-/// Largest window, in buckets, whatever the answers allow.
-const MAX_WINDOW: i64 = 4096;
-
-/// Rows a window aims at, at most: a window grows only while its answers
-/// stay well under this, so memory stays bounded by one window.
-const TARGET_ROWS: u32 = 20_000;
-
-/// Retries of one backfill request (transient failures only).
-const RETRY: RetryPolicy = RetryPolicy {
-    first: Duration::from_secs(1),
-    cap: Duration::from_secs(30),
-    attempts: 4,
-};
 
 /// What to backfill.
 #[derive(Debug, Clone)]
@@ -94,31 +78,28 @@ pub enum BackfillError {
     )]
     Budget { calls: u64 },
     #[error("report {report}: {source}")]
-    Fetch {
+    History {
         report: String,
         #[source]
-        source: FetchError,
+        source: HistoryError,
     },
-    #[error(
-        "report {report}: bucket {bucket} alone has more than {limit} rows: raise --max-limit (Adobe's ceiling permitting), or narrow the report with filters"
-    )]
-    TooManyRows {
-        report: String,
-        bucket: DateTime,
-        limit: u32,
-    },
-    #[error("report {report}: Adobe refused even a single bucket ({bucket}): {reason}")]
-    Refused {
-        report: String,
-        bucket: DateTime,
-        reason: String,
-    },
-    #[error("report {report}: the answer is not a usable report: {error}")]
-    Parse { report: String, error: ParseError },
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error(transparent)]
     Start(#[from] StartError),
+}
+
+impl BackfillError {
+    /// `report`'s history stopped with `error`.
+    fn of_history(report: &str, error: HistoryError) -> Self {
+        match error {
+            HistoryError::Budget { calls } => Self::Budget { calls },
+            source => Self::History {
+                report: report.to_owned(),
+                source,
+            },
+        }
+    }
 }
 
 /// What a backfill did, for the summary it prints.
@@ -182,13 +163,6 @@ fn bucket_count(granularity: Granularity, first: DateTime, last: DateTime) -> u6
         }
     }
     n
-}
-
-fn add(at: DateTime, span: Span, times: i64) -> DateTime {
-    span.checked_mul(times)
-        .ok()
-        .and_then(|s| at.checked_add(s).ok())
-        .unwrap_or(DateTime::MAX)
 }
 
 /// Runs a backfill of `config`'s reports; `progress` is told after each window.
@@ -299,145 +273,60 @@ pub async fn run(
         let client = clients
             .get(&report.account.as_ref().map(|a| a.as_str().to_owned()))
             .expect("every account has a client");
-        let mut window: i64 = 64;
-        let mut limit = report.limit;
+        let Some(mut history) = History::new(
+            client,
+            report,
+            tz.clone(),
+            now,
+            "backfill",
+            options.max_limit,
+        ) else {
+            continue;
+        };
+        history.calls = summary.calls;
+        history.max_calls = options.max_requests;
         let mut rows_of_report = 0;
         while cursor <= last {
-            let window_last = add(cursor, span, window - 1).min(last);
-            if options.max_requests.is_some_and(|max| summary.calls >= max) {
-                spill.journal.calls = summary.calls;
-                spill.checkpoint()?;
-                return Err(BackfillError::Budget {
-                    calls: summary.calls,
-                });
-            }
-            let query = ReportQuery {
-                start: Some(cursor),
-                end: add(window_last, span, 1).checked_sub(1.second()).ok(),
-                limit: Some(limit),
-                metrics: report.metrics.clone(),
-                filters: report.filters.clone(),
-            };
-            summary.calls += 1;
-            let answer = client
-                .get(report.api, "backfill", &report.path, &query, RETRY)
-                .await;
-            let body = match answer {
-                Ok(fetched) => fetched.body,
-                Err(FetchError::Api(ApiError::BadRequest { reason, .. })) => {
-                    if window > 1 {
-                        window /= 2;
-                        summary.windows_split += 1;
-                        continue;
-                    }
-                    return Err(BackfillError::Refused {
-                        report: name.to_owned(),
-                        bucket: cursor,
-                        reason,
-                    });
-                }
-                Err(source) => {
-                    spill.journal.calls = summary.calls;
-                    spill.checkpoint()?;
-                    return Err(BackfillError::Fetch {
-                        report: name.to_owned(),
-                        source,
-                    });
-                }
-            };
-            let spec = SnapshotSpec {
-                api: report.api,
-                report: name.to_owned(),
-                account: report.account.as_ref().map(|a| a.as_str().to_owned()),
-                path: Some(report.path.clone()),
-                choice: BucketChoice::Complete,
-                now,
-                time_zone: tz.clone(),
-                labels: report.labels.clone(),
-                max_series: report.max_series,
-                // History has no "computed at": the live exporter's alone.
-                computed_at: None,
-            };
-            // Parsing and writing run off the async threads; the buckets come
-            // back one at a time, oldest first, through a bounded channel.
-            let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
-            let (extra, bucket_tz) = (options.labels.clone(), tz.clone());
-            let builder = tokio::task::spawn_blocking(move || {
-                // A truncated answer is not written: the window is split and fetched again.
-                let complete = |rows: usize| (rows as u64) < u64::from(limit);
-                build_history(&body, &spec, complete, |bucket, samples| {
-                    if bucket.start < cursor || bucket.start > window_last {
-                        return Ok(());
-                    }
-                    // Each sample is stamped at the end of its bucket.
-                    let Some(stamp) = bucket
-                        .end()
-                        .and_then(|end| end.to_zoned(bucket_tz.clone()).ok())
-                        .map(|z| z.timestamp().as_second())
-                    else {
-                        return Ok(());
-                    };
-                    sender.blocking_send(written_bucket(samples, &extra, stamp))
-                })
-            });
+            let extra = options.labels.clone();
             let mut window_samples = 0u64;
             let mut window_series = Vec::new();
-            while let Some(families) = receiver.recv().await {
-                for family in families {
-                    window_samples += family.samples as u64;
-                    window_series.extend(family.series);
-                    spill.append(&family.name, &family.help, family.kind, &family.lines)?;
-                }
-            }
-            let built = builder.await.map_err(|e| BackfillError::Parse {
-                report: name.to_owned(),
-                error: ParseError::Read {
-                    reason: format!("internal error: {e}"),
-                },
-            })?;
-            let rows = match built {
-                Ok(Ok(rows)) => rows,
-                // The receiver never closes early: a send error cannot happen.
-                Ok(Err(_)) => 0,
+            let read = history
+                .next(
+                    cursor,
+                    last,
+                    move |stamp, samples| written_bucket(samples, &extra, stamp.as_second()),
+                    async |families: Vec<WrittenFamily>| {
+                        for family in families {
+                            window_samples += family.samples as u64;
+                            window_series.extend(family.series);
+                            spill.append(&family.name, &family.help, family.kind, &family.lines)?;
+                        }
+                        Ok::<(), OutputError>(())
+                    },
+                )
+                .await;
+            summary.calls = history.calls;
+            summary.windows_split = history.windows_split;
+            let window = match read {
+                Ok(written) => written?,
                 Err(error) => {
-                    return Err(BackfillError::Parse {
-                        report: name.to_owned(),
-                        error,
-                    });
+                    spill.journal.calls = summary.calls;
+                    spill.checkpoint()?;
+                    return Err(BackfillError::of_history(name, error));
                 }
             };
-            if rows as u64 >= u64::from(limit) {
-                // Truncated: Adobe said nothing, but rows may be missing.
-                if window > 1 {
-                    window /= 2;
-                    summary.windows_split += 1;
-                    continue;
-                }
-                if let Some(raised) = limit.checked_mul(2).filter(|l| *l <= options.max_limit) {
-                    limit = raised;
-                    continue;
-                }
-                return Err(BackfillError::TooManyRows {
-                    report: name.to_owned(),
-                    bucket: cursor,
-                    limit,
-                });
-            }
             summary.samples += window_samples;
             series.extend(window_series);
-            summary.rows += rows as u64;
-            rows_of_report += rows as u64;
-            done += bucket_count(granularity, cursor, window_last);
-            cursor = add(window_last, span, 1);
+            summary.rows += window.rows as u64;
+            rows_of_report += window.rows as u64;
+            done += bucket_count(granularity, cursor, window.last);
+            cursor = add(window.last, span, 1);
             spill
                 .journal
                 .next
                 .insert(name.to_owned(), cursor.to_string());
             spill.journal.calls = summary.calls;
             spill.checkpoint()?;
-            if (rows as u64) * 4 < u64::from(limit.min(TARGET_ROWS)) && window < MAX_WINDOW {
-                window *= 2;
-            }
             progress(&Progress {
                 report: name,
                 buckets_done: done,

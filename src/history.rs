@@ -1,0 +1,253 @@
+//! A report's past buckets, fetched from Adobe in windows it accepts: the
+//! one way `backfill` and the push's gap fill read history.
+//!
+//! Adobe has no paging (`limit` truncates silently) and answers 400 to an
+//! oversized query. A window whose answer holds `limit` rows, or gets 400,
+//! is halved and fetched again; one that comes back small lets the next one
+//! double. A single bucket over `limit` raises it up to `max_limit`. Every
+//! bucket goes through the snapshot builder the poller uses
+//! ([`build_history`]), so history has the live series' names and labels,
+//! and each is stamped at its end, in the report's time zone: the moment
+//! the live exporter would first have shown it.
+
+use std::time::Duration;
+
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::{Span, Timestamp, ToSpan};
+
+use crate::config::ReportConfig;
+use crate::export::{Samples, SnapshotSpec, build_history};
+use crate::report::{BucketChoice, ParseError};
+use crate::retry::RetryPolicy;
+use crate::wolap::{ApiError, AuthorizedClient, FetchError, ReportQuery};
+
+/// Largest window, in buckets, whatever the answers allow.
+const MAX_WINDOW: i64 = 4096;
+
+/// Rows a window aims at, at most: a window grows only while its answers
+/// stay well under this, so memory stays bounded by one window.
+const TARGET_ROWS: u32 = 20_000;
+
+/// Retries of one history request (transient failures only).
+pub const RETRY: RetryPolicy = RetryPolicy {
+    first: Duration::from_secs(1),
+    cap: Duration::from_secs(30),
+    attempts: 4,
+};
+
+/// Why a window could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(
+        "the budget of {calls} CMU calls is spent: rerun with the same arguments and a larger budget to go on where this run stopped"
+    )]
+    Budget { calls: u64 },
+    #[error(transparent)]
+    Fetch(FetchError),
+    #[error(
+        "bucket {bucket} alone has more than {limit} rows: raise --max-limit (Adobe's ceiling permitting), or narrow the report with filters"
+    )]
+    TooManyRows { bucket: DateTime, limit: u32 },
+    #[error("Adobe refused even a single bucket ({bucket}): {reason}")]
+    Refused { bucket: DateTime, reason: String },
+    #[error("the answer is not a usable report: {0}")]
+    Parse(ParseError),
+}
+
+/// The last bucket a window covered, and its rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Start of the window's last bucket: the next window starts one bucket later.
+    pub last: DateTime,
+    pub rows: usize,
+}
+
+/// One report's history, read window by window.
+pub struct History<'a> {
+    client: &'a AuthorizedClient,
+    report: &'a ReportConfig,
+    /// The name requests are counted under (`backfill`, or the report's).
+    endpoint: &'a str,
+    spec: SnapshotSpec,
+    span: Span,
+    window: i64,
+    limit: u32,
+    max_limit: u32,
+    /// Most calls in all (`calls` included), if bounded.
+    pub max_calls: Option<u64>,
+    /// Calls so far.
+    pub calls: u64,
+    /// Windows halved after a truncated or refused answer.
+    pub windows_split: u64,
+}
+
+impl<'a> History<'a> {
+    /// The history of `report` as seen at `now`; `None` for a report
+    /// without a time dimension (Adobe keeps no history of it).
+    pub fn new(
+        client: &'a AuthorizedClient,
+        report: &'a ReportConfig,
+        time_zone: TimeZone,
+        now: Timestamp,
+        endpoint: &'a str,
+        max_limit: u32,
+    ) -> Option<Self> {
+        let span = report.path.granularity().span()?;
+        let spec = SnapshotSpec {
+            api: report.api,
+            report: report.name.to_string(),
+            account: report.account.as_ref().map(|a| a.as_str().to_owned()),
+            path: Some(report.path.clone()),
+            choice: BucketChoice::Complete,
+            now,
+            time_zone,
+            labels: report.labels.clone(),
+            max_series: report.max_series,
+            // History has no "computed at": the live exporter's alone.
+            computed_at: None,
+        };
+        Some(Self {
+            client,
+            report,
+            endpoint,
+            spec,
+            span,
+            window: 64,
+            limit: report.limit,
+            max_limit: max_limit.max(report.limit),
+            max_calls: None,
+            calls: 0,
+            windows_split: 0,
+        })
+    }
+
+    /// The span of one bucket.
+    pub fn span(&self) -> Span {
+        self.span
+    }
+
+    /// Reads the next window: buckets from `first` up to `last` at most
+    /// (bucket starts), as many as Adobe answers whole. Each bucket inside
+    /// is turned into an item by `each` (off the async threads, given the
+    /// bucket's end as its stamp) and handed to `take`, oldest first; a
+    /// truncated or refused answer hands nothing and is fetched again
+    /// smaller. `take`'s error stops the window and is returned as it is.
+    pub async fn next<T, E>(
+        &mut self,
+        first: DateTime,
+        last: DateTime,
+        each: impl FnMut(Timestamp, &Samples<'_>) -> T + Clone + Send + 'static,
+        mut take: impl AsyncFnMut(T) -> Result<(), E>,
+    ) -> Result<Result<Window, E>, HistoryError>
+    where
+        T: Send + 'static,
+    {
+        loop {
+            let window_last = add(first, self.span, self.window - 1).min(last);
+            if self.max_calls.is_some_and(|max| self.calls >= max) {
+                return Err(HistoryError::Budget { calls: self.calls });
+            }
+            let query = ReportQuery {
+                start: Some(first),
+                end: add(window_last, self.span, 1)
+                    .checked_sub(1.second())
+                    .ok(),
+                limit: Some(self.limit),
+                metrics: self.report.metrics.clone(),
+                filters: self.report.filters.clone(),
+            };
+            self.calls += 1;
+            let answer = self
+                .client
+                .get(self.report.api, self.endpoint, &self.report.path, &query, RETRY)
+                .await;
+            let body = match answer {
+                Ok(fetched) => fetched.body,
+                Err(FetchError::Api(ApiError::BadRequest { reason, .. })) => {
+                    if self.window > 1 {
+                        self.window /= 2;
+                        self.windows_split += 1;
+                        continue;
+                    }
+                    return Err(HistoryError::Refused {
+                        bucket: first,
+                        reason,
+                    });
+                }
+                Err(source) => return Err(HistoryError::Fetch(source)),
+            };
+            // Parsing runs off the async threads; the buckets come back
+            // one at a time, oldest first, through a bounded channel.
+            let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
+            let (spec, limit, mut each) = (self.spec.clone(), self.limit, each.clone());
+            let builder = tokio::task::spawn_blocking(move || {
+                // A truncated answer is not used: the window is split and fetched again.
+                let complete = |rows: usize| (rows as u64) < u64::from(limit);
+                let tz = spec.time_zone.clone();
+                build_history(&body, &spec, complete, |bucket, samples| {
+                    if bucket.start < first || bucket.start > window_last {
+                        return Ok(());
+                    }
+                    let Some(stamp) = bucket
+                        .end()
+                        .and_then(|end| end.to_zoned(tz.clone()).ok())
+                        .map(|z| z.timestamp())
+                    else {
+                        return Ok(());
+                    };
+                    sender.blocking_send(each(stamp, samples))
+                })
+            });
+            while let Some(item) = receiver.recv().await {
+                if let Err(e) = take(item).await {
+                    drop(receiver);
+                    let _ = builder.await;
+                    return Ok(Err(e));
+                }
+            }
+            let built = builder.await.map_err(|e| {
+                HistoryError::Parse(ParseError::Read {
+                    reason: format!("internal error: {e}"),
+                })
+            })?;
+            let rows = match built {
+                Ok(Ok(rows)) => rows,
+                // The receiver never closes early here: a send error cannot happen.
+                Ok(Err(_)) => 0,
+                Err(error) => return Err(HistoryError::Parse(error)),
+            };
+            if rows as u64 >= u64::from(self.limit) {
+                // Truncated: Adobe said nothing, but rows may be missing.
+                if self.window > 1 {
+                    self.window /= 2;
+                    self.windows_split += 1;
+                    continue;
+                }
+                if let Some(raised) = self.limit.checked_mul(2).filter(|l| *l <= self.max_limit) {
+                    self.limit = raised;
+                    continue;
+                }
+                return Err(HistoryError::TooManyRows {
+                    bucket: first,
+                    limit: self.limit,
+                });
+            }
+            if (rows as u64) * 4 < u64::from(self.limit.min(TARGET_ROWS)) && self.window < MAX_WINDOW {
+                self.window *= 2;
+            }
+            return Ok(Ok(Window {
+                last: window_last,
+                rows,
+            }));
+        }
+    }
+}
+
+/// `at` moved on by `times` spans (saturating).
+pub fn add(at: DateTime, span: Span, times: i64) -> DateTime {
+    span.checked_mul(times)
+        .ok()
+        .and_then(|s| at.checked_add(s).ok())
+        .unwrap_or(DateTime::MAX)
+}
