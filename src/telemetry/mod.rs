@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+mod push;
 pub mod streaks;
 
 use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
@@ -94,20 +95,23 @@ impl Outcome {
 }
 
 fn forgetter<T: MetricVecBuilder + 'static>(vec: MetricVec<T>) -> Forget {
-    Arc::new(move |report: &str| {
-        for family in vec.collect() {
-            for metric in family.get_metric() {
-                let labels: HashMap<&str, &str> = metric
-                    .get_label()
-                    .iter()
-                    .map(|l| (l.name(), l.value()))
-                    .collect();
-                if labels.get(REPORT) == Some(&report) {
-                    let _ = vec.remove(&labels);
-                }
+    Arc::new(move |report: &str| remove_where(&vec, REPORT, report))
+}
+
+/// Removes from `vec` every series whose label `name` is `value`.
+fn remove_where<T: MetricVecBuilder>(vec: &MetricVec<T>, name: &str, value: &str) {
+    for family in vec.collect() {
+        for metric in family.get_metric() {
+            let labels: HashMap<&str, &str> = metric
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            if labels.get(name) == Some(&value) {
+                let _ = vec.remove(&labels);
             }
         }
-    })
+    }
 }
 
 /// The label of per-report self-metrics.
@@ -157,6 +161,8 @@ pub struct Telemetry {
     poller_restarts: IntCounterVec,
     shard_info: IntGaugeVec,
     total_shards: IntGauge,
+    /// The push to remote-write stores.
+    push: push::PushMetrics,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -394,6 +400,7 @@ impl Telemetry {
                 "This process's shard (from 0) among total_shards: it polls the reports whose name hashes to it (FNV-1a of the name, modulo total_shards). Always 1.",
                 &["shard", "total_shards"],
             ),
+            push: push::PushMetrics::new(&r),
             per_report: PerReport(per_report.take()),
             generation: Arc::default(),
             refusal_logged: Arc::default(),
@@ -452,6 +459,36 @@ impl Telemetry {
     /// writer as the report series.
     pub fn encode(&self, out: &mut Vec<u8>) {
         write_text(&self.registry.gather(), out);
+    }
+
+    /// The self-metrics as they are now, appended to a remote-write
+    /// request: one sample per series stamped `timestamp_ms`, with `extra`.
+    pub fn append_to(
+        &self,
+        request: &mut crate::export::format::remote_write::WriteRequest,
+        extra: &[(String, String)],
+        timestamp_ms: i64,
+    ) {
+        each_sample(
+            &self.registry.gather(),
+            |_, _, _| {},
+            |name, pairs, le, value| {
+                request.append_series(
+                    name,
+                    |f| {
+                        for pair in pairs {
+                            f(pair.name(), pair.value().as_bytes());
+                        }
+                        if let Some(le) = le {
+                            f("le", le.as_bytes());
+                        }
+                    },
+                    value,
+                    extra,
+                    timestamp_ms,
+                )
+            },
+        );
     }
 
     /// An HTTP exchange with Adobe ended as `outcome` says. A body that
@@ -821,11 +858,16 @@ fn credentials_subject(account: Option<&str>) -> String {
     format!("credentials of {}", account.unwrap_or("the account"))
 }
 
-/// The gathered self-metrics as Prometheus text: counters, gauges and
-/// histograms (with `_sum`, and a `+Inf` bucket), the only kinds registered.
-fn write_text(families: &[prometheus::proto::MetricFamily], out: &mut Vec<u8>) {
+/// Walks the gathered self-metrics: `header` per family (counters, gauges
+/// and histograms, the only kinds registered), then `sample` per sample
+/// (name, label pairs, `le` of a histogram bucket, value), histograms with
+/// `_sum` and a `+Inf` bucket.
+fn each_sample(
+    families: &[prometheus::proto::MetricFamily],
+    mut header: impl FnMut(&str, &str, crate::export::FamilyKind),
+    mut sample: impl FnMut(&str, &[prometheus::proto::LabelPair], Option<&str>, f64),
+) {
     use crate::export::FamilyKind;
-    use crate::export::format::text::{write_header, write_sample};
     use prometheus::proto::MetricType;
     for family in families {
         let kind = match family.get_field_type() {
@@ -835,7 +877,7 @@ fn write_text(families: &[prometheus::proto::MetricFamily], out: &mut Vec<u8>) {
             MetricType::SUMMARY | MetricType::UNTYPED => continue,
         };
         let name = family.name();
-        write_header(name, family.help(), kind, out);
+        header(name, family.help(), kind);
         let (bucket, sum, count) = (
             format!("{name}_bucket"),
             format!("{name}_sum"),
@@ -844,22 +886,8 @@ fn write_text(families: &[prometheus::proto::MetricFamily], out: &mut Vec<u8>) {
         for metric in family.get_metric() {
             let pairs = metric.get_label();
             match kind {
-                FamilyKind::Counter => {
-                    write_sample(
-                        name,
-                        pair_labels(pairs, None),
-                        metric.get_counter().get_value(),
-                        out,
-                    );
-                }
-                FamilyKind::Gauge => {
-                    write_sample(
-                        name,
-                        pair_labels(pairs, None),
-                        metric.get_gauge().get_value(),
-                        out,
-                    );
-                }
+                FamilyKind::Counter => sample(name, pairs, None, metric.get_counter().get_value()),
+                FamilyKind::Gauge => sample(name, pairs, None, metric.get_gauge().get_value()),
                 FamilyKind::Histogram => {
                     let histogram = metric.get_histogram();
                     let total = histogram.get_sample_count() as f64;
@@ -872,23 +900,28 @@ fn write_text(families: &[prometheus::proto::MetricFamily], out: &mut Vec<u8>) {
                         } else {
                             upper.to_string()
                         };
-                        let value = b.cumulative_count() as f64;
-                        write_sample(&bucket, pair_labels(pairs, Some(&le)), value, out);
+                        sample(&bucket, pairs, Some(&le), b.cumulative_count() as f64);
                     }
                     if !infinite {
-                        write_sample(&bucket, pair_labels(pairs, Some("+Inf")), total, out);
+                        sample(&bucket, pairs, Some("+Inf"), total);
                     }
-                    write_sample(
-                        &sum,
-                        pair_labels(pairs, None),
-                        histogram.get_sample_sum(),
-                        out,
-                    );
-                    write_sample(&count, pair_labels(pairs, None), total, out);
+                    sample(&sum, pairs, None, histogram.get_sample_sum());
+                    sample(&count, pairs, None, total);
                 }
             }
         }
     }
+}
+
+/// The gathered self-metrics as Prometheus text.
+fn write_text(families: &[prometheus::proto::MetricFamily], out: &mut Vec<u8>) {
+    use crate::export::format::text::{write_header, write_sample};
+    let out = std::cell::RefCell::new(out);
+    each_sample(
+        families,
+        |name, help, kind| write_header(name, help, kind, &mut out.borrow_mut()),
+        |name, pairs, le, value| write_sample(name, pair_labels(pairs, le), value, &mut out.borrow_mut()),
+    );
 }
 
 /// A metric's label pairs, and `le` for a histogram bucket.

@@ -17,10 +17,13 @@ pub const HEADERS: [(&str, &str); 3] = [
 ];
 
 /// A `WriteRequest` being written: each series appended as it comes.
-#[derive(Debug, Default)]
+/// A request can be split between its series (a store that refuses a
+/// request for one bad sample is sent halves until that one is isolated).
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct WriteRequest {
     body: Vec<u8>,
-    series: usize,
+    /// Where each series starts in `body`.
+    starts: Vec<usize>,
 }
 
 impl WriteRequest {
@@ -33,41 +36,84 @@ impl WriteRequest {
         extra: &[(String, String)],
         timestamp_ms: i64,
     ) {
-        let mut labels: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let mut series = Vec::new();
         family.for_each(|sample| {
-            labels.clear();
-            labels.push((b"__name__".to_vec(), sample.name.as_bytes().to_vec()));
-            sample
-                .labels
-                .for_each(|name, value| labels.push((name.as_bytes().to_vec(), value.to_vec())));
-            for (name, value) in extra {
-                if !labels.iter().any(|(n, _)| n == name.as_bytes()) {
-                    labels.push((name.as_bytes().to_vec(), value.as_bytes().to_vec()));
-                }
-            }
-            labels.sort_by(|a, b| a.0.cmp(&b.0));
-            series.clear();
-            for (name, value) in &labels {
-                let mut label = Vec::with_capacity(name.len() + value.len() + 4);
-                bytes_field(1, name, &mut label);
-                bytes_field(2, value, &mut label);
-                bytes_field(1, &label, &mut series);
-            }
-            let mut point = Vec::with_capacity(20);
-            point.push(0x09); // field 1, 64-bit
-            point.extend_from_slice(&sample.value.to_le_bytes());
-            point.push(0x10); // field 2, varint
-            varint(timestamp_ms as u64, &mut point);
-            bytes_field(2, &point, &mut series);
-            bytes_field(1, &series, &mut self.body);
-            self.series += 1;
+            self.append_series(
+                sample.name,
+                |f| sample.labels.for_each(f),
+                sample.value,
+                extra,
+                timestamp_ms,
+            );
         });
+    }
+
+    /// Appends one series of one sample: `name`, the labels `labels` gives
+    /// (each to the function it is handed) and the `extra` ones it lacks.
+    pub fn append_series(
+        &mut self,
+        name: &str,
+        labels: impl FnOnce(&mut dyn FnMut(&str, &[u8])),
+        value: f64,
+        extra: &[(String, String)],
+        timestamp_ms: i64,
+    ) {
+        let mut pairs: Vec<(&[u8], Vec<u8>)> = Vec::with_capacity(8 + extra.len());
+        let mut owned: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        labels(&mut |name, value| owned.push((name.as_bytes().to_vec(), value.to_vec())));
+        pairs.push((b"__name__", name.as_bytes().to_vec()));
+        for (n, v) in &owned {
+            pairs.push((n, v.clone()));
+        }
+        for (n, v) in extra {
+            if !pairs.iter().any(|(have, _)| *have == n.as_bytes()) {
+                pairs.push((n.as_bytes(), v.as_bytes().to_vec()));
+            }
+        }
+        pairs.sort_by(|a, b| a.0.cmp(b.0));
+        let mut series = Vec::with_capacity(64);
+        for (name, value) in &pairs {
+            let mut label = Vec::with_capacity(name.len() + value.len() + 4);
+            bytes_field(1, name, &mut label);
+            bytes_field(2, value, &mut label);
+            bytes_field(1, &label, &mut series);
+        }
+        let mut point = Vec::with_capacity(20);
+        point.push(0x09); // field 1, 64-bit
+        point.extend_from_slice(&value.to_le_bytes());
+        point.push(0x10); // field 2, varint
+        varint(timestamp_ms as u64, &mut point);
+        bytes_field(2, &point, &mut series);
+        self.starts.push(self.body.len());
+        bytes_field(1, &series, &mut self.body);
     }
 
     /// Series appended so far.
     pub fn series(&self) -> usize {
-        self.series
+        self.starts.len()
+    }
+
+    /// Bytes of the protobuf, before compression.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// The request cut in two halves of whole series (the second empty
+    /// for a request of one series).
+    pub fn split(mut self) -> (WriteRequest, WriteRequest) {
+        let half = self.starts.len() / 2;
+        if half == 0 {
+            return (self, WriteRequest::default());
+        }
+        let at = self.starts[half];
+        let tail = WriteRequest {
+            body: self.body.split_off(at),
+            starts: self.starts.split_off(half).iter().map(|s| s - at).collect(),
+        };
+        (self, tail)
     }
 
     /// The request body: the protobuf, snappy block-compressed.
@@ -93,4 +139,46 @@ fn varint(mut value: u64, out: &mut Vec<u8>) {
         value >>= 7;
     }
     out.push(value as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(n: usize) -> WriteRequest {
+        let mut r = WriteRequest::default();
+        for i in 0..n {
+            let v = i.to_string();
+            r.append_series("m", |f| f("i", v.as_bytes()), i as f64, &[], 1000);
+        }
+        r
+    }
+
+    #[test]
+    fn halves_are_the_same_series_as_the_whole() {
+        let whole = request(5);
+        let (head, tail) = whole.clone().split();
+        assert_eq!((head.series(), tail.series()), (2, 3));
+        let mut joined = head.body.clone();
+        joined.extend_from_slice(&tail.body);
+        assert_eq!(joined, whole.body);
+        assert_eq!(tail, request(5).split().1);
+        let (one, none) = request(1).split();
+        assert_eq!((one.series(), none.series()), (1, 0));
+        // Each half's offsets point at its own series.
+        let (a, b) = tail.split();
+        assert_eq!((a.series(), b.series()), (1, 2));
+        assert_eq!(b.starts[0], 0);
+    }
+
+    #[test]
+    fn labels_are_sorted_with_the_name_and_extra_ones_never_replace_own() {
+        let mut r = WriteRequest::default();
+        let extra = vec![("job".to_owned(), "x".to_owned()), ("a".to_owned(), "extra".to_owned())];
+        r.append_series("m", |f| f("a", b"own"), 1.0, &extra, 5);
+        let body = String::from_utf8_lossy(&r.body).into_owned();
+        let at = |s: &str| body.find(s).unwrap();
+        assert!(at("__name__") < at("own") && at("own") < at("job"));
+        assert!(!body.contains("extra"));
+    }
 }
