@@ -1,6 +1,7 @@
 //! Wires the parts into a running exporter: the same code serves the
 //! `cmu-exporter` service, the `demo` mode and the integration tests.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use crate::credentials::{
 use crate::incoming::{AppState, router};
 use crate::outgoing::ClientError;
 use crate::poller::PollContext;
+use crate::push::{PushContext, Pusher};
 use crate::reports::Reports;
 use crate::shutdown::Shutdown;
 use crate::supervisor::Supervisor;
@@ -63,6 +65,8 @@ pub enum StartError {
     Http(#[from] ClientError),
     #[error("cannot listen on {addr}: {reason}: pick a free address with --web.listen-address")]
     Listen { addr: SocketAddr, reason: String },
+    #[error(transparent)]
+    Push(#[from] crate::push::SetupError),
     #[error("account {account}: {error}")]
     InAccount {
         account: String,
@@ -102,7 +106,22 @@ pub fn preflight(config: &Config) -> Result<(), StartError> {
         })?;
     }
     adobe_client(&config.adobe)?;
+    crate::push::check(&config.remote_write)?;
     Ok(())
+}
+
+/// The `instance` a scrape of this process would give: its host name and
+/// first listening port.
+fn instance(addr: Option<&SocketAddr>) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    match addr {
+        Some(addr) => format!("{host}:{}", addr.port()),
+        None => host,
+    }
 }
 
 /// A running exporter.
@@ -116,6 +135,8 @@ pub struct Running {
     pub accounts: Vec<Arc<Credentials>>,
     /// The pollers; `Supervisor::reload` applies a new configuration file.
     pub supervisor: Arc<Supervisor>,
+    /// The remote-write stores pushed to.
+    pub pusher: Arc<Pusher>,
     shutdown: Shutdown,
     tasks: JoinSet<()>,
 }
@@ -197,7 +218,6 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         options.clock.clone(),
         telemetry.clone(),
     )?;
-    let reports = Arc::new(Reports::new(telemetry.clone()));
     let mut listeners = Vec::new();
     for addr in &options.listen {
         let listener = TcpListener::bind(addr)
@@ -212,39 +232,54 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         .iter()
         .filter_map(|l| l.local_addr().ok())
         .collect();
+    let clients: Arc<BTreeMap<Option<String>, AuthorizedClient>> = {
+        let reports = ReportClient::new(
+            http,
+            &config.adobe,
+            telemetry.clone(),
+            options.clock.clone(),
+        );
+        Arc::new(
+            accounts
+                .iter()
+                .map(|credentials| {
+                    let client = AuthorizedClient {
+                        reports: reports.clone(),
+                        credentials: credentials.clone(),
+                    };
+                    (credentials.account().map(str::to_owned), client)
+                })
+                .collect(),
+        )
+    };
+    let adobe = Arc::new(config.adobe.clone());
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        config.adobe.max_concurrent_requests,
+    ));
+    let pusher = Pusher::new(PushContext {
+        clients: clients.clone(),
+        adobe: adobe.clone(),
+        clock: options.clock.clone(),
+        telemetry: telemetry.clone(),
+        state_dir: config.state_dir.clone(),
+        instance: instance(addrs.first()),
+        permits: permits.clone(),
+    });
+    pusher.configure(&config.remote_write).await?;
+    let reports = Arc::new(Reports::new(telemetry.clone(), vec![pusher.clone()]));
     let ctx = PollContext {
-        clients: {
-            let reports = ReportClient::new(
-                http,
-                &config.adobe,
-                telemetry.clone(),
-                options.clock.clone(),
-            );
-            Arc::new(
-                accounts
-                    .iter()
-                    .map(|credentials| {
-                        let client = AuthorizedClient {
-                            reports: reports.clone(),
-                            credentials: credentials.clone(),
-                        };
-                        (credentials.account().map(str::to_owned), client)
-                    })
-                    .collect(),
-            )
-        },
+        clients,
         reports: reports.clone(),
         clock: options.clock.clone(),
-        adobe: Arc::new(config.adobe.clone()),
-        permits: Arc::new(tokio::sync::Semaphore::new(
-            config.adobe.max_concurrent_requests,
-        )),
+        adobe,
+        permits,
     };
     telemetry.shard(options.shard);
     let supervisor = Arc::new(Supervisor::start(
         config,
         options.config_file.clone(),
         ctx,
+        pusher.clone(),
         telemetry.clone(),
         options.shard,
     ));
@@ -275,6 +310,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         telemetry,
         accounts,
         supervisor,
+        pusher,
         shutdown,
         tasks,
     })
@@ -303,6 +339,7 @@ impl Running {
         let mut signal = self.shutdown.signal();
         signal.wait().await;
         self.supervisor.stop_all().await;
+        self.pusher.stop_all().await;
         while self.tasks.join_next().await.is_some() {}
     }
 }

@@ -18,7 +18,7 @@ use jiff::{Span, Timestamp, ToSpan};
 
 use crate::config::ReportConfig;
 use crate::export::{Samples, SnapshotSpec, build_history};
-use crate::report::{BucketChoice, ParseError};
+use crate::report::{BucketChoice, Granularity, ParseError};
 use crate::retry::RetryPolicy;
 use crate::wolap::{ApiError, AuthorizedClient, FetchError, ReportQuery};
 
@@ -53,14 +53,6 @@ pub enum HistoryError {
     Refused { bucket: DateTime, reason: String },
     #[error("the answer is not a usable report: {0}")]
     Parse(ParseError),
-}
-
-/// The last bucket a window covered, and its rows.
-#[derive(Debug, Clone, Copy)]
-pub struct Window {
-    /// Start of the window's last bucket: the next window starts one bucket later.
-    pub last: DateTime,
-    pub rows: usize,
 }
 
 /// One report's history, read window by window.
@@ -122,24 +114,18 @@ impl<'a> History<'a> {
         })
     }
 
-    /// The span of one bucket.
-    pub fn span(&self) -> Span {
-        self.span
-    }
-
     /// Reads the next window: buckets from `first` up to `last` at most
     /// (bucket starts), as many as Adobe answers whole. Each bucket inside
     /// is turned into an item by `each` (off the async threads, given the
-    /// bucket's end as its stamp) and handed to `take`, oldest first; a
-    /// truncated or refused answer hands nothing and is fetched again
-    /// smaller. `take`'s error stops the window and is returned as it is.
-    pub async fn next<T, E>(
+    /// bucket's end as its stamp); the [`Reading`] hands them out oldest
+    /// first. A truncated or refused answer is fetched again smaller
+    /// before anything is handed out.
+    pub async fn next<T>(
         &mut self,
         first: DateTime,
         last: DateTime,
         each: impl FnMut(Timestamp, &Samples<'_>) -> T + Clone + Send + 'static,
-        mut take: impl AsyncFnMut(T) -> Result<(), E>,
-    ) -> Result<Result<Window, E>, HistoryError>
+    ) -> Result<Reading<T>, HistoryError>
     where
         T: Send + 'static,
     {
@@ -150,9 +136,7 @@ impl<'a> History<'a> {
             }
             let query = ReportQuery {
                 start: Some(first),
-                end: add(window_last, self.span, 1)
-                    .checked_sub(1.second())
-                    .ok(),
+                end: add(window_last, self.span, 1).checked_sub(1.second()).ok(),
                 limit: Some(self.limit),
                 metrics: self.report.metrics.clone(),
                 filters: self.report.filters.clone(),
@@ -160,7 +144,13 @@ impl<'a> History<'a> {
             self.calls += 1;
             let answer = self
                 .client
-                .get(self.report.api, self.endpoint, &self.report.path, &query, RETRY)
+                .get(
+                    self.report.api,
+                    self.endpoint,
+                    &self.report.path,
+                    &query,
+                    RETRY,
+                )
                 .await;
             let body = match answer {
                 Ok(fetched) => fetched.body,
@@ -179,9 +169,9 @@ impl<'a> History<'a> {
             };
             // Parsing runs off the async threads; the buckets come back
             // one at a time, oldest first, through a bounded channel.
-            let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
+            let (sender, mut items) = tokio::sync::mpsc::channel(2);
             let (spec, limit, mut each) = (self.spec.clone(), self.limit, each.clone());
-            let builder = tokio::task::spawn_blocking(move || {
+            let mut builder = tokio::task::spawn_blocking(move || {
                 // A truncated answer is not used: the window is split and fetched again.
                 let complete = |rows: usize| (rows as u64) < u64::from(limit);
                 let tz = spec.time_zone.clone();
@@ -199,24 +189,17 @@ impl<'a> History<'a> {
                     sender.blocking_send(each(stamp, samples))
                 })
             });
-            while let Some(item) = receiver.recv().await {
-                if let Err(e) = take(item).await {
-                    drop(receiver);
-                    let _ = builder.await;
-                    return Ok(Err(e));
-                }
+            let waiting = items.recv().await;
+            if waiting.is_some() {
+                // A bucket came: the answer was whole.
+                return Ok(Reading {
+                    waiting,
+                    items,
+                    builder,
+                    last: window_last,
+                });
             }
-            let built = builder.await.map_err(|e| {
-                HistoryError::Parse(ParseError::Read {
-                    reason: format!("internal error: {e}"),
-                })
-            })?;
-            let rows = match built {
-                Ok(Ok(rows)) => rows,
-                // The receiver never closes early here: a send error cannot happen.
-                Ok(Err(_)) => 0,
-                Err(error) => return Err(HistoryError::Parse(error)),
-            };
+            let rows = built_rows((&mut builder).await)?;
             if rows as u64 >= u64::from(self.limit) {
                 // Truncated: Adobe said nothing, but rows may be missing.
                 if self.window > 1 {
@@ -233,15 +216,82 @@ impl<'a> History<'a> {
                     limit: self.limit,
                 });
             }
-            if (rows as u64) * 4 < u64::from(self.limit.min(TARGET_ROWS)) && self.window < MAX_WINDOW {
-                self.window *= 2;
-            }
-            return Ok(Ok(Window {
+            return Ok(Reading {
+                waiting: None,
+                items,
+                builder: tokio::task::spawn_blocking(move || Ok(Ok(rows))),
                 last: window_last,
-                rows,
-            }));
+            });
         }
     }
+
+    /// A window of `rows` came back whole: the next one may be larger.
+    pub fn grow(&mut self, rows: usize) {
+        if (rows as u64) * 4 < u64::from(self.limit.min(TARGET_ROWS)) && self.window < MAX_WINDOW {
+            self.window *= 2;
+        }
+    }
+}
+
+fn built_rows<E>(
+    joined: Result<Result<Result<usize, E>, ParseError>, tokio::task::JoinError>,
+) -> Result<usize, HistoryError> {
+    match joined {
+        Err(e) => Err(HistoryError::Parse(ParseError::Read {
+            reason: format!("internal error: {e}"),
+        })),
+        Ok(Ok(Ok(rows))) => Ok(rows),
+        // The receiver never closes early while reading: no send error.
+        Ok(Ok(Err(_))) => Ok(0),
+        Ok(Err(error)) => Err(HistoryError::Parse(error)),
+    }
+}
+
+/// A window being read: its buckets' items, oldest first.
+pub struct Reading<T> {
+    waiting: Option<T>,
+    items: tokio::sync::mpsc::Receiver<T>,
+    builder: tokio::task::JoinHandle<
+        Result<Result<usize, tokio::sync::mpsc::error::SendError<T>>, ParseError>,
+    >,
+    /// Start of the window's last bucket: the next window starts one bucket later.
+    pub last: DateTime,
+}
+
+impl<T: Send + 'static> Reading<T> {
+    /// The next bucket's item, or `None` once every one was handed out.
+    pub async fn item(&mut self) -> Option<T> {
+        match self.waiting.take() {
+            Some(item) => Some(item),
+            None => self.items.recv().await,
+        }
+    }
+
+    /// The window's rows, once every item was taken; `history` learns how
+    /// large the next window may be.
+    pub async fn finish(self, history: &mut History<'_>) -> Result<usize, HistoryError> {
+        drop(self.items);
+        let rows = built_rows(self.builder.await)?;
+        history.grow(rows);
+        Ok(rows)
+    }
+}
+
+/// The buckets of `granularity` from `first` to `last` (starts), included.
+pub fn bucket_count(granularity: Granularity, first: DateTime, last: DateTime) -> u64 {
+    let Some(span) = granularity.span() else {
+        return 0;
+    };
+    let mut n = 0;
+    let mut at = first;
+    while at <= last {
+        n += 1;
+        match at.checked_add(span) {
+            Ok(next) => at = next,
+            Err(_) => break,
+        }
+    }
+    n
 }
 
 /// `at` moved on by `times` spans (saturating).

@@ -104,6 +104,7 @@ pub mod names;
 mod outcome;
 pub mod outgoing;
 mod poller;
+pub mod push;
 pub mod report;
 mod reports;
 mod retry;

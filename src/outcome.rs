@@ -18,6 +18,8 @@ pub enum PollOutcome {
     /// A poll built a new snapshot in `took`, ending at `at`.
     Succeeded {
         snapshot: Arc<ReportSnapshot>,
+        /// What Adobe answered, the snapshot's source.
+        answer: Arc<Answer>,
         took: Duration,
         at: Timestamp,
     },
@@ -29,6 +31,26 @@ pub enum PollOutcome {
         retry_in: Duration,
         at: Timestamp,
     },
+}
+
+/// Adobe's answer a snapshot was built from, for an output that takes
+/// every complete bucket in it (the push), not only the one `/metrics`
+/// shows. Dropped once every sink is done with it.
+#[derive(Debug)]
+pub struct Answer {
+    pub body: bytes::Bytes,
+    /// How the snapshot was built (its time, time zone, labels).
+    pub spec: crate::export::SnapshotSpec,
+    /// The first bucket asked for: the answer covers the buckets from it
+    /// up to the one still filling.
+    pub start: Option<jiff::civil::DateTime>,
+}
+
+/// A successful poll: the snapshot and the answer it came from.
+#[derive(Debug)]
+pub struct Polled {
+    pub snapshot: Arc<ReportSnapshot>,
+    pub answer: Arc<Answer>,
 }
 
 /// Why one poll failed.

@@ -17,9 +17,9 @@ use tokio::sync::Semaphore;
 
 use crate::clock::Clock;
 use crate::config::{AdobeConfig, ReportConfig};
-use crate::export::{ReportSnapshot, SnapshotSpec, build_snapshot};
+use crate::export::{SnapshotSpec, build_snapshot};
 use crate::faults::{InjectedFault, strike};
-use crate::outcome::{PollError, PollOutcome};
+use crate::outcome::{Answer, PollError, PollOutcome, Polled};
 use crate::report::window;
 use crate::reports::Reports;
 use crate::retry::RetryPolicy;
@@ -91,7 +91,7 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
             () = shutdown.wait() => {
                 // Finish the poll in flight and publish what it fetched, but not for long.
                 match tokio::time::timeout(SHUTDOWN_GRACE, poll).await {
-                    Ok(Ok(snapshot)) => ctx.reports.apply(&name, PollOutcome::Succeeded { snapshot, took: started.elapsed(), at: ctx.clock.now() }),
+                    Ok(Ok(Polled { snapshot, answer })) => ctx.reports.apply(&name, PollOutcome::Succeeded { snapshot, answer, took: started.elapsed(), at: ctx.clock.now() }),
                     Ok(Err(_)) => {}
                     Err(_) => tracing::warn!(report = %name, "stopping: the poll in flight did not finish in time and was abandoned"),
                 }
@@ -102,11 +102,12 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
         let now = ctx.clock.now();
         next_regular = next_on_grid(next_regular, now, step, phase);
         let outcome = match result {
-            Ok(snapshot) => {
+            Ok(Polled { snapshot, answer }) => {
                 failures = 0;
                 at = next_regular;
                 PollOutcome::Succeeded {
                     snapshot,
+                    answer,
                     took,
                     at: now,
                 }
@@ -190,10 +191,7 @@ pub fn query_at(report: &ReportConfig, adobe: &AdobeConfig, now: Timestamp) -> R
 
 /// One poll: a window of the report, fetched with the shared token,
 /// parsed and built into a snapshot.
-pub async fn poll_once(
-    report: &ReportConfig,
-    ctx: &PollContext,
-) -> Result<Arc<ReportSnapshot>, PollError> {
+pub async fn poll_once(report: &ReportConfig, ctx: &PollContext) -> Result<Polled, PollError> {
     let _permit = ctx
         .permits
         .acquire()
@@ -234,9 +232,14 @@ pub async fn poll_once(
             .last_modified_is_computation
             .then(|| fetched.last_modified.unwrap_or(now)),
     };
-    let body = fetched.body;
+    let answer = Arc::new(Answer {
+        body: fetched.body,
+        spec,
+        start: query.start,
+    });
+    let source = answer.clone();
     let snapshot = tokio::task::spawn_blocking(move || {
-        build_snapshot(&body, &spec).map(|mut snapshot| {
+        build_snapshot(&source.body, &source.spec).map(|mut snapshot| {
             snapshot.deflate();
             snapshot
         })
@@ -246,7 +249,10 @@ pub async fn poll_once(
         Ok(panic) => PollError::from_panic(panic),
         Err(e) => PollError::Internal(e.to_string()),
     })??;
-    Ok(Arc::new(snapshot))
+    Ok(Polled {
+        snapshot: Arc::new(snapshot),
+        answer,
+    })
 }
 
 #[cfg(test)]

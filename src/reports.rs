@@ -17,7 +17,7 @@ use crate::export::ReportSnapshot;
 
 use crate::config::ReportConfig;
 use crate::export::ExportStore;
-use crate::outcome::PollOutcome;
+use crate::outcome::{Answer, PollOutcome};
 use crate::telemetry::Telemetry;
 
 /// The state of one configured report.
@@ -45,14 +45,28 @@ pub struct ReportStatus {
 /// Where a report's snapshots go once a poll built them: the export store
 /// behind `/metrics`, and any other output.
 pub trait Sink: std::fmt::Debug + Send + Sync {
-    /// A poll of `report` that ended at `at` built `snapshot`.
-    fn published(&self, report: &str, snapshot: &Arc<ReportSnapshot>, at: Timestamp);
+    /// A poller of `report` starts (at start, on reload, after a restart).
+    fn configured(&self, _report: &ReportConfig) {}
+    /// A poll of `report` that ended at `at` built `snapshot` from `answer`.
+    fn published(
+        &self,
+        report: &str,
+        snapshot: &Arc<ReportSnapshot>,
+        answer: &Arc<Answer>,
+        at: Timestamp,
+    );
     /// `report`'s series are gone: expired, redefined or no longer configured.
     fn withdrawn(&self, report: &str);
 }
 
 impl Sink for ExportStore {
-    fn published(&self, report: &str, snapshot: &Arc<ReportSnapshot>, _at: Timestamp) {
+    fn published(
+        &self,
+        report: &str,
+        snapshot: &Arc<ReportSnapshot>,
+        _answer: &Arc<Answer>,
+        _at: Timestamp,
+    ) {
         self.publish(report, snapshot.clone());
     }
 
@@ -72,10 +86,14 @@ pub struct Reports {
 }
 
 impl Reports {
-    pub fn new(telemetry: Telemetry) -> Self {
+    /// The reports' state, their snapshots going to the export store then
+    /// to each of `outputs` (the push).
+    pub fn new(telemetry: Telemetry, outputs: Vec<Arc<dyn Sink>>) -> Self {
         let store = Arc::new(ExportStore::default());
+        let mut sinks: Vec<Arc<dyn Sink>> = vec![store.clone()];
+        sinks.extend(outputs);
         Self {
-            sinks: vec![store.clone()],
+            sinks,
             store,
             status: RwLock::default(),
             telemetry,
@@ -118,6 +136,9 @@ impl Reports {
             s.max_age = report.max_age;
         });
         self.telemetry.report_configured(name, report.interval);
+        for sink in &self.sinks {
+            sink.configured(report);
+        }
     }
 
     /// Records what a poller of `report` did.
@@ -130,6 +151,7 @@ impl Reports {
             }
             PollOutcome::Succeeded {
                 snapshot,
+                answer,
                 took,
                 at: now,
             } => {
@@ -149,7 +171,7 @@ impl Reports {
                 }
                 let series = snapshot.series;
                 for sink in &self.sinks {
-                    sink.published(report, &snapshot, now);
+                    sink.published(report, &snapshot, &answer, now);
                 }
                 self.telemetry.poll_succeeded(report, series, took, now);
                 self.update(report, |s| {

@@ -47,6 +47,8 @@ pub enum ReloadError {
         file.display()
     )]
     NeedsRestart { keys: Vec<String>, file: PathBuf },
+    #[error(transparent)]
+    Push(#[from] crate::push::SetupError),
     #[error("the exporter is stopping")]
     Stopping,
 }
@@ -67,6 +69,8 @@ pub struct ReloadSummary {
     pub removed: Vec<String>,
     /// Whether the thresholds or stream limits changed (exported at once).
     pub thresholds_changed: bool,
+    /// Whether `remote_write` changed (its remotes restarted).
+    pub remote_write_changed: bool,
 }
 
 impl std::fmt::Display for ReloadSummary {
@@ -89,6 +93,9 @@ impl std::fmt::Display for ReloadSummary {
         if self.thresholds_changed {
             f.write_str("; thresholds updated")?;
         }
+        if self.remote_write_changed {
+            f.write_str("; remote_write updated")?;
+        }
         Ok(())
     }
 }
@@ -100,6 +107,8 @@ pub struct Supervisor {
     /// The reports of the configuration this process polls.
     shard: Shard,
     ctx: PollContext,
+    /// The remote-write stores: a reload applies `remote_write`.
+    pusher: std::sync::Arc<crate::push::Pusher>,
     telemetry: Telemetry,
     state: Mutex<State>,
 }
@@ -117,6 +126,7 @@ impl Supervisor {
         config: Config,
         file: Option<PathBuf>,
         ctx: PollContext,
+        pusher: std::sync::Arc<crate::push::Pusher>,
         telemetry: Telemetry,
         shard: Shard,
     ) -> Self {
@@ -132,6 +142,7 @@ impl Supervisor {
             file,
             shard,
             ctx,
+            pusher,
             telemetry,
             state: Mutex::new(State {
                 config,
@@ -171,6 +182,10 @@ impl Supervisor {
             });
         }
         let mut summary = ReloadSummary::default();
+        if state.config.remote_write != new.remote_write {
+            self.pusher.configure(&new.remote_write).await?;
+            summary.remote_write_changed = true;
+        }
         let wanted: BTreeMap<String, &ReportConfig> = new
             .reports
             .iter()
@@ -286,6 +301,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
         // Applied by the reload itself.
         reports: _,
         thresholds: _,
+        remote_write: _,
     } = old;
     let AdobeConfig {
         dcr_url,

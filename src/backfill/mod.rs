@@ -31,8 +31,8 @@ use crate::app::{self, StartError};
 use crate::clock::Clock;
 use crate::config::{Config, ReportConfig};
 use crate::export::format::openmetrics;
-use crate::history::{History, HistoryError, add};
-use crate::report::{Granularity, ReportApi};
+use crate::history::{History, HistoryError, add, bucket_count};
+use crate::report::ReportApi;
 use crate::wolap::{AuthorizedClient, ReportClient};
 use output::{OutputError, Spill};
 
@@ -146,23 +146,6 @@ pub struct Progress<'a> {
     pub rows: u64,
     pub calls: u64,
     pub elapsed: Duration,
-}
-
-/// The buckets of `granularity` from `first` to `last` (starts), included.
-fn bucket_count(granularity: Granularity, first: DateTime, last: DateTime) -> u64 {
-    let Some(span) = granularity.span() else {
-        return 0;
-    };
-    let mut n = 0;
-    let mut at = first;
-    while at <= last {
-        n += 1;
-        match at.checked_add(span) {
-            Ok(next) => at = next,
-            Err(_) => break,
-        }
-    }
-    n
 }
 
 /// Runs a backfill of `config`'s reports; `progress` is told after each window.
@@ -291,24 +274,28 @@ pub async fn run(
             let mut window_samples = 0u64;
             let mut window_series = Vec::new();
             let read = history
-                .next(
-                    cursor,
-                    last,
-                    move |stamp, samples| written_bucket(samples, &extra, stamp.as_second()),
-                    async |families: Vec<WrittenFamily>| {
+                .next(cursor, last, move |stamp, samples| {
+                    written_bucket(samples, &extra, stamp.as_second())
+                })
+                .await;
+            let window = match read {
+                Ok(mut reading) => {
+                    while let Some(families) = reading.item().await {
                         for family in families {
                             window_samples += family.samples as u64;
                             window_series.extend(family.series);
                             spill.append(&family.name, &family.help, family.kind, &family.lines)?;
                         }
-                        Ok::<(), OutputError>(())
-                    },
-                )
-                .await;
+                    }
+                    let last = reading.last;
+                    reading.finish(&mut history).await.map(|rows| (last, rows))
+                }
+                Err(error) => Err(error),
+            };
             summary.calls = history.calls;
             summary.windows_split = history.windows_split;
-            let window = match read {
-                Ok(written) => written?,
+            let (window_last, rows) = match window {
+                Ok(window) => window,
                 Err(error) => {
                     spill.journal.calls = summary.calls;
                     spill.checkpoint()?;
@@ -317,10 +304,10 @@ pub async fn run(
             };
             summary.samples += window_samples;
             series.extend(window_series);
-            summary.rows += window.rows as u64;
-            rows_of_report += window.rows as u64;
-            done += bucket_count(granularity, cursor, window.last);
-            cursor = add(window.last, span, 1);
+            summary.rows += rows as u64;
+            rows_of_report += rows as u64;
+            done += bucket_count(granularity, cursor, window_last);
+            cursor = add(window_last, span, 1);
             spill
                 .journal
                 .next

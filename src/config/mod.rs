@@ -3,7 +3,8 @@
 //! The raw serde types (`raw`) mirror the file; [`Config::from_yaml`]
 //! turns them into the types here, which cannot hold a bad value
 //! ([`ReportName`], [`ReportPath`], URLs, intervals), one section at a time
-//! (`adobe`, `accounts`, `reports`; `thresholds` in `crate::thresholds`).
+//! (`adobe`, `accounts`, `reports`, `remote_write`; `thresholds` in
+//! `crate::thresholds`).
 //! Every problem is reported at once, each naming the key, the value and
 //! the fix. [`Config::explain`] says what a valid one will do.
 
@@ -11,6 +12,7 @@ mod accounts;
 mod adobe;
 mod explain;
 mod raw;
+mod remote_write;
 mod reports;
 
 use std::collections::HashSet;
@@ -23,6 +25,7 @@ use reqwest::Url;
 use secrecy::SecretString;
 
 use crate::report::{BucketChoice, Filter, PerApi, ReportApi, ReportPath};
+pub use remote_write::{DEFAULT_JOB, DEFAULT_MAX_GAP, RemoteAuth, RemoteTls, RemoteWriteConfig};
 
 /// Adobe's production DCR host.
 pub const DEFAULT_DCR_URL: &str = "https://api.auth.adobe.com";
@@ -51,6 +54,8 @@ pub struct Config {
     pub reports: Vec<ReportConfig>,
     /// Alert thresholds and stream limits (exported as gauges; a reload applies them).
     pub thresholds: crate::thresholds::Thresholds,
+    /// The stores each complete bucket is pushed to (`remote_write:`).
+    pub remote_write: Vec<RemoteWriteConfig>,
 }
 
 /// One Adobe Pass programmer account: its statement and, optionally,
@@ -376,6 +381,7 @@ impl Config {
             .collect();
         let thresholds =
             crate::thresholds::validate(raw.thresholds, raw.stream_limits, &mut problems);
+        let remote_write = remote_write::validate(raw.remote_write, &mut problems);
         match adobe {
             Some(adobe) if problems.is_empty() => Ok(Self {
                 adobe,
@@ -383,6 +389,7 @@ impl Config {
                 state_dir,
                 reports,
                 thresholds,
+                remote_write,
             }),
             _ => {
                 if problems.is_empty() {

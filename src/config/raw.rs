@@ -20,6 +20,8 @@ pub(super) struct RawConfig {
     pub(super) thresholds: Vec<crate::thresholds::RawThreshold>,
     #[serde(default)]
     pub(super) stream_limits: Vec<crate::thresholds::RawStreamLimit>,
+    #[serde(default)]
+    pub(super) remote_write: Vec<super::remote_write::RawRemoteWrite>,
 }
 
 #[derive(Debug, Deserialize)]

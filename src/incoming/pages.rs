@@ -134,7 +134,9 @@ async fn reload(State(state): State<AppState>) -> Response {
         Ok(summary) => (StatusCode::OK, format!("reloaded: {summary}\n")).into_response(),
         Err(reason) => {
             let status = match reason {
-                ReloadError::NoFile | ReloadError::Invalid(_) => StatusCode::BAD_REQUEST,
+                ReloadError::NoFile | ReloadError::Invalid(_) | ReloadError::Push(_) => {
+                    StatusCode::BAD_REQUEST
+                }
                 ReloadError::NeedsRestart { .. } => StatusCode::CONFLICT,
                 ReloadError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
             };

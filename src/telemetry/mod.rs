@@ -920,7 +920,9 @@ fn write_text(families: &[prometheus::proto::MetricFamily], out: &mut Vec<u8>) {
     each_sample(
         families,
         |name, help, kind| write_header(name, help, kind, &mut out.borrow_mut()),
-        |name, pairs, le, value| write_sample(name, pair_labels(pairs, le), value, &mut out.borrow_mut()),
+        |name, pairs, le, value| {
+            write_sample(name, pair_labels(pairs, le), value, &mut out.borrow_mut())
+        },
     );
 }
 

@@ -32,13 +32,22 @@ pub(super) struct PushMetrics {
 impl PushMetrics {
     pub(super) fn new(r: &Registry) -> Self {
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            register(r, IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+            register(
+                r,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
-            register(r, GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+            register(
+                r,
+                GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
         };
         let int_gauge = |name: &str, help: &str, labels: &[&str]| {
-            register(r, IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+            register(
+                r,
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
         };
         Self {
             samples: counter(
@@ -113,7 +122,14 @@ impl Telemetry {
     pub fn push_forgotten(&self, remote: &str) {
         self.touch();
         let p = &self.push;
-        for vec in [&p.samples, &p.batches, &p.failures, &p.rejected, &p.left_out, &p.dropped] {
+        for vec in [
+            &p.samples,
+            &p.batches,
+            &p.failures,
+            &p.rejected,
+            &p.left_out,
+            &p.dropped,
+        ] {
             remove_where(vec, "remote", remote);
         }
         for vec in [&p.queue, &p.up] {
@@ -128,7 +144,10 @@ impl Telemetry {
     /// A request of `series` samples was accepted.
     pub fn push_sent(&self, remote: &str, series: usize) {
         self.touch();
-        self.push.samples.with_label_values(&[remote]).inc_by(series as u64);
+        self.push
+            .samples
+            .with_label_values(&[remote])
+            .inc_by(series as u64);
         self.push.batches.with_label_values(&[remote]).inc();
     }
 
@@ -136,7 +155,10 @@ impl Telemetry {
     pub fn push_recovered(&self, remote: &str, now: Timestamp) {
         self.touch();
         self.push.up.with_label_values(&[remote]).set(1);
-        if let Some(up) = self.streaks.succeeded(&format!("remote_write {remote}"), now) {
+        if let Some(up) = self
+            .streaks
+            .succeeded(&format!("remote_write {remote}"), now)
+        {
             tracing::info!(
                 remote,
                 failures = up.failures,
@@ -150,12 +172,24 @@ impl Telemetry {
 
     /// A request was not taken (`why`); it is tried again after `pause`.
     /// `needs_person`: the store refuses every push (credentials, URL).
-    pub fn push_failed(&self, remote: &str, why: &str, pause: Duration, needs_person: bool, now: Timestamp) {
+    pub fn push_failed(
+        &self,
+        remote: &str,
+        why: &str,
+        pause: Duration,
+        needs_person: bool,
+        now: Timestamp,
+    ) {
         self.touch();
-        let kind = if needs_person { "refusing" } else { "transient" };
+        let kind = if needs_person {
+            "refusing"
+        } else {
+            "transient"
+        };
         self.push.failures.with_label_values(&[remote, kind]).inc();
         self.push.up.with_label_values(&[remote]).set(0);
-        let retry = humantime::format_duration(Duration::from_secs(pause.as_secs().max(1))).to_string();
+        let retry =
+            humantime::format_duration(Duration::from_secs(pause.as_secs().max(1))).to_string();
         match self.streaks.failed(&format!("remote_write {remote}"), now) {
             Say::Started => tracing::warn!(
                 remote,
@@ -181,7 +215,10 @@ impl Telemetry {
     /// the first of each reason per remote logged with the fix.
     pub fn push_rejected(&self, remote: &str, reason: &str, message: &str, fix: &str) {
         self.touch();
-        self.push.rejected.with_label_values(&[remote, reason]).inc();
+        self.push
+            .rejected
+            .with_label_values(&[remote, reason])
+            .inc();
         let first = self
             .push
             .said
@@ -199,9 +236,19 @@ impl Telemetry {
     }
 
     /// A gap fill of `report` left `buckets` out, being older than `max_gap`.
-    pub fn push_left_out(&self, remote: &str, report: &str, buckets: u64, max_gap: Duration, command: &str) {
+    pub fn push_left_out(
+        &self,
+        remote: &str,
+        report: &str,
+        buckets: u64,
+        max_gap: Duration,
+        command: &str,
+    ) {
         self.touch();
-        self.push.left_out.with_label_values(&[remote, report]).inc_by(buckets);
+        self.push
+            .left_out
+            .with_label_values(&[remote, report])
+            .inc_by(buckets);
         tracing::warn!(
             remote,
             report,
@@ -220,7 +267,10 @@ impl Telemetry {
     /// Polled answers waiting for `remote`.
     pub fn push_queue(&self, remote: &str, length: usize) {
         self.touch();
-        self.push.queue.with_label_values(&[remote]).set(length as i64);
+        self.push
+            .queue
+            .with_label_values(&[remote])
+            .set(length as i64);
     }
 
     /// `report`'s push to `remote` stands at `cursor` (the end of the
@@ -228,7 +278,10 @@ impl Telemetry {
     pub fn push_cursor(&self, remote: &str, report: &str, cursor: Timestamp, now: Timestamp) {
         self.touch();
         let seconds = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
-        self.push.cursor.with_label_values(&[remote, report]).set(seconds(cursor));
+        self.push
+            .cursor
+            .with_label_values(&[remote, report])
+            .set(seconds(cursor));
         self.push
             .lag
             .with_label_values(&[remote, report])

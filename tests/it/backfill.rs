@@ -387,16 +387,8 @@ async fn prometheus_serves_the_history_and_the_live_exporter_continues_its_serie
     .await;
     assert_eq!(result[0]["metric"]["job"], "cmu");
     assert_eq!(result[0]["metric"]["instance"], instance.as_str());
-    let stored: BTreeMap<i64, f64> = result[0]["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v[0].as_f64().unwrap() as i64,
-                v[1].as_str().unwrap().parse().unwrap(),
-            )
-        })
+    let stored: BTreeMap<i64, f64> = raw_samples(&result[0])
+        .into_iter()
         .filter(|(ts, _)| expected.contains_key(ts))
         .collect();
     assert_eq!(

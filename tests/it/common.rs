@@ -641,6 +641,42 @@ pub fn daemon(program: &str, args: &[String], log: &Path) -> Daemon {
     )
 }
 
+/// A Prometheus on `port` with its data in `dir`, taking remote writes
+/// (`--web.enable-remote-write-receiver`) as far back as 30 days
+/// (`out_of_order_time_window`), as the README tells a store to.
+pub fn remote_write_store(dir: &Path, port: u16) -> Daemon {
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        "storage:\n  tsdb:\n    out_of_order_time_window: 30d\n",
+    )
+    .unwrap();
+    daemon(
+        "prometheus",
+        &[
+            format!("--config.file={}", dir.join("prometheus.yml").display()),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+            "--web.enable-remote-write-receiver".into(),
+        ],
+        &dir.join("prometheus.log"),
+    )
+}
+
+/// The raw (Unix second, value) samples of one series of a range-vector result.
+pub fn raw_samples(series: &serde_json::Value) -> Vec<(i64, f64)> {
+    series["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v[0].as_f64().unwrap() as i64,
+                v[1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// The result of an instant PromQL query (empty while Prometheus does not answer).
 pub async fn query(prometheus: &str, expr: &str) -> Vec<serde_json::Value> {
     let response = http()

@@ -19,6 +19,7 @@ mod house;
 mod monitoring;
 mod operations;
 mod properties;
+mod push;
 mod remote_write;
 mod reports;
 mod sharding;

@@ -74,21 +74,7 @@ async fn prometheus_stores_every_sample_of_a_write_request_at_its_bucket_end() {
     assert_eq!(request.series(), 8);
 
     let port = free_port();
-    std::fs::write(
-        work.join("prometheus.yml"),
-        "storage:\n  tsdb:\n    out_of_order_time_window: 30d\n",
-    )
-    .unwrap();
-    let _prometheus = daemon(
-        "prometheus",
-        &[
-            format!("--config.file={}", work.join("prometheus.yml").display()),
-            format!("--storage.tsdb.path={}", work.join("data").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-            "--web.enable-remote-write-receiver".into(),
-        ],
-        &work.join("prometheus.log"),
-    );
+    let _prometheus = remote_write_store(work, port);
     let prometheus = format!("http://127.0.0.1:{port}");
     let body = request.compressed();
     let status = wait_for(

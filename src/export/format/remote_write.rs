@@ -87,6 +87,13 @@ impl WriteRequest {
         bytes_field(1, &series, &mut self.body);
     }
 
+    /// Appends every series of `other`, after this request's own.
+    pub fn append(&mut self, other: WriteRequest) {
+        let at = self.body.len();
+        self.starts.extend(other.starts.iter().map(|s| s + at));
+        self.body.extend_from_slice(&other.body);
+    }
+
     /// Series appended so far.
     pub fn series(&self) -> usize {
         self.starts.len()
@@ -174,7 +181,10 @@ mod tests {
     #[test]
     fn labels_are_sorted_with_the_name_and_extra_ones_never_replace_own() {
         let mut r = WriteRequest::default();
-        let extra = vec![("job".to_owned(), "x".to_owned()), ("a".to_owned(), "extra".to_owned())];
+        let extra = vec![
+            ("job".to_owned(), "x".to_owned()),
+            ("a".to_owned(), "extra".to_owned()),
+        ];
         r.append_series("m", |f| f("a", b"own"), 1.0, &extra, 5);
         let body = String::from_utf8_lossy(&r.body).into_owned();
         let at = |s: &str| body.find(s).unwrap();
