@@ -426,3 +426,217 @@ impl World {
         file["reports"][report].as_str().unwrap().parse().unwrap()
     }
 }
+
+/// A remote-write store of our own making, for the answers a real one
+/// gives only when it is in trouble: each request takes the next scripted
+/// reply, else is refused (400, as Prometheus words it) when it holds a
+/// poisoned series, else stored.
+mod faulty {
+    use std::collections::{BTreeMap, VecDeque};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    #[derive(Debug, Clone)]
+    pub enum Reply {
+        Status {
+            code: u16,
+            body: &'static str,
+            retry_after: Option<u64>,
+        },
+        /// Answers 204 after this long (past the exporter's timeout: a failure).
+        Slow(Duration),
+    }
+
+    #[derive(Default)]
+    pub struct State {
+        pub script: VecDeque<Reply>,
+        /// Series holding these bytes are refused.
+        pub poison: Option<Vec<u8>>,
+        /// Each stored series (its encoded labels and sample) and how often it came.
+        pub stored: BTreeMap<Vec<u8>, usize>,
+        pub requests: usize,
+        /// Requests that came without the remote-write headers.
+        pub bad_headers: usize,
+        pub largest_request: usize,
+    }
+
+    pub struct Store {
+        pub url: String,
+        pub state: Arc<Mutex<State>>,
+    }
+
+    fn varint(bytes: &[u8], at: &mut usize) -> usize {
+        let (mut value, mut shift) = (0usize, 0);
+        loop {
+            let b = bytes[*at];
+            *at += 1;
+            value |= ((b & 0x7f) as usize) << shift;
+            if b < 0x80 {
+                return value;
+            }
+            shift += 7;
+        }
+    }
+
+    /// The `TimeSeries` of a `WriteRequest`, each as its bytes.
+    pub fn series(body: &[u8]) -> Vec<Vec<u8>> {
+        let mut at = 0;
+        let mut out = Vec::new();
+        while at < body.len() {
+            assert_eq!(body[at], 0x0a, "a WriteRequest holds only timeseries");
+            at += 1;
+            let len = varint(body, &mut at);
+            out.push(body[at..at + len].to_vec());
+            at += len;
+        }
+        out
+    }
+
+    pub async fn start() -> Store {
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::response::IntoResponse;
+        let state: Arc<Mutex<State>> = Arc::default();
+        let shared = state.clone();
+        let write = move |headers: HeaderMap, body: bytes::Bytes| {
+            let state = shared.clone();
+            async move {
+                let reply = {
+                    let mut s = state.lock().unwrap();
+                    s.requests += 1;
+                    let has = |name: &str, value: &str| headers.get(name).and_then(|v| v.to_str().ok()) == Some(value);
+                    if !(has("content-encoding", "snappy") && has("x-prometheus-remote-write-version", "0.1.0")) {
+                        s.bad_headers += 1;
+                    }
+                    s.script.pop_front()
+                };
+                match reply {
+                    Some(Reply::Status { code, body, retry_after }) => {
+                        let mut response = (StatusCode::from_u16(code).unwrap(), body).into_response();
+                        if let Some(seconds) = retry_after {
+                            response.headers_mut().insert("retry-after", seconds.into());
+                        }
+                        return response;
+                    }
+                    Some(Reply::Slow(pause)) => tokio::time::sleep(pause).await,
+                    None => {}
+                }
+                let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+                let mut s = state.lock().unwrap();
+                s.largest_request = s.largest_request.max(raw.len());
+                let series = series(&raw);
+                if let Some(poison) = &s.poison
+                    && series.iter().any(|one| one.windows(poison.len()).any(|w| w == poison))
+                {
+                    return (StatusCode::BAD_REQUEST, "out of bounds").into_response();
+                }
+                for one in series {
+                    *s.stored.entry(one).or_default() += 1;
+                }
+                StatusCode::NO_CONTENT.into_response()
+            }
+        };
+        let app = axum::Router::new().route("/api/v1/write", axum::routing::post(write));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Store { url, state }
+    }
+}
+
+fn counter(metrics: &str, name: &str, label: (&str, &str)) -> f64 {
+    parse_exposition(metrics)
+        .iter()
+        .filter(|s| s.name == name && s.labels.get(label.0).map(String::as_str) == Some(label.1))
+        .map(|s| s.value)
+        .sum()
+}
+
+#[tokio::test]
+async fn a_faulty_store_loses_only_the_samples_it_refuses_alone() {
+    use faulty::Reply;
+    let store = faulty::start().await;
+    // One tenant's series are refused: they share requests with the others'.
+    store.state.lock().unwrap().poison = Some(b"ACME-Kids".to_vec());
+    let clock = Clock::warped(Timestamp::now() - jiff::SignedDuration::from_hours(8), FACTOR);
+    let (sim, dir, config) = simulator_and_config_with(
+        SimulatorConfig {
+            clock: clock.clone(),
+            ..unthrottled(SimulatorConfig::default())
+        },
+        "  - {name: minute, path: tenant/year/month/day/hour/minute, interval: 1m}\n",
+    )
+    .await;
+    let yaml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{yaml}remote_write:\n  - url: {}\n    name: faulty\n    remote_timeout: 2s\n    self_metrics_interval: 0s\n",
+            store.url
+        ),
+    )
+    .unwrap();
+    let exporter = exporter_with_clock(&config, clock.clone()).await;
+    let pushed = |report: &'static str, minutes: i64| {
+        let at = Timestamp::from_second(clock.now().as_second() / 60 * 60 + minutes * 60).unwrap();
+        let exporter = &exporter;
+        async move {
+            wait_for(&format!("{report} pushed to {at}"), Duration::from_secs(90), || async {
+                let statuses = exporter.pusher.statuses();
+                (statuses[0].1.cursors.get(report).copied()? >= at).then_some(())
+            })
+            .await
+        }
+    };
+    pushed("minute", 3).await;
+    // Then the store's troubles, one request each: too large, busy (with
+    // Retry-After), failing, slower than remote_timeout.
+    store.state.lock().unwrap().script.extend([
+        Reply::Status { code: 413, body: "request entity too large", retry_after: None },
+        Reply::Status { code: 429, body: "slow down", retry_after: Some(1) },
+        Reply::Status { code: 500, body: "internal error", retry_after: None },
+        Reply::Status { code: 503, body: "unavailable", retry_after: None },
+        Reply::Slow(Duration::from_secs(4)),
+        Reply::Status { code: 401, body: "unauthorized", retry_after: None },
+    ]);
+    // /metrics answers while the store is slow, and the polls go on.
+    let (status, _) = get_text(&format!("{}/metrics", exporter.url())).await;
+    assert_eq!(status, 200);
+    pushed("minute", 5).await;
+    let (_, metrics) = get_text(&format!("{}/metrics", exporter.url())).await;
+    let statuses = exporter.pusher.statuses();
+    exporter.stop().await;
+    drop(dir);
+    drop(sim);
+
+    let state = store.state.lock().unwrap();
+    assert_eq!(state.bad_headers, 0, "every request had the remote-write headers");
+    assert!(state.script.is_empty(), "every scripted trouble was met");
+    // The poisoned tenant's series were refused alone and counted; the
+    // other tenant's, sent in the same requests, were stored all along.
+    let rejected = counter(&metrics, "cmu_exporter_remote_write_rejected_samples_total", ("reason", "out_of_bounds"));
+    assert!(rejected > 0.0, "{metrics}");
+    let has = |series: &[u8], what: &[u8]| series.windows(what.len()).any(|w| w == what);
+    assert!(state.stored.keys().all(|s| !has(s, b"ACME-Kids")));
+    // A series ends with its sample's stamp: six varint bytes of milliseconds.
+    let stamps: std::collections::BTreeSet<i64> = state
+        .stored
+        .keys()
+        .filter(|s| has(s, b"active_users") && has(s, b"ACME"))
+        .map(|s| {
+            s[s.len() - 6..]
+                .iter()
+                .rev()
+                .fold(0i64, |ms, b| ms << 7 | i64::from(b & 0x7f))
+        })
+        .collect();
+    assert!(stamps.len() >= 6, "{} buckets of the good tenant", stamps.len());
+    let stamps: Vec<i64> = stamps.into_iter().collect();
+    assert_no_hole("minute", &stamps.iter().map(|ms| ms / 1000).collect::<Vec<_>>(), 60);
+    let refusing = counter(&metrics, "cmu_exporter_remote_write_failures_total", ("kind", "refusing"));
+    assert!(refusing >= 1.0, "a 401 holds the push until it is taken: {refusing}");
+    assert!(statuses[0].1.cursors.contains_key("minute"), "the cursor moved past what was refused");
+    let transient = counter(&metrics, "cmu_exporter_remote_write_failures_total", ("kind", "transient"));
+    assert!(transient >= 4.0, "429, 500, 503 and the timeout are retried: {transient}");
+    assert!(counter(&metrics, "cmu_exporter_remote_write_queue_length", ("remote", "faulty")) <= 4.0);
+    assert!(state.largest_request < 4 << 20, "requests stay small: {}", state.largest_request);
+}
