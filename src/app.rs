@@ -290,6 +290,7 @@ pub async fn start(config: Config, options: Options) -> Result<Running, StartErr
         telemetry: telemetry.clone(),
         accounts: accounts.clone(),
         supervisor: supervisor.clone(),
+        pusher: pusher.clone(),
         clock: options.clock.clone(),
         telemetry_path: options.telemetry_path.clone(),
         self_metrics: Arc::default(),

@@ -42,6 +42,9 @@ impl Config {
             "state directory:   {}\n",
             self.state_dir.display()
         ));
+        for remote in &self.remote_write {
+            out.push_str(&remote.explain());
+        }
         out.push_str("thresholds (exported as cmu_threshold, cmu_stream_limit):\n");
         out.push_str(&self.thresholds.explain());
         out.push_str(&format!("{} report(s):\n", self.reports.len()));

@@ -51,6 +51,8 @@ pub(super) struct RawRemoteWrite {
 struct RawBasicAuth {
     username: Option<String>,
     password_file: Option<PathBuf>,
+    /// Refused (secrets come from files), never printed.
+    password: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +61,8 @@ struct RawAuthorization {
     #[serde(rename = "type")]
     kind: Option<String>,
     credentials_file: Option<PathBuf>,
+    /// Refused (secrets come from files), never printed.
+    credentials: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +131,64 @@ impl RemoteWriteConfig {
         }
         labels.sort();
         labels
+    }
+}
+
+impl RemoteWriteConfig {
+    /// What pushing to this remote does, in words; header values and
+    /// secrets are not said, only where the secrets come from.
+    pub fn explain(&self) -> String {
+        let mut out = format!(
+            "remote_write {}: {} (timeout {}), every complete bucket at its end; gaps up to {} filled from Adobe\n",
+            self.name,
+            self.url,
+            humantime::format_duration(self.remote_timeout),
+            humantime::format_duration(self.max_gap),
+        );
+        let mut detail = Vec::new();
+        match &self.auth {
+            Some(RemoteAuth::Basic {
+                username,
+                password_file,
+            }) => detail.push(format!(
+                "basic auth as {username}, password from file {}",
+                password_file.display()
+            )),
+            Some(RemoteAuth::Authorization {
+                kind,
+                credentials_file,
+            }) => detail.push(format!(
+                "{kind} credentials from file {}",
+                credentials_file.display()
+            )),
+            None => {}
+        }
+        if !self.headers.is_empty() {
+            let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+            detail.push(format!("headers {}", names.join(", ")));
+        }
+        if let Some(ca) = &self.tls.ca_file {
+            detail.push(format!("CA {}", ca.display()));
+        }
+        if let Some(cert) = &self.tls.cert_file {
+            detail.push(format!("client certificate {}", cert.display()));
+        }
+        let labels: Vec<String> = self
+            .labels("<host>:<port>")
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        detail.push(format!("labels {}", labels.join(", ")));
+        if self.self_metrics_interval.is_zero() {
+            detail.push("self-metrics not pushed".into());
+        } else {
+            detail.push(format!(
+                "self-metrics every {}",
+                humantime::format_duration(self.self_metrics_interval)
+            ));
+        }
+        out.push_str(&format!("  {}\n", detail.join("; ")));
+        out
     }
 }
 
@@ -228,6 +290,18 @@ pub(super) fn validate(
             (Some(_), Some(_)) => {
                 problems.push(format!(
                     "{at}: both `basic_auth` and `authorization`: keep the one the store expects"
+                ));
+                None
+            }
+            (Some(basic), None) if basic.password.is_some() => {
+                problems.push(format!(
+                    "{at}.basic_auth.password: a secret in the configuration: put it in a file readable by the exporter only and name it with `password_file`"
+                ));
+                None
+            }
+            (None, Some(authorization)) if authorization.credentials.is_some() => {
+                problems.push(format!(
+                    "{at}.authorization.credentials: a secret in the configuration: put it in a file readable by the exporter only and name it with `credentials_file`"
                 ));
                 None
             }

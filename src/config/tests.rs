@@ -241,3 +241,76 @@ fn the_environment_is_an_argument_not_a_lookup() {
         SecretSource::Env(STATEMENT_ENV)
     );
 }
+
+#[test]
+fn remote_write_takes_prometheus_keys_with_defaults_like_a_scrape() {
+    let yaml = format!(
+        "{GOOD}remote_write:
+  - url: http://prometheus:9090/api/v1/write
+  - url: https://mimir.example/api/v1/push
+    name: mimir
+    remote_timeout: 10s
+    headers:
+      X-Scope-OrgID: tenant-1
+    authorization:
+      credentials_file: /run/secrets/mimir-token
+    tls_config:
+      ca_file: /etc/tls/ca.pem
+      cert_file: /etc/tls/client.pem
+      key_file: /etc/tls/client.key
+      server_name: mimir.internal
+    external_labels:
+      job: cmu
+      cluster: eu-1
+    max_gap: 6h
+    self_metrics_interval: 30s
+"
+    );
+    let c = Config::from_yaml(&yaml, "test").unwrap();
+    let [prometheus, mimir] = &c.remote_write[..] else {
+        panic!("two remotes: {:?}", c.remote_write);
+    };
+    assert_eq!(prometheus.name, "prometheus_9090");
+    assert_eq!(prometheus.remote_timeout, Duration::from_secs(30));
+    assert_eq!(prometheus.max_gap, Duration::from_secs(24 * 3600));
+    assert_eq!(prometheus.self_metrics_interval, Duration::from_secs(60));
+    assert_eq!(
+        prometheus.labels("host:9063"),
+        vec![
+            ("instance".to_owned(), "host:9063".to_owned()),
+            ("job".to_owned(), "cmu-exporter".to_owned())
+        ]
+    );
+    assert_eq!(mimir.remote_timeout, Duration::from_secs(10));
+    assert_eq!(
+        mimir.headers,
+        vec![("X-Scope-OrgID".to_owned(), "tenant-1".to_owned())]
+    );
+    assert_eq!(
+        mimir.auth,
+        Some(RemoteAuth::Authorization {
+            kind: "Bearer".into(),
+            credentials_file: "/run/secrets/mimir-token".into()
+        })
+    );
+    assert_eq!(mimir.tls.server_name.as_deref(), Some("mimir.internal"));
+    assert_eq!(
+        mimir.labels("host:9063"),
+        vec![
+            ("cluster".to_owned(), "eu-1".to_owned()),
+            ("instance".to_owned(), "host:9063".to_owned()),
+            ("job".to_owned(), "cmu".to_owned())
+        ],
+        "a given job is kept, instance added"
+    );
+    assert_eq!(mimir.max_gap, Duration::from_secs(6 * 3600));
+    let told = c.explain();
+    assert!(
+        told.contains("remote_write mimir: https://mimir.example/api/v1/push"),
+        "{told}"
+    );
+    assert!(
+        told.contains("headers X-Scope-OrgID;") && !told.contains("tenant-1"),
+        "{told}"
+    );
+}

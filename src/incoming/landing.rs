@@ -162,6 +162,43 @@ fn mvpd_section(store: &ExportStore, now: jiff::Timestamp) -> String {
     out
 }
 
+/// Each remote-write store: its state and where each report stands on it.
+fn push_section(pusher: &crate::push::Pusher, now: Timestamp) -> String {
+    let remotes = pusher.statuses();
+    if remotes.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<h2>Push (remote write)</h2><table><tr><th>remote</th><th>url</th><th>state</th><th>samples accepted</th><th>refused for good</th><th>newest bucket held, per report</th></tr>",
+    );
+    for (name, s) in remotes {
+        let state = match (&s.last_error, s.up) {
+            (Some(e), false) => format!(
+                "<span class=\"bad\">failing, retried: {}</span>",
+                escape_html(e)
+            ),
+            _ if s.samples == 0 => "nothing sent yet".to_owned(),
+            _ => "<span class=\"ok\">up</span>".to_owned(),
+        };
+        let cursors: Vec<String> = s
+            .cursors
+            .iter()
+            .map(|(report, at)| format!("{}: {}", escape_html(report), when(Some(*at), now)))
+            .collect();
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape_html(&name),
+            escape_html(&s.url),
+            s.samples,
+            s.rejected,
+            cursors.join("<br>")
+        );
+    }
+    out.push_str("</table>");
+    out
+}
+
 /// `GET /`.
 pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
     let now = state.clock.now();
@@ -219,6 +256,7 @@ pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
         );
     }
     page.push_str("</table>");
+    page.push_str(&push_section(&state.pusher, now));
     // Marks how many charts the browser laid out, for people and for the
     // headless-browser test alike.
     page.push_str(concat!(

@@ -19,6 +19,8 @@ pub struct AppState {
     /// Every account's credentials (one in the single-account form).
     pub accounts: Vec<Arc<Credentials>>,
     pub supervisor: Arc<Supervisor>,
+    /// The remote-write stores pushed to.
+    pub pusher: Arc<crate::push::Pusher>,
     pub clock: Clock,
     /// Where `/metrics` is served (`--web.telemetry-path`).
     pub telemetry_path: String,

@@ -134,6 +134,12 @@ impl Remote {
         request: WriteRequest,
         end: Option<Timestamp>,
     ) -> Result<(), Stopped> {
+        let status = self.status.clone();
+        let trouble = move |why: &str| {
+            let mut status = status.lock().unwrap_or_else(|e| e.into_inner());
+            status.up = false;
+            status.last_error = Some(why.to_owned());
+        };
         let delivery = self
             .store
             .deliver(
@@ -141,6 +147,7 @@ impl Remote {
                 &self.ctx.clock,
                 &self.ctx.telemetry,
                 &mut self.stop,
+                trouble,
             )
             .await;
         let delivery = match delivery {

@@ -391,13 +391,14 @@ impl Store {
     /// Delivers `request`: accepted whole, or split until what the store
     /// refuses is alone (rejected), retried while the store cannot take
     /// it. Returns only when every series is accepted or rejected, or with
-    /// [`Stopped`] once `stop` fires.
+    /// [`Stopped`] once `stop` fires. `trouble` hears why while it fails.
     pub async fn deliver(
         &self,
         request: WriteRequest,
         clock: &Clock,
         telemetry: &Telemetry,
         stop: &mut ShutdownSignal,
+        trouble: impl Fn(&str),
     ) -> Result<Delivery, Stopped> {
         let mut delivery = Delivery::default();
         // Halves waiting, the next one last: series go in the order appended.
@@ -439,12 +440,14 @@ impl Store {
                     }
                     Answer::Transient { retry_after, why } => {
                         transient += 1;
+                        trouble(&why);
                         let pause = TRANSIENT.pause(transient, retry_after);
                         telemetry.push_failed(&self.name, &why, pause, false, clock.now());
                         pause
                     }
                     Answer::Refusing { why } => {
                         refusing += 1;
+                        trouble(&why);
                         let pause = REFUSING.pause(refusing, None);
                         telemetry.push_failed(&self.name, &why, pause, true, clock.now());
                         pause

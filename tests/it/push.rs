@@ -458,6 +458,8 @@ mod faulty {
         /// Requests that came without the remote-write headers.
         pub bad_headers: usize,
         pub largest_request: usize,
+        /// Every `Authorization` header that came.
+        pub authorizations: std::collections::BTreeSet<String>,
     }
 
     pub struct Store {
@@ -503,15 +505,28 @@ mod faulty {
                 let reply = {
                     let mut s = state.lock().unwrap();
                     s.requests += 1;
-                    let has = |name: &str, value: &str| headers.get(name).and_then(|v| v.to_str().ok()) == Some(value);
-                    if !(has("content-encoding", "snappy") && has("x-prometheus-remote-write-version", "0.1.0")) {
+                    let has = |name: &str, value: &str| {
+                        headers.get(name).and_then(|v| v.to_str().ok()) == Some(value)
+                    };
+                    if !(has("content-encoding", "snappy")
+                        && has("x-prometheus-remote-write-version", "0.1.0"))
+                    {
                         s.bad_headers += 1;
+                    }
+                    if let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok())
+                    {
+                        s.authorizations.insert(value.to_owned());
                     }
                     s.script.pop_front()
                 };
                 match reply {
-                    Some(Reply::Status { code, body, retry_after }) => {
-                        let mut response = (StatusCode::from_u16(code).unwrap(), body).into_response();
+                    Some(Reply::Status {
+                        code,
+                        body,
+                        retry_after,
+                    }) => {
+                        let mut response =
+                            (StatusCode::from_u16(code).unwrap(), body).into_response();
                         if let Some(seconds) = retry_after {
                             response.headers_mut().insert("retry-after", seconds.into());
                         }
@@ -525,7 +540,9 @@ mod faulty {
                 s.largest_request = s.largest_request.max(raw.len());
                 let series = series(&raw);
                 if let Some(poison) = &s.poison
-                    && series.iter().any(|one| one.windows(poison.len()).any(|w| w == poison))
+                    && series
+                        .iter()
+                        .any(|one| one.windows(poison.len()).any(|w| w == poison))
                 {
                     return (StatusCode::BAD_REQUEST, "out of bounds").into_response();
                 }
@@ -557,7 +574,10 @@ async fn a_faulty_store_loses_only_the_samples_it_refuses_alone() {
     let store = faulty::start().await;
     // One tenant's series are refused: they share requests with the others'.
     store.state.lock().unwrap().poison = Some(b"ACME-Kids".to_vec());
-    let clock = Clock::warped(Timestamp::now() - jiff::SignedDuration::from_hours(8), FACTOR);
+    let clock = Clock::warped(
+        Timestamp::now() - jiff::SignedDuration::from_hours(8),
+        FACTOR,
+    );
     let (sim, dir, config) = simulator_and_config_with(
         SimulatorConfig {
             clock: clock.clone(),
@@ -567,11 +587,14 @@ async fn a_faulty_store_loses_only_the_samples_it_refuses_alone() {
     )
     .await;
     let yaml = std::fs::read_to_string(&config).unwrap();
+    let password = dir.path().join("store-password");
+    std::fs::write(&password, "s3cret-Pa55\n").unwrap();
     std::fs::write(
         &config,
         format!(
-            "{yaml}remote_write:\n  - url: {}\n    name: faulty\n    remote_timeout: 2s\n    self_metrics_interval: 0s\n",
-            store.url
+            "{yaml}remote_write:\n  - url: {}\n    name: faulty\n    remote_timeout: 2s\n    self_metrics_interval: 0s\n    basic_auth: {{username: tenant, password_file: {}}}\n",
+            store.url,
+            password.display()
         ),
     )
     .unwrap();
@@ -580,10 +603,14 @@ async fn a_faulty_store_loses_only_the_samples_it_refuses_alone() {
         let at = Timestamp::from_second(clock.now().as_second() / 60 * 60 + minutes * 60).unwrap();
         let exporter = &exporter;
         async move {
-            wait_for(&format!("{report} pushed to {at}"), Duration::from_secs(90), || async {
-                let statuses = exporter.pusher.statuses();
-                (statuses[0].1.cursors.get(report).copied()? >= at).then_some(())
-            })
+            wait_for(
+                &format!("{report} pushed to {at}"),
+                Duration::from_secs(90),
+                || async {
+                    let statuses = exporter.pusher.statuses();
+                    (statuses[0].1.cursors.get(report).copied()? >= at).then_some(())
+                },
+            )
             .await
         }
     };
@@ -591,29 +618,72 @@ async fn a_faulty_store_loses_only_the_samples_it_refuses_alone() {
     // Then the store's troubles, one request each: too large, busy (with
     // Retry-After), failing, slower than remote_timeout.
     store.state.lock().unwrap().script.extend([
-        Reply::Status { code: 413, body: "request entity too large", retry_after: None },
-        Reply::Status { code: 429, body: "slow down", retry_after: Some(1) },
-        Reply::Status { code: 500, body: "internal error", retry_after: None },
-        Reply::Status { code: 503, body: "unavailable", retry_after: None },
+        Reply::Status {
+            code: 413,
+            body: "request entity too large",
+            retry_after: None,
+        },
+        Reply::Status {
+            code: 429,
+            body: "slow down",
+            retry_after: Some(1),
+        },
+        Reply::Status {
+            code: 500,
+            body: "internal error",
+            retry_after: None,
+        },
+        Reply::Status {
+            code: 503,
+            body: "unavailable",
+            retry_after: None,
+        },
         Reply::Slow(Duration::from_secs(4)),
-        Reply::Status { code: 401, body: "unauthorized", retry_after: None },
+        Reply::Status {
+            code: 401,
+            body: "unauthorized",
+            retry_after: None,
+        },
     ]);
     // /metrics answers while the store is slow, and the polls go on.
     let (status, _) = get_text(&format!("{}/metrics", exporter.url())).await;
     assert_eq!(status, 200);
     pushed("minute", 5).await;
     let (_, metrics) = get_text(&format!("{}/metrics", exporter.url())).await;
+    let (_, landing) = get_text(&exporter.url()).await;
     let statuses = exporter.pusher.statuses();
     exporter.stop().await;
     drop(dir);
     drop(sim);
+    for (what, text) in [("/metrics", &metrics), ("the landing page", &landing)] {
+        assert!(
+            !text.contains("s3cret"),
+            "{what} shows the store's password"
+        );
+    }
+    assert!(
+        landing.contains("faulty"),
+        "the landing page shows the remote"
+    );
 
     let state = store.state.lock().unwrap();
-    assert_eq!(state.bad_headers, 0, "every request had the remote-write headers");
+    assert_eq!(
+        state.bad_headers, 0,
+        "every request had the remote-write headers"
+    );
+    // base64("tenant:s3cret-Pa55"), the password file's trailing newline trimmed.
+    assert_eq!(
+        state.authorizations.iter().collect::<Vec<_>>(),
+        ["Basic dGVuYW50OnMzY3JldC1QYTU1"]
+    );
     assert!(state.script.is_empty(), "every scripted trouble was met");
     // The poisoned tenant's series were refused alone and counted; the
     // other tenant's, sent in the same requests, were stored all along.
-    let rejected = counter(&metrics, "cmu_exporter_remote_write_rejected_samples_total", ("reason", "out_of_bounds"));
+    let rejected = counter(
+        &metrics,
+        "cmu_exporter_remote_write_rejected_samples_total",
+        ("reason", "out_of_bounds"),
+    );
     assert!(rejected > 0.0, "{metrics}");
     let has = |series: &[u8], what: &[u8]| series.windows(what.len()).any(|w| w == what);
     assert!(state.stored.keys().all(|s| !has(s, b"ACME-Kids")));
@@ -629,14 +699,49 @@ async fn a_faulty_store_loses_only_the_samples_it_refuses_alone() {
                 .fold(0i64, |ms, b| ms << 7 | i64::from(b & 0x7f))
         })
         .collect();
-    assert!(stamps.len() >= 6, "{} buckets of the good tenant", stamps.len());
+    assert!(
+        stamps.len() >= 6,
+        "{} buckets of the good tenant",
+        stamps.len()
+    );
     let stamps: Vec<i64> = stamps.into_iter().collect();
-    assert_no_hole("minute", &stamps.iter().map(|ms| ms / 1000).collect::<Vec<_>>(), 60);
-    let refusing = counter(&metrics, "cmu_exporter_remote_write_failures_total", ("kind", "refusing"));
-    assert!(refusing >= 1.0, "a 401 holds the push until it is taken: {refusing}");
-    assert!(statuses[0].1.cursors.contains_key("minute"), "the cursor moved past what was refused");
-    let transient = counter(&metrics, "cmu_exporter_remote_write_failures_total", ("kind", "transient"));
-    assert!(transient >= 4.0, "429, 500, 503 and the timeout are retried: {transient}");
-    assert!(counter(&metrics, "cmu_exporter_remote_write_queue_length", ("remote", "faulty")) <= 4.0);
-    assert!(state.largest_request < 4 << 20, "requests stay small: {}", state.largest_request);
+    assert_no_hole(
+        "minute",
+        &stamps.iter().map(|ms| ms / 1000).collect::<Vec<_>>(),
+        60,
+    );
+    let refusing = counter(
+        &metrics,
+        "cmu_exporter_remote_write_failures_total",
+        ("kind", "refusing"),
+    );
+    assert!(
+        refusing >= 1.0,
+        "a 401 holds the push until it is taken: {refusing}"
+    );
+    assert!(
+        statuses[0].1.cursors.contains_key("minute"),
+        "the cursor moved past what was refused"
+    );
+    let transient = counter(
+        &metrics,
+        "cmu_exporter_remote_write_failures_total",
+        ("kind", "transient"),
+    );
+    assert!(
+        transient >= 4.0,
+        "429, 500, 503 and the timeout are retried: {transient}"
+    );
+    assert!(
+        counter(
+            &metrics,
+            "cmu_exporter_remote_write_queue_length",
+            ("remote", "faulty")
+        ) <= 4.0
+    );
+    assert!(
+        state.largest_request < 4 << 20,
+        "requests stay small: {}",
+        state.largest_request
+    );
 }
