@@ -745,3 +745,69 @@ async fn a_faulty_store_loses_only_the_samples_it_refuses_alone() {
         state.largest_request
     );
 }
+
+#[tokio::test]
+async fn a_reload_starts_and_stops_pushing() {
+    let store = faulty::start().await;
+    let clock = Clock::warped(
+        Timestamp::now() - jiff::SignedDuration::from_hours(8),
+        FACTOR,
+    );
+    let (sim, _dir, config) = simulator_and_config_with(
+        SimulatorConfig {
+            clock: clock.clone(),
+            ..unthrottled(SimulatorConfig::default())
+        },
+        "  - {name: minute, path: tenant/year/month/day/hour/minute, interval: 1m}\n",
+    )
+    .await;
+    let exporter = exporter_with_clock(&config, clock.clone()).await;
+    wait_for_cmu_successes(&sim, 1).await;
+    assert!(exporter.pusher.statuses().is_empty());
+    let yaml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{yaml}remote_write:\n  - url: {}\n    name: added\n",
+            store.url
+        ),
+    )
+    .unwrap();
+    let (status, said) = post(&format!("{}/-/reload", exporter.url())).await;
+    assert_eq!(
+        (status, said.contains("remote_write updated")),
+        (200, true),
+        "{said}"
+    );
+    wait_for("pushes after the reload", WAIT, || async {
+        (!store.state.lock().unwrap().stored.is_empty()).then_some(())
+    })
+    .await;
+    // The self-metrics too, every (simulated) minute by default, with the
+    // labels a scrape would give.
+    wait_for("the self-metrics pushed", WAIT, || async {
+        let state = store.state.lock().unwrap();
+        let has = |s: &[u8], what: &[u8]| s.windows(what.len()).any(|w| w == what);
+        state
+            .stored
+            .keys()
+            .any(|s| {
+                has(s, b"cmu_exporter_report_up") && has(s, b"cmu-exporter") && has(s, b"instance")
+            })
+            .then_some(())
+    })
+    .await;
+    std::fs::write(&config, yaml).unwrap();
+    let (status, said) = post(&format!("{}/-/reload", exporter.url())).await;
+    assert_eq!(status, 200, "{said}");
+    assert!(
+        exporter.pusher.statuses().is_empty(),
+        "the remote is stopped"
+    );
+    let (_, metrics) = get_text(&format!("{}/metrics", exporter.url())).await;
+    assert!(
+        !metrics.contains("remote=\"added\""),
+        "its self-metrics are gone"
+    );
+    exporter.stop().await;
+}
