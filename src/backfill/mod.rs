@@ -17,6 +17,7 @@
 //!   arguments goes on where the last one stopped and writes the same file.
 
 pub mod output;
+mod remote;
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::BuildHasher;
@@ -31,10 +32,13 @@ use crate::app::{self, StartError};
 use crate::clock::Clock;
 use crate::config::{Config, ReportConfig};
 use crate::export::format::openmetrics;
+use crate::export::format::remote_write::WriteRequest;
 use crate::history::{History, HistoryError, add, bucket_count};
+use crate::push::bucket_request;
 use crate::report::ReportApi;
 use crate::wolap::{AuthorizedClient, ReportClient};
 use output::{OutputError, Spill};
+use remote::{Pushed, Pushing};
 
 /// How far back Adobe keeps CMU data.
 pub const RETENTION_MONTHS: i64 = 25;
@@ -48,7 +52,7 @@ pub struct Options {
     pub to: Option<Date>,
     /// Report names (default: every report with a time dimension).
     pub reports: Vec<String>,
-    pub output: PathBuf,
+    pub output: Output,
     /// Hard budget of calls to CMU, over all runs of this backfill.
     pub max_requests: Option<u64>,
     /// The highest `limit` a single bucket may need.
@@ -59,6 +63,44 @@ pub struct Options {
     pub labels: Vec<(String, String)>,
     /// Identifies the run for resuming: the configuration and the arguments.
     pub fingerprint: String,
+}
+
+/// Where a backfill writes.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// An OpenMetrics file, for promtool, mimirtool or Thanos.
+    File(PathBuf),
+    /// Straight into a remote-write store.
+    Remote(Box<crate::config::RemoteWriteConfig>),
+}
+
+/// The destination being written, with its journal (one per run).
+#[allow(clippy::large_enum_variant)]
+enum Writer {
+    File(Spill),
+    Remote(Pushing),
+}
+
+impl Writer {
+    fn journal(&mut self) -> &mut output::Journal {
+        match self {
+            Writer::File(spill) => &mut spill.journal,
+            Writer::Remote(pushing) => &mut pushing.journal,
+        }
+    }
+
+    async fn checkpoint(&mut self) -> Result<(), OutputError> {
+        match self {
+            Writer::File(spill) => spill.checkpoint(),
+            Writer::Remote(pushing) => pushing.checkpoint().await,
+        }
+    }
+}
+
+/// One bucket, written for the destination.
+enum Written {
+    Families(Vec<WrittenFamily>),
+    Request(WriteRequest),
 }
 
 /// Why a backfill stopped. What was written so far stays, and a rerun with
@@ -113,19 +155,43 @@ pub struct Summary {
     pub bytes: u64,
     pub took: Duration,
     pub resumed: bool,
+    /// What the store made of it, for a backfill into a remote.
+    pub pushed: Option<Pushed>,
 }
 
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let written = match &self.pushed {
+            None => format!(
+                "{} series, {} samples, {} bytes",
+                self.series, self.samples, self.bytes
+            ),
+            Some(pushed) => {
+                let refused: Vec<String> = pushed
+                    .rejected
+                    .iter()
+                    .map(|(reason, n)| format!("{n} {reason}"))
+                    .collect();
+                format!(
+                    "{} samples sent in {} requests: {} accepted, {} refused{}",
+                    self.samples,
+                    pushed.requests,
+                    pushed.accepted,
+                    pushed.rejected.values().sum::<u64>(),
+                    if refused.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", refused.join(", "))
+                    }
+                )
+            }
+        };
         write!(
             f,
-            "{} CMU calls, {} windows split, {} rows, {} series, {} samples, {} bytes, in {:.1} s{}",
+            "{} CMU calls, {} windows split, {} rows, {written}, in {:.1} s{}",
             self.calls,
             self.windows_split,
             self.rows,
-            self.series,
-            self.samples,
-            self.bytes,
             self.took.as_secs_f64(),
             if self.resumed {
                 " (resumed an interrupted run)"
@@ -184,20 +250,35 @@ pub async fn run(
         })
         .collect();
     reports.sort_by(|a, b| a.name.cmp(&b.name));
-    let (mut spill, resumed) = Spill::open(&options.output, &options.fingerprint)?;
+    let telemetry = app::telemetry_for(&config);
+    let (mut spill, resumed) = match &options.output {
+        Output::File(path) => {
+            let (spill, resumed) = Spill::open(path, &options.fingerprint)?;
+            (Writer::File(spill), resumed)
+        }
+        Output::Remote(remote) => {
+            let (pushing, resumed) = Pushing::open(
+                &config.state_dir,
+                remote,
+                &options.fingerprint,
+                clock.clone(),
+                telemetry.clone(),
+            )?;
+            (Writer::Remote(pushing), resumed)
+        }
+    };
     // The end of the range is fixed when a run begins, so a resumed run ends there too.
-    let to: Date = match spill.journal.to.parse() {
+    let to: Date = match spill.journal().to.parse() {
         Ok(to) => to,
         Err(_) => options.to.unwrap_or(today),
     };
-    spill.journal.to = to.to_string();
+    spill.journal().to = to.to_string();
     if options.from > to {
         return Err(BackfillError::EmptyRange {
             from: options.from,
             to,
         });
     }
-    let telemetry = app::telemetry_for(&config);
     let http = crate::app::adobe_client(&config.adobe).map_err(StartError::from)?;
     let accounts = app::open_accounts(&config, http.clone(), clock.clone(), telemetry.clone())?;
     let report_client = ReportClient::new(http, &config.adobe, telemetry, clock.clone());
@@ -213,7 +294,7 @@ pub async fn run(
         .collect();
     let mut summary = Summary {
         resumed,
-        calls: spill.journal.calls,
+        calls: spill.journal().calls,
         ..Summary::default()
     };
     let mut series = HashSet::new();
@@ -223,7 +304,7 @@ pub async fn run(
         .unwrap_or(DateTime::MAX);
     for report in reports {
         let name = report.name.as_str();
-        if spill.journal.done.iter().any(|d| d == name) {
+        if spill.journal().done.iter().any(|d| d == name) {
             continue;
         }
         let granularity = report.path.granularity();
@@ -247,7 +328,7 @@ pub async fn run(
         }
         let buckets = bucket_count(granularity, start_of_range, last);
         let mut cursor = spill
-            .journal
+            .journal()
             .next
             .get(name)
             .and_then(|t| t.parse::<DateTime>().ok())
@@ -271,20 +352,39 @@ pub async fn run(
         let mut rows_of_report = 0;
         while cursor <= last {
             let extra = options.labels.clone();
+            let to_file = matches!(spill, Writer::File(_));
             let mut window_samples = 0u64;
             let mut window_series = Vec::new();
             let read = history
                 .next(cursor, last, move |stamp, samples| {
-                    written_bucket(samples, &extra, stamp.as_second())
+                    if to_file {
+                        Written::Families(written_bucket(samples, &extra, stamp.as_second()))
+                    } else {
+                        Written::Request(bucket_request(samples, &extra, stamp))
+                    }
                 })
                 .await;
             let window = match read {
                 Ok(mut reading) => {
-                    while let Some(families) = reading.item().await {
-                        for family in families {
-                            window_samples += family.samples as u64;
-                            window_series.extend(family.series);
-                            spill.append(&family.name, &family.help, family.kind, &family.lines)?;
+                    while let Some(written) = reading.item().await {
+                        match (written, &mut spill) {
+                            (Written::Families(families), Writer::File(file)) => {
+                                for family in families {
+                                    window_samples += family.samples as u64;
+                                    window_series.extend(family.series);
+                                    file.append(
+                                        &family.name,
+                                        &family.help,
+                                        family.kind,
+                                        &family.lines,
+                                    )?;
+                                }
+                            }
+                            (Written::Request(request), Writer::Remote(pushing)) => {
+                                window_samples += request.series() as u64;
+                                pushing.append(request).await;
+                            }
+                            _ => {}
                         }
                     }
                     let last = reading.last;
@@ -297,8 +397,8 @@ pub async fn run(
             let (window_last, rows) = match window {
                 Ok(window) => window,
                 Err(error) => {
-                    spill.journal.calls = summary.calls;
-                    spill.checkpoint()?;
+                    spill.journal().calls = summary.calls;
+                    spill.checkpoint().await?;
                     return Err(BackfillError::of_history(name, error));
                 }
             };
@@ -309,11 +409,11 @@ pub async fn run(
             done += bucket_count(granularity, cursor, window_last);
             cursor = add(window_last, span, 1);
             spill
-                .journal
+                .journal()
                 .next
                 .insert(name.to_owned(), cursor.to_string());
-            spill.journal.calls = summary.calls;
-            spill.checkpoint()?;
+            spill.journal().calls = summary.calls;
+            spill.checkpoint().await?;
             progress(&Progress {
                 report: name,
                 buckets_done: done,
@@ -323,12 +423,15 @@ pub async fn run(
                 elapsed: started.elapsed(),
             });
         }
-        spill.journal.next.remove(name);
-        spill.journal.done.push(name.to_owned());
-        spill.checkpoint()?;
+        spill.journal().next.remove(name);
+        spill.journal().done.push(name.to_owned());
+        spill.checkpoint().await?;
     }
     summary.series = series.len() as u64;
-    summary.bytes = spill.finish()?;
+    match spill {
+        Writer::File(file) => summary.bytes = file.finish()?,
+        Writer::Remote(pushing) => summary.pushed = Some(pushing.finish().await?),
+    }
     summary.took = started.elapsed();
     Ok(summary)
 }

@@ -50,6 +50,36 @@ pub struct Journal {
     pub calls: u64,
 }
 
+impl Journal {
+    /// The journal at `path` when a run with `arguments` wrote it (resumed:
+    /// true), else a new one.
+    pub fn open(path: &Path, arguments: &str) -> (Self, bool) {
+        let previous = std::fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Journal>(&bytes).ok())
+            .filter(|j| j.arguments == arguments);
+        match previous {
+            Some(journal) => (journal, true),
+            None => (
+                Journal {
+                    arguments: arguments.to_owned(),
+                    ..Journal::default()
+                },
+                false,
+            ),
+        }
+    }
+
+    /// Writes the journal to `path`, atomically.
+    pub fn save(&self, path: &Path) -> Result<(), OutputError> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| OutputError {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        crate::durable::replace(path, &bytes, 0o644, |_| Ok(())).map_err(io_error(path))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FamilyState {
     pub help: String,
@@ -72,13 +102,9 @@ impl Spill {
     pub fn open(output: &Path, arguments: &str) -> Result<(Self, bool), OutputError> {
         let dir = PathBuf::from(format!("{}.parts", output.display()));
         let journal_path = PathBuf::from(format!("{}.journal", output.display()));
-        let previous = std::fs::read(&journal_path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Journal>(&bytes).ok())
-            .filter(|j| j.arguments == arguments);
-        let resumed = previous.is_some();
-        let journal = match previous {
-            Some(journal) => {
+        let (journal, resumed) = Journal::open(&journal_path, arguments);
+        let journal = match resumed {
+            true => {
                 // Data written after the last checkpoint is cut off again.
                 for (family, state) in &journal.families {
                     let path = dir.join(family);
@@ -90,14 +116,11 @@ impl Spill {
                 }
                 journal
             }
-            None => {
+            false => {
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir).map_err(io_error(&dir))?;
                 }
-                Journal {
-                    arguments: arguments.to_owned(),
-                    ..Journal::default()
-                }
+                journal
             }
         };
         std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
@@ -159,12 +182,7 @@ impl Spill {
                 state.length = length;
             }
         }
-        let bytes = serde_json::to_vec_pretty(&self.journal).map_err(|e| OutputError {
-            path: self.journal_path.clone(),
-            reason: e.to_string(),
-        })?;
-        crate::durable::replace(&self.journal_path, &bytes, 0o644, |_| Ok(()))
-            .map_err(io_error(&self.journal_path))
+        self.journal.save(&self.journal_path)
     }
 
     /// Writes the OpenMetrics file: every family in name order, its HELP and

@@ -7,16 +7,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 
-use crate::backfill::{Options, Progress};
+use crate::backfill::{Options, Output, Progress};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, RemoteWriteConfig};
 
 /// The command's arguments, as given.
 pub(super) struct Arguments {
     pub from: String,
     pub to: Option<String>,
     pub reports: Vec<String>,
-    pub output: PathBuf,
+    pub output: Option<PathBuf>,
+    pub remote_write: Option<String>,
     pub max_requests: Option<u64>,
     pub max_limit: u32,
     pub labels: Vec<String>,
@@ -46,9 +47,46 @@ pub(super) async fn run(config: super::ConfigFile, args: Arguments) -> anyhow::R
             })?;
         labels.push((name.to_owned(), value.to_owned()));
     }
+    let output = match (&args.output, &args.remote_write) {
+        (Some(file), _) => Output::File(file.clone()),
+        (None, Some(target)) => {
+            let remote = match config.remote_write.iter().find(|r| &r.name == target) {
+                Some(remote) => remote.clone(),
+                None if target.contains("://") => RemoteWriteConfig::for_url(target)?,
+                None => {
+                    let names: Vec<&str> = config
+                        .remote_write
+                        .iter()
+                        .map(|r| r.name.as_str())
+                        .collect();
+                    return Err(anyhow!(
+                        "--remote-write {target}: no remote of that name in {} (names: {}); give a name or a write URL such as http://prometheus:9090/api/v1/write",
+                        file.display(),
+                        if names.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            names.join(", ")
+                        }
+                    ));
+                }
+            };
+            // The labels live pushed series carry, `--label` first.
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            let host = Some(host.trim())
+                .filter(|h| !h.is_empty())
+                .unwrap_or("localhost");
+            for (name, value) in remote.labels(&format!("{host}:9063")) {
+                if !labels.iter().any(|(n, _)| *n == name) {
+                    labels.push((name, value));
+                }
+            }
+            Output::Remote(Box::new(remote))
+        }
+        (None, None) => return Err(anyhow!("give --output FILE or --remote-write URL|NAME")),
+    };
     // A rerun with the same configuration and arguments resumes.
     let fingerprint = format!(
-        "config={:016x} from={from} to={to:?} reports={:?} max_limit={} labels={labels:?}",
+        "config={:016x} from={from} to={to:?} reports={:?} max_limit={} labels={labels:?} output={output:?}",
         crate::shard::stable_hash(&text),
         args.reports,
         args.max_limit
@@ -57,7 +95,7 @@ pub(super) async fn run(config: super::ConfigFile, args: Arguments) -> anyhow::R
         from,
         to,
         reports: args.reports,
-        output: args.output.clone(),
+        output: output.clone(),
         max_requests: args.max_requests,
         max_limit: args.max_limit,
         labels,
@@ -102,10 +140,30 @@ pub(super) async fn run(config: super::ConfigFile, args: Arguments) -> anyhow::R
         let _ = writeln!(std::io::stderr());
     }
     let summary = outcome?;
-    outln!("backfill: wrote {}: {summary}", args.output.display());
-    outln!(
-        "next: promtool tsdb create-blocks-from openmetrics {} DATA_DIR",
-        args.output.display()
-    );
+    match output {
+        Output::File(file) => {
+            outln!("backfill: wrote {}: {summary}", file.display());
+            outln!(
+                "next: promtool tsdb create-blocks-from openmetrics {} DATA_DIR",
+                file.display()
+            );
+        }
+        Output::Remote(remote) => {
+            outln!(
+                "backfill: pushed to {} ({}): {summary}",
+                remote.name,
+                remote.url
+            );
+            if summary
+                .pushed
+                .as_ref()
+                .is_some_and(|p| !p.rejected.is_empty())
+            {
+                outln!(
+                    "refused samples: for Prometheus as the store, run it with --web.enable-remote-write-receiver and an out_of_order_time_window reaching --from; for Mimir, raise out_of_order_time_window and past_grace_period"
+                );
+            }
+        }
+    }
     Ok(())
 }

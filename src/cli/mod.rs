@@ -293,7 +293,8 @@ enum Command {
         account: Option<String>,
     },
     /// Writes Adobe's history of the reports as OpenMetrics, for
-    /// `promtool tsdb create-blocks-from openmetrics FILE DATA_DIR`.
+    /// `promtool tsdb create-blocks-from openmetrics FILE DATA_DIR`, or
+    /// pushes it straight into a remote-write store (`--remote-write`).
     Backfill {
         #[command(flatten)]
         config: ConfigFile,
@@ -307,8 +308,17 @@ enum Command {
         #[arg(long = "report", value_name = "NAME")]
         reports: Vec<String>,
         /// The OpenMetrics file to write.
-        #[arg(long, value_name = "FILE")]
-        output: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "remote_write",
+            conflicts_with = "remote_write"
+        )]
+        output: Option<PathBuf>,
+        /// Push the history into this store instead: a `remote_write` name
+        /// of the configuration, or a write URL.
+        #[arg(long = "remote-write", value_name = "URL|NAME")]
+        remote_write: Option<String>,
         /// Most calls to CMU, over all runs of this backfill (a hard budget).
         #[arg(long = "max-requests", value_name = "N")]
         max_requests: Option<u64>,
@@ -393,6 +403,7 @@ pub fn main() -> ExitCode {
             to,
             reports,
             output,
+            remote_write,
             max_requests,
             max_limit,
             labels,
@@ -403,6 +414,7 @@ pub fn main() -> ExitCode {
                 to,
                 reports,
                 output,
+                remote_write,
                 max_requests,
                 max_limit,
                 labels,

@@ -135,6 +135,34 @@ impl RemoteWriteConfig {
 }
 
 impl RemoteWriteConfig {
+    /// A remote of `url` alone, every other key at its default (`backfill
+    /// --remote-write URL`).
+    pub fn for_url(url: &str) -> Result<Self, super::ConfigError> {
+        let raw = RawRemoteWrite {
+            url: Some(url.to_owned()),
+            name: None,
+            remote_timeout: None,
+            headers: BTreeMap::new(),
+            basic_auth: None,
+            authorization: None,
+            tls_config: None,
+            external_labels: None,
+            max_gap: None,
+            self_metrics_interval: None,
+        };
+        let mut problems = Vec::new();
+        let mut remotes = validate(vec![raw], &mut problems);
+        match remotes.pop() {
+            Some(remote) if problems.is_empty() => Ok(remote),
+            _ => Err(super::ConfigError {
+                problems: problems
+                    .into_iter()
+                    .map(|p| p.replacen("remote_write[0].url", "--remote-write", 1))
+                    .collect(),
+            }),
+        }
+    }
+
     /// What pushing to this remote does, in words; header values and
     /// secrets are not said, only where the secrets come from.
     pub fn explain(&self) -> String {

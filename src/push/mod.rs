@@ -38,8 +38,11 @@ use crate::telemetry::Telemetry;
 use crate::wolap::AuthorizedClient;
 
 pub use cursor::Cursors;
-pub use remote::RemoteStatus;
+pub use remote::{RemoteStatus, bucket_request};
 pub use store::{Delivery, RejectReason, SetupError, Stopped, Store};
+
+/// Most series in one write request (Prometheus's own default sends up to 2000).
+pub const MAX_BATCH: usize = 2000;
 
 /// Polled answers a remote holds at most while its store is slow.
 const QUEUE: usize = 4;

@@ -21,9 +21,9 @@ use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use tokio::sync::mpsc;
 
-use super::PushContext;
 use super::cursor::Cursors;
 use super::store::{Stopped, Store};
+use super::{MAX_BATCH, PushContext};
 use crate::config::{RemoteWriteConfig, ReportConfig};
 use crate::export::Samples;
 use crate::export::build_history;
@@ -31,9 +31,6 @@ use crate::export::format::remote_write::WriteRequest;
 use crate::history::{History, add, bucket_count};
 use crate::outcome::Answer;
 use crate::shutdown::ShutdownSignal;
-
-/// Most series in one write request (Prometheus's own default sends up to 2000).
-const MAX_BATCH: usize = 2000;
 
 /// A polled answer of `report`, queued for the push.
 pub(super) struct Job {
@@ -105,7 +102,7 @@ pub(super) async fn run(mut remote: Remote, mut jobs: mpsc::Receiver<Job>) {
 }
 
 /// One bucket's samples as a write request, stamped `end`.
-fn bucket_request(
+pub fn bucket_request(
     samples: &Samples<'_>,
     labels: &[(String, String)],
     end: Timestamp,

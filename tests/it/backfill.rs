@@ -36,7 +36,7 @@ fn options(output: &Path, from: &str, reports: &[&str]) -> Options {
         from: from.parse().unwrap(),
         to: None,
         reports: reports.iter().map(|r| (*r).to_owned()).collect(),
-        output: output.to_owned(),
+        output: cmu_exporter::backfill::Output::File(output.to_owned()),
         max_requests: None,
         max_limit: 100_000,
         labels: Vec::new(),

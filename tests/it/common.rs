@@ -643,11 +643,12 @@ pub fn daemon(program: &str, args: &[String], log: &Path) -> Daemon {
 
 /// A Prometheus on `port` with its data in `dir`, taking remote writes
 /// (`--web.enable-remote-write-receiver`) as far back as 30 days
-/// (`out_of_order_time_window`), as the README tells a store to.
+/// (`out_of_order_time_window`), as the README tells a store to, and
+/// keeping what it is given (`retention.time`).
 pub fn remote_write_store(dir: &Path, port: u16) -> Daemon {
     std::fs::write(
         dir.join("prometheus.yml"),
-        "storage:\n  tsdb:\n    out_of_order_time_window: 30d\n",
+        "storage:\n  tsdb:\n    out_of_order_time_window: 60d\n",
     )
     .unwrap();
     daemon(
@@ -655,6 +656,7 @@ pub fn remote_write_store(dir: &Path, port: u16) -> Daemon {
         &[
             format!("--config.file={}", dir.join("prometheus.yml").display()),
             format!("--storage.tsdb.path={}", dir.join("data").display()),
+            "--storage.tsdb.retention.time=100y".into(),
             format!("--web.listen-address=127.0.0.1:{port}"),
             "--web.enable-remote-write-receiver".into(),
         ],

@@ -30,7 +30,16 @@ async fn wait_ready(prometheus: &str) {
 /// Every raw sample of `selector` the store holds: per series (its name
 /// and labels), its (Unix second, value) pairs.
 async fn stored(prometheus: &str, selector: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
-    let result = query(prometheus, &format!("{selector}[2d]")).await;
+    stored_over(prometheus, selector, "2d").await
+}
+
+/// Like [`stored`], over the last `range` (a PromQL duration).
+async fn stored_over(
+    prometheus: &str,
+    selector: &str,
+    range: &str,
+) -> BTreeMap<String, Vec<(i64, f64)>> {
+    let result = query(prometheus, &format!("{selector}[{range}]")).await;
     result
         .iter()
         .map(|series| {
@@ -810,4 +819,130 @@ async fn a_reload_starts_and_stops_pushing() {
         "its self-metrics are gone"
     );
     exporter.stop().await;
+}
+
+#[tokio::test]
+async fn backfill_into_the_store_holds_what_the_file_and_promtool_give() {
+    use cmu_exporter::backfill::{self, Options, Output};
+    let (sim, dir, config) = simulator_and_config(
+        "  - name: daily\n    path: tenant/year/month/day\n  - name: hourly\n    path: tenant/year/month/day/hour\n    limit: 200\n",
+    )
+    .await;
+    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let labels = vec![
+        ("instance".to_owned(), "host:9063".to_owned()),
+        ("job".to_owned(), "cmu-exporter".to_owned()),
+    ];
+    let options = |output: Output| Options {
+        from: today - jiff::ToSpan::days(31),
+        to: Some(today - jiff::ToSpan::days(1)),
+        reports: Vec::new(),
+        output,
+        max_requests: None,
+        max_limit: 100_000,
+        labels: labels.clone(),
+        fingerprint: "equivalence".to_owned(),
+    };
+    let run = |output: Output| {
+        let config = cmu_exporter::config::Config::load(&config).unwrap();
+        let options = options(output);
+        async move {
+            backfill::run(config, options, Clock::wall(), |_| {})
+                .await
+                .unwrap()
+        }
+    };
+
+    // The file, imported by promtool into a data directory Prometheus serves.
+    let file = dir.path().join("history.om");
+    let by_file = run(Output::File(file.clone())).await;
+    let imported = dir.path().join("imported");
+    std::fs::create_dir_all(&imported).unwrap();
+    let ran = std::process::Command::new(promtool())
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&file)
+        .arg(imported.join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        ran.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let file_port = free_port();
+    let _file_store = remote_write_store(&imported, file_port);
+    let file_store = format!("http://127.0.0.1:{file_port}");
+
+    // The same range pushed straight into another one.
+    let pushed_dir = dir.path().join("pushed");
+    std::fs::create_dir_all(&pushed_dir).unwrap();
+    let push_port = free_port();
+    let _push_store = remote_write_store(&pushed_dir, push_port);
+    let push_store = format!("http://127.0.0.1:{push_port}");
+    wait_ready(&push_store).await;
+    wait_ready(&file_store).await;
+    let calls_before = sim.count(Endpoint::Cmu);
+    let remote =
+        cmu_exporter::config::RemoteWriteConfig::for_url(&format!("{push_store}/api/v1/write"))
+            .unwrap();
+    let by_push = run(Output::Remote(Box::new(remote))).await;
+    let pushed = by_push.pushed.clone().unwrap();
+    assert!(pushed.rejected.is_empty(), "{pushed:?}");
+    assert_eq!(
+        pushed.accepted, by_file.samples,
+        "every sample of the file was taken"
+    );
+    assert_eq!(by_push.calls, by_file.calls, "the same Adobe calls");
+    assert!(sim.count(Endpoint::Cmu) - calls_before <= by_file.calls as usize + 1);
+
+    let selector = "{job=\"cmu-exporter\"}";
+    let held_by_file = stored_over(&file_store, selector, "40d").await;
+    let held_by_push = stored_over(&push_store, selector, "40d").await;
+    assert!(held_by_file.len() > 10, "{} series", held_by_file.len());
+    assert_eq!(
+        held_by_push, held_by_file,
+        "the same samples, whichever the path"
+    );
+}
+
+#[tokio::test]
+async fn backfill_names_an_unknown_remote_and_refuses_two_destinations() {
+    let (_sim, _dir, config) =
+        simulator_and_config("  - {name: daily, path: tenant/year/month/day}\n").await;
+    let config = config.display().to_string();
+    let ran = run_binary(&[
+        "backfill",
+        "--config.file",
+        &config,
+        "--from",
+        "2026-11-01",
+        "--remote-write",
+        "nosuch",
+    ]);
+    assert_ne!(ran.code, Some(0));
+    assert!(
+        ran.stderr
+            .contains("--remote-write nosuch: no remote of that name"),
+        "{}",
+        ran.stderr
+    );
+    let ran = run_binary(&[
+        "backfill",
+        "--config.file",
+        &config,
+        "--from",
+        "2026-11-01",
+        "--remote-write",
+        "x",
+        "--output",
+        "f.om",
+    ]);
+    assert_eq!(ran.code, Some(2), "{}", ran.stderr);
+    let ran = run_binary(&["backfill", "--config.file", &config, "--from", "2026-11-01"]);
+    assert_eq!(
+        ran.code,
+        Some(2),
+        "one destination is required: {}",
+        ran.stderr
+    );
 }
