@@ -178,9 +178,26 @@ impl Remote {
         self.note(|s| {
             s.cursors.insert(report.to_owned(), end);
         });
-        self.ctx
-            .telemetry
-            .push_cursor(&self.config.name, report, end, self.ctx.clock.now());
+        self.show_cursor(report, end, self.ctx.clock.now());
+    }
+
+    /// `report`'s cursor and lag in the self-metrics: the lag counts from
+    /// when the first bucket the store lacks became complete.
+    fn show_cursor(&self, report: &str, cursor: Timestamp, now: Timestamp) {
+        let reports = self.reports.read().unwrap_or_else(|e| e.into_inner());
+        let due = reports.get(report).and_then(|config| {
+            let tz = self.ctx.adobe.time_zone_of(config.api);
+            let span = config.path.granularity().span()?;
+            let next = Self::civil(tz, cursor).checked_add(span).ok()?;
+            Self::instant(tz, next)
+        });
+        self.ctx.telemetry.push_cursor(
+            &self.config.name,
+            report,
+            cursor,
+            due.unwrap_or(cursor),
+            now,
+        );
     }
 
     fn note(&self, change: impl FnOnce(&mut RemoteStatus)) {
@@ -199,9 +216,7 @@ impl Remote {
             .collect();
         for report in reports {
             if let Some(cursor) = self.cursors.get(&report) {
-                self.ctx
-                    .telemetry
-                    .push_cursor(&self.config.name, &report, cursor, now);
+                self.show_cursor(&report, cursor, now);
             }
         }
     }

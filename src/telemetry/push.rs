@@ -97,7 +97,7 @@ impl PushMetrics {
             ),
             lag: gauge(
                 "cmu_exporter_remote_write_lag_seconds",
-                "How far the store is behind the report, by remote and report: now minus the end of the newest bucket it holds. A complete bucket is pushed about one poll after it ends.",
+                "How late the store is, by remote and report: how long ago the first bucket it lacks became complete (0 while it holds every complete bucket). A bucket is pushed about one poll after it ends, so this stays under the report's interval but for Adobe's own delay.",
                 &["remote", "report"],
             ),
             said: Default::default(),
@@ -274,8 +274,16 @@ impl Telemetry {
     }
 
     /// `report`'s push to `remote` stands at `cursor` (the end of the
-    /// newest bucket the store holds), seen at `now`.
-    pub fn push_cursor(&self, remote: &str, report: &str, cursor: Timestamp, now: Timestamp) {
+    /// newest bucket the store holds); the next bucket is complete at
+    /// `due`; seen at `now`.
+    pub fn push_cursor(
+        &self,
+        remote: &str,
+        report: &str,
+        cursor: Timestamp,
+        due: Timestamp,
+        now: Timestamp,
+    ) {
         self.touch();
         let seconds = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
         self.push
@@ -285,6 +293,6 @@ impl Telemetry {
         self.push
             .lag
             .with_label_values(&[remote, report])
-            .set((seconds(now) - seconds(cursor)).max(0.0));
+            .set((seconds(now) - seconds(due)).max(0.0));
     }
 }
