@@ -55,8 +55,16 @@
 //! - [`app`]: wires the above into a running exporter (service, demo, tests).
 //! - [`cli`]: the command line, one file per command; `main.rs` only calls
 //!   [`cli::main`].
+//! - `history`: a report's past buckets read from Adobe in windows it
+//!   accepts (split on truncation or 400, grown when small): the one reader
+//!   of history, for `backfill` and the push's gap fill.
+//! - [`push`]: remote write to Prometheus-compatible stores: a `Sink` fed
+//!   each poll's answer, one task per remote (`remote`), durable cursors in
+//!   `state_dir` (`cursor`), the store's answers retried, split or held
+//!   (`store`), gaps filled from Adobe up to `max_gap`.
 //! - [`backfill`]: Adobe's history of each report as OpenMetrics for
-//!   Prometheus's importer, resumable, in windows Adobe accepts.
+//!   Prometheus's importer, or straight into a remote-write store;
+//!   resumable.
 //! - [`demo`]: the demo's configuration and the simulated day.
 //! - [`simulator`]: a faithful simulator of Adobe's DCR, CMU and ESM servers,
 //!   used by the tests, the demo and the benchmarks.
@@ -69,7 +77,8 @@
 //!
 //! Data flow: poller -> wolap::AuthorizedClient (credentials, outgoing) ->
 //! report::parse -> export (select, samples, format, views) -> PollOutcome
-//! -> reports -> sinks (ExportStore) -> incoming::pages.
+//! -> reports -> sinks (ExportStore -> incoming::pages; push::Pusher ->
+//! remote-write stores, gaps read through history).
 //!
 //! ## The public surface
 //!
