@@ -6,7 +6,7 @@
 //! is halved and fetched again; one that comes back small lets the next one
 //! double. A single bucket over `limit` raises it up to `max_limit`. Every
 //! bucket goes through the snapshot builder the poller uses
-//! ([`build_history`]), so history has the live series' names and labels,
+//! (`build_history`), so history has the live series' names and labels,
 //! and each is stamped at its end, in the report's time zone: the moment
 //! the live exporter would first have shown it.
 

@@ -1,10 +1,11 @@
 //! `cmu-exporter backfill`: Adobe's history of each report as OpenMetrics
 //! text, one sample per series per time bucket, for Prometheus's importer
-//! (`promtool tsdb create-blocks-from openmetrics`).
+//! (`promtool tsdb create-blocks-from openmetrics`), or pushed straight
+//! into a remote-write store (`remote`).
 //!
-//! - **Same series as live**: every bucket goes through the snapshot builder
-//!   the poller uses ([`build_history`]), so names and labels are the ones
-//!   `/metrics` serves, and history and live join on one graph.
+//! - **Same series as live**: every bucket goes through the snapshot
+//!   builder the poller uses (read through `history`), so names and labels
+//!   are the ones `/metrics` serves, and history and live join on one graph.
 //! - **Time**: a sample is stamped at the end of its bucket, in the report's
 //!   time zone: the moment the live exporter would first have shown it.
 //!   Only complete buckets are written.

@@ -4,7 +4,7 @@
 //! rule), in time order per series, whatever was down in between: the
 //! exporter, Adobe or the store. Scraping `/metrics` works beside it.
 //!
-//! - [`Pusher`] is a [`Sink`] of [`crate::reports::Reports`]: each
+//! - [`Pusher`] is a `Sink` of `Reports`: each
 //!   successful poll's answer is queued for every remote (a bounded
 //!   queue; a full one defers the answer to the gap fill, never blocks a
 //!   poll or `/metrics`).
