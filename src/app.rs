@@ -110,14 +110,19 @@ pub fn preflight(config: &Config) -> Result<(), StartError> {
     Ok(())
 }
 
-/// The `instance` a scrape of this process would give: its host name and
-/// first listening port.
-fn instance(addr: Option<&SocketAddr>) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// This host's name (`localhost` when it has none): the pod's name on Kubernetes.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The `instance` a scrape of this process would give: its host name and
+/// first listening port.
+fn instance(addr: Option<&SocketAddr>) -> String {
+    let host = host_name();
     match addr {
         Some(addr) => format!("{host}:{}", addr.port()),
         None => host,

@@ -82,7 +82,7 @@ pub fn client(
 pub const DCR_MAX_ANSWER: u64 = 1 << 20;
 
 /// The `Retry-After` header in seconds, if the server sent one.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }

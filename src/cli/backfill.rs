@@ -71,11 +71,8 @@ pub(super) async fn run(config: super::ConfigFile, args: Arguments) -> anyhow::R
                 }
             };
             // The labels live pushed series carry, `--label` first.
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-            let host = Some(host.trim())
-                .filter(|h| !h.is_empty())
-                .unwrap_or("localhost");
-            for (name, value) in remote.labels(&format!("{host}:9063")) {
+            let instance = format!("{}:9063", crate::app::host_name());
+            for (name, value) in remote.labels(&instance) {
                 if !labels.iter().any(|(n, _)| *n == name) {
                     labels.push((name, value));
                 }

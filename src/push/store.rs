@@ -17,10 +17,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::clock::Clock;
-use crate::config::{RemoteAuth, RemoteWriteConfig};
+use crate::config::{RemoteAuth, RemoteWriteConfig, SecretSource};
 use crate::export::format::remote_write::{HEADERS, WriteRequest};
 use crate::retry::RetryPolicy;
 use crate::shutdown::ShutdownSignal;
@@ -163,19 +163,14 @@ pub struct Store {
     auth: Option<RemoteAuth>,
 }
 
-fn read_secret(remote: &str, key: &str, path: &Path) -> Result<String, SetupError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SetupError {
-        remote: remote.to_owned(),
-        reason: format!("{key}: cannot read {}: {e}", path.display()),
-    })?;
-    let value = text.trim();
-    if value.is_empty() {
-        return Err(SetupError {
+/// The secret in `path` (trimmed), for `key`; the error names the file, never the value.
+fn read_secret(remote: &str, key: &str, path: &Path) -> Result<SecretString, SetupError> {
+    SecretSource::File(path.to_owned())
+        .read()
+        .map_err(|e| SetupError {
             remote: remote.to_owned(),
-            reason: format!("{key}: {} is empty", path.display()),
-        });
-    }
-    Ok(value.to_owned())
+            reason: format!("{key}: {e}"),
+        })
 }
 
 impl Store {
@@ -291,7 +286,7 @@ impl Store {
             }) => {
                 use base64::Engine;
                 let password = read_secret(&self.name, "basic_auth.password_file", password_file)?;
-                let pair = secrecy::SecretString::from(format!("{username}:{password}"));
+                let pair = SecretString::from(format!("{username}:{}", password.expose_secret()));
                 format!(
                     "Basic {}",
                     base64::engine::general_purpose::STANDARD.encode(pair.expose_secret())
@@ -306,7 +301,7 @@ impl Store {
                     "authorization.credentials_file",
                     credentials_file,
                 )?;
-                format!("{kind} {token}")
+                format!("{kind} {}", token.expose_secret())
             }
         };
         let mut value = HeaderValue::from_str(&value).map_err(|_| SetupError {
@@ -343,12 +338,7 @@ impl Store {
         if status.is_success() {
             return Answer::Accepted;
         }
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::outgoing::retry_after(response.headers());
         let body = match tokio::time::timeout(Duration::from_secs(10), response.bytes()).await {
             Ok(Ok(bytes)) => bytes,
             _ => bytes::Bytes::new(),

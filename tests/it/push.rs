@@ -569,6 +569,31 @@ mod faulty {
     }
 }
 
+/// A warped clock hours behind the wall clock, and a simulator on it with a
+/// config polling one minute report.
+async fn minute_world() -> (
+    Clock,
+    (
+        cmu_exporter::simulator::Simulator,
+        tempfile::TempDir,
+        PathBuf,
+    ),
+) {
+    let clock = Clock::warped(
+        Timestamp::now() - jiff::SignedDuration::from_hours(8),
+        FACTOR,
+    );
+    let world = simulator_and_config_with(
+        SimulatorConfig {
+            clock: clock.clone(),
+            ..unthrottled(SimulatorConfig::default())
+        },
+        "  - {name: minute, path: tenant/year/month/day/hour/minute, interval: 1m}\n",
+    )
+    .await;
+    (clock, world)
+}
+
 fn counter(metrics: &str, name: &str, label: (&str, &str)) -> f64 {
     parse_exposition(metrics)
         .iter()
@@ -583,18 +608,7 @@ async fn a_faulty_store_loses_only_the_samples_it_refuses_alone() {
     let store = faulty::start().await;
     // One tenant's series are refused: they share requests with the others'.
     store.state.lock().unwrap().poison = Some(b"ACME-Kids".to_vec());
-    let clock = Clock::warped(
-        Timestamp::now() - jiff::SignedDuration::from_hours(8),
-        FACTOR,
-    );
-    let (sim, dir, config) = simulator_and_config_with(
-        SimulatorConfig {
-            clock: clock.clone(),
-            ..unthrottled(SimulatorConfig::default())
-        },
-        "  - {name: minute, path: tenant/year/month/day/hour/minute, interval: 1m}\n",
-    )
-    .await;
+    let (clock, (sim, dir, config)) = minute_world().await;
     let yaml = std::fs::read_to_string(&config).unwrap();
     let password = dir.path().join("store-password");
     std::fs::write(&password, "s3cret-Pa55\n").unwrap();
@@ -758,18 +772,7 @@ async fn a_faulty_store_loses_only_the_samples_it_refuses_alone() {
 #[tokio::test]
 async fn a_reload_starts_and_stops_pushing() {
     let store = faulty::start().await;
-    let clock = Clock::warped(
-        Timestamp::now() - jiff::SignedDuration::from_hours(8),
-        FACTOR,
-    );
-    let (sim, _dir, config) = simulator_and_config_with(
-        SimulatorConfig {
-            clock: clock.clone(),
-            ..unthrottled(SimulatorConfig::default())
-        },
-        "  - {name: minute, path: tenant/year/month/day/hour/minute, interval: 1m}\n",
-    )
-    .await;
+    let (clock, (sim, _dir, config)) = minute_world().await;
     let exporter = exporter_with_clock(&config, clock.clone()).await;
     wait_for_cmu_successes(&sim, 1).await;
     assert!(exporter.pusher.statuses().is_empty());
