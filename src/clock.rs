@@ -63,6 +63,23 @@ impl Clock {
         }
     }
 
+    /// A warped clock that read `origin` when the wall clock read `since`:
+    /// two processes built with the same three values agree on the time
+    /// (a test's simulator and the exporter binary it spawns).
+    pub fn warped_since(origin: Timestamp, factor: f64, since: Timestamp) -> Self {
+        let clock = Self::warped(origin, factor);
+        let ago = Timestamp::now().duration_since(since);
+        let origin_real = if ago.is_negative() {
+            clock.origin_real.checked_add(ago.unsigned_abs())
+        } else {
+            clock.origin_real.checked_sub(ago.unsigned_abs())
+        };
+        Self {
+            origin_real: origin_real.unwrap_or(clock.origin_real),
+            ..clock
+        }
+    }
+
     /// The current (possibly simulated) time.
     pub fn now(&self) -> Timestamp {
         let offset = SignedDuration::from_nanos(self.offset.load(Ordering::Relaxed));
@@ -147,6 +164,16 @@ mod tests {
         assert!(deadline > Instant::now() + Duration::from_millis(900));
         let far = clock.deadline(Duration::MAX);
         assert!(far > Instant::now() + Duration::from_secs(364 * 86_400));
+    }
+
+    #[test]
+    fn clocks_warped_since_one_instant_agree() {
+        let origin: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let since = Timestamp::now() - SignedDuration::from_secs(2);
+        let clock = Clock::warped_since(origin, 60.0, since);
+        // Two real seconds ago at 60x: two simulated minutes in.
+        let elapsed = clock.now().duration_since(origin).as_secs_f64();
+        assert!((119.0..180.0).contains(&elapsed), "{elapsed}");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! scripts): without it, `strike` and the state-write hooks are empty
 //! functions, and the release binary reads no `CMU_EXPORTER_TEST_*`
 //! variable. With it, nothing injects a fault unless a test calls `inject`
-//! or sets `STATE_WRITES_ENV`.
+//! or sets `STATE_WRITES_ENV` or `CLOCK_ENV`.
 
 #[cfg(feature = "testkit")]
 use std::collections::BTreeMap;
@@ -124,4 +124,46 @@ pub(crate) fn state_write_begins(_path: &std::path::Path) {}
 #[inline(always)]
 pub(crate) fn state_write_step() -> std::io::Result<()> {
     Ok(())
+}
+
+/// Environment variable of a spawned exporter, for the tests that kill the
+/// binary while it pushes: `ORIGIN_MS:FACTOR:SINCE_MS` runs its clock warped
+/// as [`crate::clock::Clock::warped_since`] (Unix milliseconds), the test's
+/// simulator's clock. See [`clock_env`].
+#[cfg(feature = "testkit")]
+pub const CLOCK_ENV: &str = "CMU_EXPORTER_TEST_CLOCK";
+
+/// The value of `CLOCK_ENV` for a clock warped since `since`.
+#[cfg(feature = "testkit")]
+pub fn clock_env(origin: jiff::Timestamp, factor: f64, since: jiff::Timestamp) -> String {
+    format!(
+        "{}:{factor}:{}",
+        origin.as_millisecond(),
+        since.as_millisecond()
+    )
+}
+
+/// The clock of this process: the wall clock, unless a test set `CLOCK_ENV`.
+#[cfg(feature = "testkit")]
+pub(crate) fn process_clock() -> crate::clock::Clock {
+    let warped = std::env::var(CLOCK_ENV).ok().and_then(|value| {
+        let mut parts = value.split(':');
+        let ms = |part: Option<&str>| {
+            part.and_then(|p| p.parse().ok())
+                .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        };
+        let origin = ms(parts.next())?;
+        let factor: f64 = parts.next()?.parse().ok()?;
+        let since = ms(parts.next())?;
+        (factor.is_finite() && factor > 0.0)
+            .then(|| crate::clock::Clock::warped_since(origin, factor, since))
+    });
+    warped.unwrap_or_else(crate::clock::Clock::wall)
+}
+
+/// Without the test machinery, the process runs on the wall clock.
+#[cfg(not(feature = "testkit"))]
+#[inline(always)]
+pub(crate) fn process_clock() -> crate::clock::Clock {
+    crate::clock::Clock::wall()
 }

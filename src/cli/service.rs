@@ -7,7 +7,6 @@ use anyhow::Context;
 
 use super::{DEFAULT_PORT, ServiceArgs, WebArgs, listen_addresses, parse_listen, shard};
 use crate::app::{self, Options};
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::incoming::WebConfig;
 use crate::simulator::{Simulator, SimulatorConfig};
@@ -45,7 +44,7 @@ fn web_options(
     Ok(Options {
         listen: listen_addresses(&web.listen, default_listen)?,
         telemetry_path: web.telemetry_path.clone(),
-        clock: Clock::wall(),
+        clock: crate::faults::process_clock(),
         config_file,
         web: web_config,
         shard: crate::shard::Shard::new(0, 1)?,

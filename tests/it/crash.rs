@@ -17,24 +17,29 @@ use cmu_exporter::simulator::{Endpoint, SimulatorConfig};
 use crate::common::*;
 
 /// Kills per test.
-const KILLS: usize = 200;
+pub(crate) const KILLS: usize = 200;
 
 /// A pause in [0, `max_ms`) chosen by `seed` (a fixed sequence: reruns kill
 /// at the same points).
-fn pause(seed: usize, max_ms: u64) -> Duration {
+pub(crate) fn pause(seed: usize, max_ms: u64) -> Duration {
     let mut x = (seed as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     x ^= x >> 29;
     Duration::from_millis(x % max_ms)
 }
 
-/// Runs the binary with `args`, its state writes slowed by 10 ms a step,
-/// and kills it with SIGKILL `after` the first state write begins (or
+/// Runs the binary with `args` and `envs`, its state writes slowed by 10 ms
+/// a step, and kills it with SIGKILL `after` the first state write begins (or
 /// after `after` plus a second if none begins). Returns whether it was
 /// still running when killed.
-async fn kill_during_writes(args: &[&str], after: Duration) -> bool {
+pub(crate) async fn kill_during_writes(
+    args: &[&str],
+    envs: &[(&str, &str)],
+    after: Duration,
+) -> bool {
     use std::io::BufRead;
     let mut child = Command::new(BIN)
         .args(args)
+        .envs(envs.iter().copied())
         .env(STATE_WRITES_ENV, "slow:10")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
@@ -68,7 +73,7 @@ async fn kill_during_writes(args: &[&str], after: Duration) -> bool {
 /// Whether the last kill left a temporary file of a replacement in `dir`
 /// (it landed in the middle of a write). The file is removed, so that each
 /// kill is counted on its own.
-fn killed_mid_write(dir: &Path) -> bool {
+pub(crate) fn killed_mid_write(dir: &Path) -> bool {
     let mut found = false;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         if entry.file_name().to_string_lossy().contains(".tmp-") {
@@ -111,7 +116,7 @@ async fn sigkill_while_registering_renewing_and_writing_state_leaves_usable_stat
         }
         let registered = sim.count(Endpoint::Register);
         // From the start of the first write: before, during or after it.
-        kill_during_writes(&args, pause(i, 50)).await;
+        kill_during_writes(&args, &[], pause(i, 50)).await;
         mid_write += usize::from(killed_mid_write(&state_dir));
         assert!(
             sim.count(Endpoint::Register) - registered <= 1,
@@ -205,7 +210,7 @@ async fn sigkill_during_backfill_leaves_a_journal_that_resumes_to_the_same_file(
             let args = args(&output);
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             // From the first journal write: each run gets a few windows further.
-            let killed = kill_during_writes(&args, pause(kills, 120)).await;
+            let killed = kill_during_writes(&args, &[], pause(kills, 120)).await;
             if !killed {
                 break;
             }

@@ -63,13 +63,16 @@ struct World {
     config: PathBuf,
     prometheus: String,
     port: u16,
+    /// The clock's value for a spawned exporter's `CLOCK_ENV`.
+    clock_env: String,
 }
 
 const REPORTS: &str = "  - {name: minute, path: tenant/year/month/day/hour/minute, interval: 1m}\n  - {name: hourly, path: tenant/year/month/day/hour, interval: 10m}\n";
 
 async fn world(remote: &str) -> (World, Daemon) {
-    let start = Timestamp::now() - jiff::SignedDuration::from_hours(8);
-    let clock = Clock::warped(start, FACTOR);
+    let since = Timestamp::now();
+    let start = since - jiff::SignedDuration::from_hours(12);
+    let clock = Clock::warped_since(start, FACTOR, since);
     let (sim, dir, config) = simulator_and_config_with(
         SimulatorConfig {
             clock: clock.clone(),
@@ -100,6 +103,7 @@ async fn world(remote: &str) -> (World, Daemon) {
             config,
             prometheus,
             port,
+            clock_env: cmu_exporter::faults::clock_env(start, FACTOR, since),
         },
         daemon,
     )
@@ -229,6 +233,14 @@ async fn assert_complete(world: &World, report: &str, path: &str, up_to: Timesta
     ends
 }
 
+/// [`assert_complete`] of the minute report, without a hole.
+async fn assert_minutes_whole(world: &World, up_to: Timestamp) -> Vec<i64> {
+    let path = "tenant/year/month/day/hour/minute";
+    let minutes = assert_complete(world, "minute", path, up_to).await;
+    assert_no_hole("minute", &minutes, 60);
+    minutes
+}
+
 /// `ends` run from the first to the last without a hole.
 fn assert_no_hole(report: &str, ends: &[i64], step: i64) {
     for pair in ends.windows(2) {
@@ -293,15 +305,8 @@ async fn live_push_stores_every_complete_bucket_once_at_its_end() {
         .await;
     let (_, page) = get_text(&format!("{}/metrics", exporter.url())).await;
     let (metrics, cursors) = stop(exporter).await;
-    let minutes = assert_complete(
-        &world,
-        "minute",
-        "tenant/year/month/day/hour/minute",
-        cursors["minute"],
-    )
-    .await;
+    let minutes = assert_minutes_whole(&world, cursors["minute"]).await;
     assert!(minutes.len() >= 60, "{} minutes", minutes.len());
-    assert_no_hole("minute", &minutes, 60);
     let hours = assert_complete(
         &world,
         "hourly",
@@ -365,14 +370,7 @@ async fn no_bucket_is_lost_when_the_exporter_adobe_or_the_store_is_down() {
     world.minute_pushed(&exporter, -1).await;
     let (metrics, cursors) = stop(exporter).await;
 
-    let minutes = assert_complete(
-        &world,
-        "minute",
-        "tenant/year/month/day/hour/minute",
-        cursors["minute"],
-    )
-    .await;
-    assert_no_hole("minute", &minutes, 60);
+    let minutes = assert_minutes_whole(&world, cursors["minute"]).await;
     assert!(minutes.len() >= 30, "{} minutes", minutes.len());
     let failures: f64 = parse_exposition(&metrics)
         .iter()
@@ -424,6 +422,115 @@ async fn a_gap_longer_than_max_gap_pushes_its_newest_part_and_counts_the_rest() 
         in_gap[0],
         restarted.as_second() - in_gap[0]
     );
+}
+
+/// Every cursor the state file holds, checked whole: it parses and each
+/// value is a time. None before the first push.
+fn cursor_file(world: &World, kill: usize) -> Option<BTreeMap<String, Timestamp>> {
+    let path = world.dir.path().join("state/remote_write/prom.json");
+    let bytes = std::fs::read(&path).ok()?;
+    let file: serde_json::Value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("kill {kill}: the cursor file does not parse: {e}"));
+    Some(
+        file["reports"]
+            .as_object()
+            .unwrap_or_else(|| panic!("kill {kill}: the cursor file holds no reports"))
+            .iter()
+            .map(|(report, at)| {
+                let at = at.as_str().and_then(|t| t.parse().ok());
+                (
+                    report.clone(),
+                    at.unwrap_or_else(|| panic!("kill {kill}: {report}'s cursor is no time")),
+                )
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_pushing_loses_no_bucket_and_leaves_readable_state() {
+    use crate::crash::{KILLS, kill_during_writes, killed_mid_write, pause};
+    use cmu_exporter::faults::CLOCK_ENV;
+    // Each start listens on another ephemeral port: one `instance` for all.
+    let (world, _store) = world("    external_labels: {instance: killed}\n").await;
+    let config = world.config.display().to_string();
+    let args = [
+        "--config.file",
+        config.as_str(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.level",
+        "error",
+    ];
+    let envs = [(CLOCK_ENV, world.clock_env.as_str())];
+    let state_dir = world.dir.path().join("state");
+    let mut last: BTreeMap<String, Timestamp> = BTreeMap::new();
+    let mut mid_write = 0;
+    for i in 0..KILLS {
+        // From the first state write (a renewal or the first cursor): the
+        // pushes and cursor writes of the next few simulated minutes.
+        kill_during_writes(&args, &envs, pause(i, 250)).await;
+        if i % 20 == 10 {
+            // Down for ten simulated minutes: the next start fills a gap.
+            tokio::time::sleep(world.clock.real_duration(Duration::from_secs(600))).await;
+        }
+        mid_write += usize::from(killed_mid_write(&state_dir))
+            + usize::from(killed_mid_write(&state_dir.join("remote_write")));
+        if let Ok(bytes) = std::fs::read(state_dir.join("credentials.json")) {
+            assert!(
+                cmu_exporter::credentials::parse_state(&bytes).is_some(),
+                "kill {i}: the credentials state does not parse"
+            );
+        }
+        if let Some(cursors) = cursor_file(&world, i) {
+            for (report, at) in &last {
+                assert!(
+                    cursors.get(report).is_some_and(|now| now >= at),
+                    "kill {i}: {report}'s cursor went back from {at}"
+                );
+            }
+            last = cursors;
+        }
+    }
+    println!("{KILLS} kills while pushing: {mid_write} in the middle of a state write");
+    assert!(
+        mid_write >= KILLS / 20,
+        "few kills landed in a write: widen the window"
+    );
+    assert!(last.contains_key("minute"), "the killed exporters pushed");
+
+    // Left alone, the next start fills what the kills interrupted.
+    let exporter = spawn_binary(&world.config, &[], &envs);
+    let cursor =
+        "cmu_exporter_remote_write_cursor_timestamp_seconds{remote=\"prom\",report=\"minute\"}";
+    let now = world.clock.now().as_second() / 60 * 60;
+    wait_for(
+        "the minute report pushed to now",
+        Duration::from_secs(90),
+        || async {
+            metric_value(&exporter.base, cursor)
+                .await
+                .filter(|at| *at as i64 >= now)
+        },
+    )
+    .await;
+    let (status, log) = exporter.stop();
+    assert!(status.success(), "{log}");
+    let cursors = cursor_file(&world, KILLS).unwrap();
+    let minutes = assert_minutes_whole(&world, cursors["minute"]).await;
+    let simulated = minutes.last().unwrap() - minutes.first().unwrap();
+    println!(
+        "{} minute buckets over {simulated} s simulated",
+        minutes.len()
+    );
+    assert!(minutes.len() >= 60, "{} minutes", minutes.len());
+    assert_complete(
+        &world,
+        "hourly",
+        "tenant/year/month/day/hour",
+        cursors["hourly"],
+    )
+    .await;
 }
 
 impl World {
