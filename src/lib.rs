@@ -71,6 +71,8 @@
 //! - [`faults`]: faults injected into our own code by tests (panics, state
 //!   writes that fail or crawl); empty without the `testkit` feature.
 //! - `soak` (`testkit` only): the chaos soak of `scripts/soak`.
+//! - `faulty_store` (`testkit` only): a remote-write store with scripted
+//!   or random trouble, for the push tests and the soak.
 //! - `durable`: files replaced whole (state, journal), crash-safe.
 //! - [`clock`], [`shutdown`]: the time source and the shutdown signal,
 //!   shared by everything.
@@ -94,7 +96,7 @@
 //!   [`export::Exposition`]: what a report becomes.
 //! - [`credentials::parse_state`]: the state file (fuzzed).
 //! - [`clock::Clock`]: accelerated time for every test of Adobe's pace.
-//! - [`faults`], `soak` (`testkit`): the test machinery.
+//! - [`faults`], `soak`, `faulty_store` (`testkit`): the test machinery.
 
 pub mod app;
 pub mod backfill;
@@ -107,6 +109,8 @@ mod discovery;
 mod durable;
 pub mod export;
 pub mod faults;
+#[cfg(feature = "testkit")]
+pub mod faulty_store;
 mod history;
 pub mod incoming;
 pub mod names;

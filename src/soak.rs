@@ -5,9 +5,13 @@
 //! fault (5xx, 429 with and without `Retry-After`, truncated and slow
 //! answers), and now and then tokens expire, the exporter's credentials are
 //! revoked, its statement loses its approval for a while, and the
-//! exporter's clock (only its own) jumps forward or back. Then the faults
-//! stop and every report must converge to what the simulator serves.
-//! Throughout: no panic, `/metrics` answers every scrape, DCR calls stay
+//! exporter's clock (only its own) jumps forward or back. The exporter
+//! pushes to a remote-write store of the tests' own ([`crate::faulty_store`])
+//! that answers a share of requests with 500, 503, 429, 413 or too slowly,
+//! and is down now and then. Then the faults stop: every report must
+//! converge to what the simulator serves, and the store must hold every
+//! bucket of every report from the first it got to the push's cursor, with
+//! the simulator's values. Throughout: no panic, `/metrics` answers every scrape, DCR calls stay
 //! within Adobe's throttle, registrations follow revocations only, the
 //! state file always parses, and no secret shows in a page or a log line.
 //!
@@ -26,7 +30,8 @@ use rand::{Rng, SeedableRng};
 use crate::clock::Clock;
 use crate::config::{Config, ReportConfig};
 use crate::credentials::store::STATE_FILE;
-use crate::export::{Exposition, SnapshotSpec, build_snapshot};
+use crate::export::{Exposition, SnapshotSpec, build_history, build_snapshot};
+use crate::faulty_store::{self, STORE_FAULT_KINDS, StoreChaos};
 use crate::simulator::{CHAOS_KINDS, Chaos, Endpoint, Simulator, SimulatorConfig};
 
 /// How a soak runs.
@@ -65,16 +70,19 @@ enum Event {
     /// The exporter's client is revoked and its statement loses its
     /// approval for a while.
     Unapproved,
+    /// The remote-write store answers 503 to everything for a while.
+    StoreDown,
 }
 
 impl Event {
     /// Every event and its weight. An unapproved statement stops the
     /// exporter for an hour (it needs a person), so it is the rarest.
-    const ALL: [(Event, u32); 4] = [
+    const ALL: [(Event, u32); 5] = [
         (Event::TokenExpiry, 4),
         (Event::ClockJump, 3),
         (Event::Revocation, 2),
         (Event::Unapproved, 1),
+        (Event::StoreDown, 2),
     ];
 
     fn name(self) -> &'static str {
@@ -83,6 +91,7 @@ impl Event {
             Event::ClockJump => "clock jump",
             Event::Revocation => "credential revocation",
             Event::Unapproved => "statement unapproved",
+            Event::StoreDown => "store outage",
         }
     }
 
@@ -99,16 +108,23 @@ impl Event {
         Event::TokenExpiry
     }
 
-    /// Makes it happen; an unapproved statement returns when to approve it again.
+    /// Makes it happen; an unapproved statement or a store down returns
+    /// when to end it.
     fn cause(
         self,
         sim: &Simulator,
+        store: &faulty_store::Store,
         clock: &Clock,
         exporter_clock: &Clock,
         rng: &mut StdRng,
     ) -> Option<Timestamp> {
         let statement = sim.software_statement();
         match self {
+            Event::StoreDown => {
+                store.state.lock().unwrap_or_else(|e| e.into_inner()).down = true;
+                let minutes = rng.random_range(10..120);
+                return Some(clock.now() + SignedDuration::from_mins(minutes));
+            }
             Event::TokenExpiry => sim.expire_tokens(),
             Event::Revocation => sim.revoke_credentials_of(statement),
             Event::Unapproved => {
@@ -151,6 +167,8 @@ pub struct SoakFigures {
     pub registrations_allowed: usize,
     /// Simulated time from the end of the faults to the last report's convergence.
     pub converged_after: Option<SignedDuration>,
+    /// Buckets the remote-write store was seen to hold whole, every report.
+    pub buckets_pushed: usize,
     /// Every broken invariant, in order (the first 100 are kept in full).
     pub violations: Vec<String>,
     pub violation_count: usize,
@@ -179,6 +197,11 @@ impl std::fmt::Display for SoakFigures {
             )?,
             None => writeln!(f, "the reports did not converge")?,
         }
+        writeln!(
+            f,
+            "buckets found in the store, none missing, values as served: {}",
+            self.buckets_pushed
+        )?;
         write!(f, "invariant violations: {}", self.violation_count)?;
         for violation in &self.violations {
             write!(f, "\n  {violation}")?;
@@ -319,17 +342,19 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
     // the exporter's credentials leave it alone.
     let checker = Checker::register(&http, &clock, &sim).await?;
 
+    let store = faulty_store::start().await?;
     let dir = tempfile::tempdir()?;
     let statement = dir.path().join("statement.jwt");
     crate::demo::write_private(&statement, sim.software_statement().as_bytes())?;
     let state_dir = dir.path().join("state");
     let yaml = format!(
-        "adobe:\n  dcr_url: {}\n  cmu_url: {}\n  esm_url: {}\n  software_statement_file: {}\n  request_timeout: 10s\nstate_dir: {}\n{REPORTS}",
+        "adobe:\n  dcr_url: {}\n  cmu_url: {}\n  esm_url: {}\n  software_statement_file: {}\n  request_timeout: 10s\nstate_dir: {}\n{REPORTS}remote_write:\n  - url: {}\n    name: soak\n    remote_timeout: 2s\n",
         sim.dcr_url(),
         sim.cmu_url(),
         sim.esm_url(),
         statement.display(),
-        state_dir.display()
+        state_dir.display(),
+        store.url
     );
     let config = Config::from_yaml(&yaml, "the soak's configuration")?;
     let exporter_clock = clock.detached();
@@ -372,8 +397,18 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
         slowest: Duration::from_millis(1500),
         longest_retry_after: 120,
     }));
+    store
+        .state
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .set_chaos(Some(StoreChaos {
+            seed: options.seed,
+            share: options.fault_share,
+            slowest: Duration::from_secs(3),
+        }));
     let mut events: BTreeMap<Event, u64> = BTreeMap::new();
     let mut approval_back_at: Option<Timestamp> = None;
+    let mut store_back_at: Option<Timestamp> = None;
     let chaos_end = real_start + options.chaos_time;
     while Instant::now() < chaos_end {
         let pause = Duration::from_millis(rng.random_range(1000..3000));
@@ -381,6 +416,10 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
         if approval_back_at.is_some_and(|at| clock.now() >= at) {
             sim.set_statement_approved(sim.software_statement(), true);
             approval_back_at = None;
+        }
+        if store_back_at.is_some_and(|at| clock.now() >= at) {
+            store.state.lock().unwrap_or_else(|e| e.into_inner()).down = false;
+            store_back_at = None;
         }
         if Instant::now() >= chaos_end {
             break;
@@ -390,8 +429,11 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
             Some((event, _)) => *event,
             None => Event::draw(&mut rng),
         };
-        if let Some(at) = event.cause(&sim, &clock, &exporter_clock, &mut rng) {
-            approval_back_at = Some(at);
+        if let Some(at) = event.cause(&sim, &store, &clock, &exporter_clock, &mut rng) {
+            match event {
+                Event::StoreDown => store_back_at = Some(at),
+                _ => approval_back_at = Some(at),
+            }
         }
         *events.entry(event).or_default() += 1;
     }
@@ -401,12 +443,22 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
     sim.clear_faults();
     sim.set_statement_approved(sim.software_statement(), true);
     exporter_clock.jump(-exporter_clock.jumped());
+    {
+        let mut store = store.state.lock().unwrap_or_else(|e| e.into_inner());
+        store.set_chaos(None);
+        store.down = false;
+    }
     let quiet_since = clock.now();
     let converged_at = checker
         .converge(&sim, &config, &exporter.url(), quiet_since)
         .await
         .map_err(|why| violations.report(format!("no convergence: {why}")))
         .ok();
+    let pushed = checker
+        .pushed_whole(&sim, &config, &exporter, &store, quiet_since)
+        .await
+        .map_err(|why| violations.report(format!("the store lacks buckets: {why}")))
+        .unwrap_or(0);
 
     stop.store(true, Ordering::Relaxed);
     let scrapes = scrapes.await.unwrap_or_default();
@@ -464,6 +516,18 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
     for (event, _) in Event::ALL {
         faults.insert(event.name(), events.get(&event).copied().unwrap_or(0));
     }
+    {
+        let store = store.state.lock().unwrap_or_else(|e| e.into_inner());
+        for kind in STORE_FAULT_KINDS {
+            faults.insert(kind, store.faults.get(kind).copied().unwrap_or(0));
+        }
+        if store.bad_headers + store.bad_bodies > 0 {
+            violations.report(format!(
+                "{} remote-write requests without the protocol's headers, {} not decodable",
+                store.bad_headers, store.bad_bodies
+            ));
+        }
+    }
     let requests = [
         ("register", Endpoint::Register),
         ("token", Endpoint::Token),
@@ -483,6 +547,7 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
         registrations,
         registrations_allowed,
         converged_after: converged_at.map(|at| at.duration_since(quiet_since)),
+        buckets_pushed: pushed,
         violations: violations
             .kept
             .lock()
@@ -659,6 +724,21 @@ impl Checker {
         Ok(token)
     }
 
+    /// The checker's own GET of a report.
+    async fn get(&self, endpoint: Endpoint, url: &str, token: &str) -> Result<Vec<u8>, String> {
+        self.count(endpoint);
+        let failed = |e: reqwest::Error| format!("the checker's own GET failed: {e}");
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(failed)?;
+        Ok(response.bytes().await.map_err(failed)?.to_vec())
+    }
+
     /// Waits until every report shows what the simulator serves for the
     /// exporter's own latest query made after `quiet_since`; returns when
     /// the last one did, or why not by the deadline.
@@ -747,30 +827,8 @@ impl Checker {
             ));
         };
         let url = format!("{}{}?{}", sim.dcr_url(), sent.path, sent.query);
-        self.count(endpoint);
-        let body = self
-            .http
-            .get(&url)
-            .bearer_auth(token)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| format!("the checker's own GET failed: {e}"))?
-            .bytes()
-            .await
-            .map_err(|e| format!("the checker's own GET failed: {e}"))?;
-        let spec = SnapshotSpec {
-            api: report.api,
-            report: report.name.to_string(),
-            account: None,
-            path: Some(report.path.clone()),
-            choice: report.bucket,
-            now: sent.sim_time,
-            time_zone: config.adobe.time_zone_of(report.api).clone(),
-            labels: report.labels.clone(),
-            max_series: report.max_series,
-            computed_at: None,
-        };
+        let body = self.get(endpoint, &url, token).await?;
+        let spec = spec_of(report, config.adobe.time_zone_of(report.api), sent.sim_time);
         let snapshot =
             build_snapshot(&body, &spec).map_err(|e| format!("truth unreadable: {e}"))?;
         let truth = Exposition::assemble([&snapshot]).to_vec();
@@ -789,6 +847,207 @@ impl Checker {
             ));
         }
         Ok(())
+    }
+}
+
+impl Checker {
+    /// Waits until every report's push reached the bucket of `quiet_since`,
+    /// then checks that the store holds each report's buckets from the
+    /// first it got to its cursor, none missing, each with the values the
+    /// simulator serves. Returns how many buckets it checked.
+    async fn pushed_whole(
+        &self,
+        sim: &Simulator,
+        config: &Config,
+        exporter: &crate::app::Running,
+        store: &faulty_store::Store,
+        quiet_since: Timestamp,
+    ) -> Result<usize, String> {
+        let civil = |report: &ReportConfig, at: Timestamp| {
+            at.to_zoned(config.adobe.time_zone_of(report.api).clone())
+                .datetime()
+        };
+        let instant = |report: &ReportConfig, at: jiff::civil::DateTime| {
+            at.to_zoned(config.adobe.time_zone_of(report.api).clone())
+                .map(|z| z.timestamp())
+                .map_err(|e| e.to_string())
+        };
+        let real_deadline = Instant::now() + Duration::from_secs(120);
+        let cursors = loop {
+            let cursors = exporter
+                .pusher
+                .statuses()
+                .into_iter()
+                .next()
+                .map(|(_, status)| status.cursors)
+                .unwrap_or_default();
+            let mut behind = Vec::new();
+            for report in &config.reports {
+                let due = instant(
+                    report,
+                    report.path.granularity().floor(civil(report, quiet_since)),
+                )?;
+                if cursors.get(report.name.as_str()).is_none_or(|at| *at < due) {
+                    behind.push(format!("{} (due {due})", report.name));
+                }
+            }
+            if behind.is_empty() {
+                break cursors;
+            }
+            if Instant::now() > real_deadline {
+                return Err(format!(
+                    "the push did not catch up within 120 s: {}; cursors {cursors:?}",
+                    behind.join(", ")
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let held = store
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .samples();
+        let token = self.token(sim).await.map_err(|e| e.to_string())?;
+        let mut checked = 0;
+        for report in &config.reports {
+            let name = report.name.to_string();
+            let cursor = cursors[name.as_str()];
+            // What the store holds of the report, `job` and `instance` aside.
+            let mut got: BTreeMap<(i64, Vec<(String, String)>), f64> = BTreeMap::new();
+            for (labels, points) in &held {
+                if labels.get("report") != Some(&name)
+                    || labels["__name__"].starts_with("cmu_exporter_")
+                    || labels["__name__"].starts_with(MOVING_FAMILY)
+                {
+                    continue;
+                }
+                let own: Vec<(String, String)> = labels
+                    .iter()
+                    .filter(|(k, _)| *k != "job" && *k != "instance")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                for (ms, value) in points {
+                    if *ms <= cursor.as_millisecond() {
+                        got.insert((*ms, own.clone()), *value);
+                    }
+                }
+            }
+            let Some(first) = got.keys().next().map(|(ms, _)| *ms) else {
+                return Err(format!("{name}: nothing pushed"));
+            };
+            let span = report.path.granularity().span().unwrap_or_default();
+            let first_end = Timestamp::from_millisecond(first).map_err(|e| e.to_string())?;
+            let from = civil(report, first_end)
+                .checked_sub(span)
+                .map_err(|e| e.to_string())?;
+            let expected = self
+                .served(sim, &token, config, report, from, civil(report, cursor))
+                .await?;
+            if expected != got {
+                let missing = expected.keys().find(|k| !got.contains_key(k));
+                let wrong = expected
+                    .iter()
+                    .find(|(k, v)| got.get(k).is_some_and(|g| g != *v));
+                let extra = got.keys().find(|k| !expected.contains_key(k));
+                return Err(format!(
+                    "{name} from {first_end} to {cursor}: {} samples expected, {} held; first missing {missing:?}, first wrong {wrong:?}, first extra {extra:?}",
+                    expected.len(),
+                    got.len()
+                ));
+            }
+            let mut ends: Vec<i64> = got.keys().map(|(ms, _)| *ms).collect();
+            ends.dedup();
+            checked += ends.len();
+        }
+        Ok(checked)
+    }
+
+    /// The simulator's samples of `report`'s buckets from `from` to `to`
+    /// (starts, the API's time zone), each at its bucket's end, read in
+    /// windows of a day.
+    async fn served(
+        &self,
+        sim: &Simulator,
+        token: &str,
+        config: &Config,
+        report: &ReportConfig,
+        from: jiff::civil::DateTime,
+        to: jiff::civil::DateTime,
+    ) -> Result<BTreeMap<(i64, Vec<(String, String)>), f64>, String> {
+        let tz = config.adobe.time_zone_of(report.api).clone();
+        let base = match report.api {
+            crate::report::ReportApi::Cmu => sim.cmu_url(),
+            crate::report::ReportApi::Esm => sim.esm_url(),
+        };
+        let format = |at: jiff::civil::DateTime| at.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+        let mut out = BTreeMap::new();
+        let mut start = from;
+        while start < to {
+            let end = start
+                .checked_add(jiff::ToSpan::days(1))
+                .map_err(|e| e.to_string())?
+                .min(to);
+            let last = end
+                .checked_sub(jiff::ToSpan::seconds(1))
+                .map_err(|e| e.to_string())?;
+            let url = format!(
+                "{base}/{}?start={}&end={}&limit=200000",
+                report.path,
+                format(start),
+                format(last)
+            );
+            let body = self.get(Endpoint::of(report.api), &url, token).await?;
+            let now = end.to_zoned(tz.clone()).map_err(|e| e.to_string())?;
+            let spec = spec_of(report, &tz, now.timestamp());
+            let built = build_history(
+                &body,
+                &spec,
+                |_| true,
+                |bucket, samples| {
+                    let Some(end) = bucket.end().and_then(|e| e.to_zoned(tz.clone()).ok()) else {
+                        return Ok(());
+                    };
+                    let request = crate::push::bucket_request(samples, &[], end.timestamp());
+                    let body = snap::raw::Decoder::new()
+                        .decompress_vec(&request.compressed())
+                        .map_err(|e| e.to_string())?;
+                    for one in faulty_store::series(&body).unwrap_or_default() {
+                        let Some(faulty_store::Series { labels, samples }) =
+                            faulty_store::decode_series(&one)
+                        else {
+                            continue;
+                        };
+                        if labels["__name__"].starts_with(MOVING_FAMILY) {
+                            continue;
+                        }
+                        let labels: Vec<(String, String)> = labels.into_iter().collect();
+                        for (ms, value) in samples {
+                            out.insert((ms, labels.clone()), value);
+                        }
+                    }
+                    Ok::<(), String>(())
+                },
+            );
+            built.map_err(|e| format!("truth unreadable: {e}"))??;
+            start = end;
+        }
+        Ok(out)
+    }
+}
+
+/// What the exporter builds of `report`'s answer, as of `now`.
+fn spec_of(report: &ReportConfig, time_zone: &jiff::tz::TimeZone, now: Timestamp) -> SnapshotSpec {
+    SnapshotSpec {
+        api: report.api,
+        report: report.name.to_string(),
+        account: None,
+        path: Some(report.path.clone()),
+        choice: report.bucket,
+        now,
+        time_zone: time_zone.clone(),
+        labels: report.labels.clone(),
+        max_series: report.max_series,
+        computed_at: None,
     }
 }
 

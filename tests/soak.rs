@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use cmu_exporter::faulty_store::STORE_FAULT_KINDS;
 use cmu_exporter::simulator::CHAOS_KINDS;
 use cmu_exporter::soak::{LogCapture, SoakOptions, run};
 
@@ -25,11 +26,12 @@ async fn a_short_chaos_soak_breaks_no_invariant() {
     .unwrap();
     println!("{figures}");
     assert_eq!(figures.violation_count, 0, "{figures}");
-    for kind in CHAOS_KINDS.iter().chain(&[
+    for kind in CHAOS_KINDS.iter().chain(&STORE_FAULT_KINDS).chain(&[
         "token expiry",
         "credential revocation",
         "statement unapproved",
         "clock jump",
+        "store outage",
     ]) {
         assert!(
             figures.faults.get(kind).copied().unwrap_or(0) > 0,
@@ -37,6 +39,7 @@ async fn a_short_chaos_soak_breaks_no_invariant() {
         );
     }
     assert!(figures.converged_after.is_some(), "{figures}");
+    assert!(figures.buckets_pushed > 100, "{figures}");
     assert!(
         figures.registrations >= 2,
         "revocations lead to registrations: {figures}"

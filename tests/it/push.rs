@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use cmu_exporter::clock::Clock;
+use cmu_exporter::faulty_store as faulty;
 use cmu_exporter::simulator::{Endpoint, Fault, SimulatorConfig, Target};
 use jiff::Timestamp;
 
@@ -543,139 +544,6 @@ impl World {
     }
 }
 
-/// A remote-write store of our own making, for the answers a real one
-/// gives only when it is in trouble: each request takes the next scripted
-/// reply, else is refused (400, as Prometheus words it) when it holds a
-/// poisoned series, else stored.
-mod faulty {
-    use std::collections::{BTreeMap, VecDeque};
-    use std::sync::{Arc, Mutex};
-    use std::time::Duration;
-
-    #[derive(Debug, Clone)]
-    pub enum Reply {
-        Status {
-            code: u16,
-            body: &'static str,
-            retry_after: Option<u64>,
-        },
-        /// Answers 204 after this long (past the exporter's timeout: a failure).
-        Slow(Duration),
-    }
-
-    #[derive(Default)]
-    pub struct State {
-        pub script: VecDeque<Reply>,
-        /// Series holding these bytes are refused.
-        pub poison: Option<Vec<u8>>,
-        /// Each stored series (its encoded labels and sample) and how often it came.
-        pub stored: BTreeMap<Vec<u8>, usize>,
-        pub requests: usize,
-        /// Requests that came without the remote-write headers.
-        pub bad_headers: usize,
-        pub largest_request: usize,
-        /// Every `Authorization` header that came.
-        pub authorizations: std::collections::BTreeSet<String>,
-    }
-
-    pub struct Store {
-        pub url: String,
-        pub state: Arc<Mutex<State>>,
-    }
-
-    fn varint(bytes: &[u8], at: &mut usize) -> usize {
-        let (mut value, mut shift) = (0usize, 0);
-        loop {
-            let b = bytes[*at];
-            *at += 1;
-            value |= ((b & 0x7f) as usize) << shift;
-            if b < 0x80 {
-                return value;
-            }
-            shift += 7;
-        }
-    }
-
-    /// The `TimeSeries` of a `WriteRequest`, each as its bytes.
-    pub fn series(body: &[u8]) -> Vec<Vec<u8>> {
-        let mut at = 0;
-        let mut out = Vec::new();
-        while at < body.len() {
-            assert_eq!(body[at], 0x0a, "a WriteRequest holds only timeseries");
-            at += 1;
-            let len = varint(body, &mut at);
-            out.push(body[at..at + len].to_vec());
-            at += len;
-        }
-        out
-    }
-
-    pub async fn start() -> Store {
-        use axum::http::{HeaderMap, StatusCode};
-        use axum::response::IntoResponse;
-        let state: Arc<Mutex<State>> = Arc::default();
-        let shared = state.clone();
-        let write = move |headers: HeaderMap, body: bytes::Bytes| {
-            let state = shared.clone();
-            async move {
-                let reply = {
-                    let mut s = state.lock().unwrap();
-                    s.requests += 1;
-                    let has = |name: &str, value: &str| {
-                        headers.get(name).and_then(|v| v.to_str().ok()) == Some(value)
-                    };
-                    if !(has("content-encoding", "snappy")
-                        && has("x-prometheus-remote-write-version", "0.1.0"))
-                    {
-                        s.bad_headers += 1;
-                    }
-                    if let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok())
-                    {
-                        s.authorizations.insert(value.to_owned());
-                    }
-                    s.script.pop_front()
-                };
-                match reply {
-                    Some(Reply::Status {
-                        code,
-                        body,
-                        retry_after,
-                    }) => {
-                        let mut response =
-                            (StatusCode::from_u16(code).unwrap(), body).into_response();
-                        if let Some(seconds) = retry_after {
-                            response.headers_mut().insert("retry-after", seconds.into());
-                        }
-                        return response;
-                    }
-                    Some(Reply::Slow(pause)) => tokio::time::sleep(pause).await,
-                    None => {}
-                }
-                let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
-                let mut s = state.lock().unwrap();
-                s.largest_request = s.largest_request.max(raw.len());
-                let series = series(&raw);
-                if let Some(poison) = &s.poison
-                    && series
-                        .iter()
-                        .any(|one| one.windows(poison.len()).any(|w| w == poison))
-                {
-                    return (StatusCode::BAD_REQUEST, "out of bounds").into_response();
-                }
-                for one in series {
-                    *s.stored.entry(one).or_default() += 1;
-                }
-                StatusCode::NO_CONTENT.into_response()
-            }
-        };
-        let app = axum::Router::new().route("/api/v1/write", axum::routing::post(write));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Store { url, state }
-    }
-}
-
 /// A warped clock hours behind the wall clock, and a simulator on it with a
 /// config polling one minute report.
 async fn minute_world() -> (
@@ -712,7 +580,7 @@ fn counter(metrics: &str, name: &str, label: (&str, &str)) -> f64 {
 #[tokio::test]
 async fn a_faulty_store_loses_only_the_samples_it_refuses_alone() {
     use faulty::Reply;
-    let store = faulty::start().await;
+    let store = faulty::start().await.unwrap();
     // One tenant's series are refused: they share requests with the others'.
     store.state.lock().unwrap().poison = Some(b"ACME-Kids".to_vec());
     let (clock, (sim, dir, config)) = minute_world().await;
@@ -878,7 +746,7 @@ async fn a_faulty_store_loses_only_the_samples_it_refuses_alone() {
 
 #[tokio::test]
 async fn a_reload_starts_and_stops_pushing() {
-    let store = faulty::start().await;
+    let store = faulty::start().await.unwrap();
     let (clock, (sim, _dir, config)) = minute_world().await;
     let exporter = exporter_with_clock(&config, clock.clone()).await;
     wait_for_cmu_successes(&sim, 1).await;
