@@ -23,6 +23,7 @@ ROWS = int(os.environ.get("BENCH_ROWS", "2000" if SMOKE else "100000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "1" if SMOKE else "7"))
 WRK_SECONDS = os.environ.get("BENCH_WRK_SECONDS", "1" if SMOKE else "10")
 BACKFILL_DAYS = int(os.environ.get("BENCH_BACKFILL_DAYS", "2" if SMOKE else "100"))
+PUSH_DAYS = int(os.environ.get("BENCH_PUSH_DAYS", "2" if SMOKE else "30"))
 PROMTOOL_SECONDS = int(os.environ.get("BENCH_PROMTOOL_SECONDS", "5" if SMOKE else "120"))
 # The scale of the simulator and the report of the scrape figures.
 SCALE = "1" if SMOKE else "18"
@@ -257,16 +258,24 @@ def economy():
 
 
 def run_measured(cmd):
-    """(wall seconds, peak RSS in KiB, stdout) of one run of `cmd`, from a fresh helper."""
+    """(wall seconds, peak RSS in KiB, CPU seconds, stdout) of one run of `cmd`, from a fresh helper."""
     code = ("import resource, subprocess, sys, time\n"
             "t = time.perf_counter()\n"
             "out = subprocess.run(sys.argv[1:], capture_output=True, text=True, check=True).stdout\n"
-            "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+            "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+            "print(time.perf_counter() - t, u.ru_maxrss, u.ru_utime + u.ru_stime)\n"
             "print(out)")
     out = subprocess.run([sys.executable, "-c", code] + cmd, capture_output=True, text=True, check=True).stdout
     first, rest = out.split("\n", 1)
-    took, rss = first.split()
-    return float(took), int(rss), rest
+    took, rss, cpu = first.split()
+    return float(took), int(rss), float(cpu), rest
+
+
+def cpu_seconds(pid):
+    """User and system CPU seconds a running process has spent."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def backfill(work):
@@ -280,8 +289,8 @@ def backfill(work):
     try:
         start = (time.gmtime(time.time() - BACKFILL_DAYS * 86400))
         output = os.path.join(work, "history.om")
-        took, rss, out = run_measured([EXPORTER, "backfill", "--log.level", "warn", "--config.file", config,
-                                       "--from", time.strftime("%Y-%m-%d", start), "--output", output])
+        took, rss, _, out = run_measured([EXPORTER, "backfill", "--log.level", "warn", "--config.file", config,
+                                          "--from", time.strftime("%Y-%m-%d", start), "--output", output])
         samples = int(re.search(r"(\d+) samples", out).group(1))
     finally:
         sim.terminate()
@@ -304,6 +313,54 @@ def backfill(work):
         f"{ours:,.0f}/s", f"{theirs:,.0f}/s", f"{ours / max(theirs, 1):.0f}x faster", ">= 3x", ours >= 3 * theirs)
     row("backfill: peak memory", f"{rss / 1024:.0f} MB", "", "", "< 100 MB", rss < 100 * 1024)
     row("backfill: samples written", f"{samples:,}", "", "", ">= 10^7", samples >= 10_000_000)
+    return theirs
+
+
+def backfill_push(work, promtool_rate):
+    """History straight into a store: `backfill --remote-write` into
+    Debian's Prometheus 2.42 (its receiver on), side by side with the file
+    backfill of the same range; the promtool rate is the file figure's."""
+    sim, config = simulator_and_config(work, "push", """    path: tenant/year/month/day/hour/mvpd/platform
+    limit: 100000
+""")
+    port = free_port()
+    store = os.path.join(work, "store")
+    os.makedirs(store)
+    with open(os.path.join(store, "prometheus.yml"), "w") as f:
+        f.write(f"storage:\n  tsdb:\n    out_of_order_time_window: {PUSH_DAYS + 2}d\n")
+    with open(config, "a") as f:
+        f.write(f"remote_write:\n  - url: http://127.0.0.1:{port}/api/v1/write\n    name: bench\n")
+    prometheus = subprocess.Popen(["prometheus", f"--config.file={store}/prometheus.yml",
+                                   f"--storage.tsdb.path={store}/data", "--storage.tsdb.retention.time=100y",
+                                   f"--web.listen-address=127.0.0.1:{port}", "--web.enable-remote-write-receiver"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: get(f"http://127.0.0.1:{port}/-/ready", timeout=1), 60, "Prometheus")
+        since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - PUSH_DAYS * 86400))
+        args = [EXPORTER, "backfill", "--log.level", "warn", "--config.file", config, "--from", since]
+        _, _, _, filed = run_measured(args + ["--output", os.path.join(work, "push-range.om")])
+        before = cpu_seconds(prometheus.pid)
+        took, rss, cpu, out = run_measured(args + ["--remote-write", "bench"])
+        theirs_cpu = cpu_seconds(prometheus.pid) - before
+    finally:
+        prometheus.terminate()
+        prometheus.wait()
+        sim.terminate()
+        sim.wait()
+    calls = lambda text: int(re.search(r"(\d+) CMU calls", text).group(1))
+    accepted = int(re.search(r"(\d+) accepted", out).group(1))
+    refused = int(re.search(r"(\d+) refused", out).group(1))
+    rate = accepted / took
+    row(f"backfill --remote-write {accepted / 1e6:.1f} M samples into Prometheus 2.42 vs promtool's import",
+        f"{rate:,.0f}/s", f"{promtool_rate:,.0f}/s", f"{rate / max(promtool_rate, 1):.0f}x faster", ">= 100x",
+        rate >= 100 * promtool_rate)
+    row("backfill --remote-write: our CPU vs the receiving Prometheus's",
+        f"{cpu:.1f} s", f"{theirs_cpu:.1f} s", f"{cpu / max(theirs_cpu, 0.01):.2f}x", "<= 0.5x",
+        cpu <= 0.5 * theirs_cpu)
+    row("backfill --remote-write: peak memory", f"{rss / 1024:.0f} MB", "", "", "< 100 MB", rss < 100 * 1024)
+    row("backfill --remote-write: CMU calls vs the file backfill's", str(calls(out)), str(calls(filed)),
+        f"{calls(out) / max(calls(filed), 1):.2f}x", "<= 1.1x", calls(out) <= 1.1 * calls(filed))
+    row("backfill --remote-write: samples refused by the store", str(refused), "", "", "0", refused == 0)
 
 
 def main():
@@ -312,7 +369,8 @@ def main():
         serve(work)
         idle_demo()
         economy()
-        backfill(work)
+        promtool_rate = backfill(work)
+        backfill_push(work, promtool_rate)
     widths = [max(len(str(r[i])) for r in rows_out + [("figure", "ours", "reference", "ratio", "target", "result")])
               for i in range(6)]
     header = ("figure", "ours", "reference", "ratio", "target", "result")
