@@ -44,6 +44,18 @@ pub struct Answer {
     /// The first bucket asked for: the answer covers the buckets from it
     /// up to the one still filling.
     pub start: Option<jiff::civil::DateTime>,
+    /// Adobe's clock when it answered (its `Date` header), if it said.
+    pub served_at: Option<jiff::Timestamp>,
+}
+
+impl Answer {
+    /// The time the answer's buckets are judged complete at: ours when it
+    /// was asked, or Adobe's when it answered if that is earlier (our clock
+    /// stepped ahead must never make a bucket still filling look complete).
+    pub fn as_of(&self) -> jiff::Timestamp {
+        self.served_at
+            .map_or(self.spec.now, |adobe| adobe.min(self.spec.now))
+    }
 }
 
 /// A successful poll: the snapshot and the answer it came from.

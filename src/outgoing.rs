@@ -89,7 +89,15 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
 
 /// The `Last-Modified` header (an HTTP date), if the server sent a valid one.
 fn last_modified(headers: &reqwest::header::HeaderMap) -> Option<jiff::Timestamp> {
-    let value = headers.get(reqwest::header::LAST_MODIFIED)?.to_str().ok()?;
+    http_date(headers, reqwest::header::LAST_MODIFIED)
+}
+
+/// The header `name` as an HTTP date, if the server sent a valid one.
+fn http_date(
+    headers: &reqwest::header::HeaderMap,
+    name: reqwest::header::HeaderName,
+) -> Option<jiff::Timestamp> {
+    let value = headers.get(name)?.to_str().ok()?;
     jiff::fmt::rfc2822::DateTimeParser::new()
         .parse_timestamp(value.trim())
         .ok()
@@ -103,6 +111,8 @@ pub struct Answer {
     pub retry_after: Option<Duration>,
     /// The `Last-Modified` header, if the server sent a valid one.
     pub last_modified: Option<jiff::Timestamp>,
+    /// The `Date` header: the server's clock when it answered.
+    pub date: Option<jiff::Timestamp>,
     pub body: Bytes,
 }
 
@@ -143,6 +153,7 @@ pub async fn exchange(
     let status = response.status();
     let retry_after = retry_after(response.headers());
     let last_modified = last_modified(response.headers());
+    let date = http_date(response.headers(), reqwest::header::DATE);
     let (body, outcome) = match read_bounded(response, max_bytes).await {
         Ok(body) => (Ok(body), Outcome::Status(status.as_u16())),
         Err((error, outcome)) => (Err(error), outcome),
@@ -152,6 +163,7 @@ pub async fn exchange(
         status,
         retry_after,
         last_modified,
+        date,
         body: body?,
     })
 }

@@ -236,6 +236,7 @@ pub async fn poll_once(report: &ReportConfig, ctx: &PollContext) -> Result<Polle
         body: fetched.body,
         spec,
         start: query.start,
+        served_at: fetched.date,
     });
     let source = answer.clone();
     let snapshot = tokio::task::spawn_blocking(move || {

@@ -122,6 +122,8 @@ pub struct Fetched {
     pub body: Bytes,
     /// The `Last-Modified` header, if the answer had a valid one.
     pub last_modified: Option<Timestamp>,
+    /// Adobe's clock when it answered (the `Date` header), if valid.
+    pub date: Option<Timestamp>,
 }
 
 /// Talks to `{base}/<path>` of either report API with a bearer token.
@@ -259,6 +261,7 @@ impl ReportClient {
             s if s.is_success() => Ok(Fetched {
                 body,
                 last_modified: answer.last_modified,
+                date: answer.date,
             }),
             StatusCode::UNAUTHORIZED => Err(ApiError::Unauthorized { api }),
             StatusCode::NOT_FOUND => Err(ApiError::NotFound {

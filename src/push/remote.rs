@@ -250,8 +250,9 @@ impl Remote {
         };
         let tz = job.answer.spec.time_zone.clone();
         // The answer's buckets are judged as of when it was fetched (a
-        // queued answer may be old by now); the gap as of now.
-        let asked_at = job.answer.spec.now;
+        // queued answer may be old by now), by Adobe's clock if it is
+        // behind ours; the gap's length as of now.
+        let asked_at = job.answer.as_of();
         let now = self.ctx.clock.now();
         let current = granularity.floor(Self::civil(&tz, asked_at));
         let Ok(newest) = current.checked_sub(span) else {
@@ -303,8 +304,13 @@ impl Remote {
             from
         };
         if from < first_asked {
-            let last = first_asked.checked_sub(span).unwrap_or(first_asked);
-            if !self.fill(&report, &tz, now, from, last).await? {
+            // Never past the newest complete bucket: our clock ahead of
+            // Adobe's asks from buckets that are not complete yet.
+            let last = first_asked
+                .checked_sub(span)
+                .unwrap_or(first_asked)
+                .min(newest);
+            if !self.fill(&report, &tz, asked_at, from, last).await? {
                 return Ok(());
             }
         }
@@ -344,7 +350,7 @@ impl Remote {
             let from = cursor
                 .map_or(first_asked, |c| Self::civil(&tz, c))
                 .max(first_asked);
-            self.fill(&report, &tz, now, from, newest).await?;
+            self.fill(&report, &tz, asked_at, from, newest).await?;
             return Ok(());
         }
         let mut batch = WriteRequest::default();
@@ -365,12 +371,13 @@ impl Remote {
     }
 
     /// Pushes `report`'s buckets from `first` to `last` (starts), read from
-    /// Adobe. False when Adobe failed: the cursor stays where the store is.
+    /// Adobe and judged complete `as_of`. False when Adobe failed: the
+    /// cursor stays where the store is.
     async fn fill(
         &mut self,
         report: &ReportConfig,
         tz: &TimeZone,
-        now: Timestamp,
+        as_of: Timestamp,
         first: DateTime,
         last: DateTime,
     ) -> Result<bool, Stopped> {
@@ -383,7 +390,7 @@ impl Remote {
             &client,
             report,
             tz.clone(),
-            now,
+            as_of,
             name,
             report.limit.max(100_000),
         ) else {

@@ -157,6 +157,10 @@ impl Simulator {
         });
         let app = axum::Router::new()
             .fallback(dispatch)
+            .layer(axum::middleware::map_response_with_state(
+                shared.clone(),
+                stamp_date,
+            ))
             .layer(
                 CompressionLayer::new()
                     .gzip(true)
@@ -426,6 +430,23 @@ fn client_ip(headers: &HeaderMap, peer: SocketAddr) -> std::net::IpAddr {
         .and_then(|v| v.split(',').next())
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(peer.ip())
+}
+
+/// Every answer's `Date` is the simulator's clock, as Adobe's is its own
+/// (an exporter whose clock is off can tell).
+async fn stamp_date(
+    State(shared): State<Arc<Shared>>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    let now = shared.clock.now();
+    if let Ok(text) = jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&now)
+        && let Ok(value) = text.parse()
+    {
+        response
+            .headers_mut()
+            .insert(axum::http::header::DATE, value);
+    }
+    response
 }
 
 async fn dispatch(

@@ -425,6 +425,28 @@ async fn a_gap_longer_than_max_gap_pushes_its_newest_part_and_counts_the_rest() 
     );
 }
 
+#[tokio::test]
+async fn an_exporter_clock_ahead_of_adobe_pushes_no_bucket_early_and_leaves_no_hole() {
+    let (world, _store) = world("").await;
+    // Ours only: Adobe's clock (the simulator's, and its `Date`) stays right.
+    let ours = world.clock.detached();
+    let exporter = exporter_with_clock(&world.config, ours.clone()).await;
+    world.minute_pushed(&exporter, -1).await;
+    ours.jump(jiff::SignedDuration::from_mins(30));
+    tokio::time::sleep(world.clock.real_duration(Duration::from_secs(600))).await;
+    ours.jump(jiff::SignedDuration::from_mins(-30));
+    world.minute_pushed(&exporter, -1).await;
+    let (_, cursors) = stop(exporter).await;
+    assert!(
+        cursors["minute"] <= world.clock.now(),
+        "the cursor {} is past Adobe's time {}",
+        cursors["minute"],
+        world.clock.now()
+    );
+    let minutes = assert_minutes_whole(&world, cursors["minute"]).await;
+    assert!(minutes.len() >= 10, "{} minutes", minutes.len());
+}
+
 /// Every cursor the state file holds, checked whole: it parses and each
 /// value is a time. None before the first push.
 fn cursor_file(world: &World, kill: usize) -> Option<BTreeMap<String, Timestamp>> {
