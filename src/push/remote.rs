@@ -11,7 +11,9 @@
 //! one pushed, or to the start of the newest complete bucket (every bucket
 //! before it is settled: the answer had all of them), whichever is later.
 //! A gap fill that fails pushes nothing of the answer, so the cursor never
-//! moves past a bucket the store lacks.
+//! moves past a bucket the store lacks. "Complete" is judged as of
+//! [`Answer::as_of`]: Adobe's clock when it is behind ours, so that our
+//! clock stepped ahead never pushes a bucket still filling.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
