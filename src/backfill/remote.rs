@@ -2,7 +2,9 @@
 //! with the journal of the file's path (`state_dir/remote_write/<remote>.backfill.json`)
 //! so that an interrupted run resumes. A window's samples are delivered
 //! before the journal says it is done: a crash re-sends at most one
-//! window, samples the store takes as duplicates.
+//! window, samples the store takes as duplicates. One request is in flight
+//! while the next is read from Adobe and built, so the store's time and
+//! Adobe's overlap; memory holds two batches at most.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,7 +13,7 @@ use super::output::{Journal, OutputError};
 use crate::clock::Clock;
 use crate::config::RemoteWriteConfig;
 use crate::export::format::remote_write::WriteRequest;
-use crate::push::{MAX_BATCH, Store};
+use crate::push::{Delivery, MAX_BATCH, Store};
 use crate::shutdown::{Shutdown, ShutdownSignal};
 use crate::telemetry::Telemetry;
 
@@ -26,7 +28,11 @@ pub struct Pushed {
 
 pub struct Pushing {
     pub remote: String,
-    store: Store,
+    store: std::sync::Arc<Store>,
+    /// The batch being delivered, if any (`None` from the task: stopped).
+    in_flight: Option<tokio::task::JoinHandle<Option<Delivery>>>,
+    /// A delivery task that panicked: the journal is not advanced past it.
+    broken: bool,
     journal_path: PathBuf,
     pub journal: Journal,
     batch: WriteRequest,
@@ -64,7 +70,9 @@ impl Pushing {
         Ok((
             Self {
                 remote: remote.name.clone(),
-                store,
+                store: std::sync::Arc::new(store),
+                in_flight: None,
+                broken: false,
                 journal_path,
                 journal,
                 batch: WriteRequest::default(),
@@ -86,27 +94,56 @@ impl Pushing {
         }
     }
 
+    /// Sends what is batched once the request before it is delivered.
     async fn flush(&mut self) {
+        self.settle().await;
         let batch = std::mem::take(&mut self.batch);
-        let delivered = self
-            .store
-            .deliver(batch, &self.clock, &self.telemetry, &mut self.stop, |why| {
-                tracing::warn!(remote = %self.remote, error = why, "the store did not take a backfill request: retried");
-            })
-            .await;
-        // The stop signal never fires: a delivery always ends.
-        if let Ok(delivery) = delivered {
-            self.pushed.accepted += delivery.accepted as u64;
-            self.pushed.requests += delivery.requests as u64;
-            for (reason, n, _) in delivery.rejected {
-                *self.pushed.rejected.entry(reason.as_str()).or_default() += n as u64;
+        if batch.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        let (clock, telemetry) = (self.clock.clone(), self.telemetry.clone());
+        let (mut stop, remote) = (self.stop.clone(), self.remote.clone());
+        self.in_flight = Some(tokio::spawn(async move {
+            let trouble = |why: &str| {
+                tracing::warn!(remote = %remote, error = why, "the store did not take a backfill request: retried");
+            };
+            // The stop signal never fires: a delivery always ends.
+            store
+                .deliver(batch, &clock, &telemetry, &mut stop, trouble)
+                .await
+                .ok()
+        }));
+    }
+
+    /// Waits for the request in flight and counts what the store made of it.
+    async fn settle(&mut self) {
+        let Some(task) = self.in_flight.take() else {
+            return;
+        };
+        match task.await {
+            Ok(Some(delivery)) => {
+                self.pushed.accepted += delivery.accepted as u64;
+                self.pushed.requests += delivery.requests as u64;
+                for (reason, n, _) in delivery.rejected {
+                    *self.pushed.rejected.entry(reason.as_str()).or_default() += n as u64;
+                }
             }
+            Ok(None) => {}
+            Err(_) => self.broken = true,
         }
     }
 
     /// Delivers what is batched, then records the journal.
     pub async fn checkpoint(&mut self) -> Result<(), OutputError> {
         self.flush().await;
+        self.settle().await;
+        if self.broken {
+            return Err(OutputError {
+                path: self.journal_path.clone(),
+                reason: "a delivery to the store broke off: the journal keeps the windows before it; run the same command again to resume".into(),
+            });
+        }
         self.journal.save(&self.journal_path)
     }
 
