@@ -19,6 +19,8 @@ mod house;
 mod monitoring;
 mod operations;
 mod properties;
+// Its faulty store, clock and kill hooks are test machinery.
+#[cfg(feature = "testkit")]
 mod push;
 mod remote_write;
 mod reports;
