@@ -804,11 +804,7 @@ impl Checker {
         quiet_since: Timestamp,
     ) -> Result<(), String> {
         let endpoint = Endpoint::of(report.api);
-        // The path below the API's base: `/cmu/v2/` as Adobe serves it.
-        let base = reqwest::Url::parse(report.api.profile().default_url)
-            .map(|url| format!("{}/", url.path()))
-            .unwrap_or_default();
-        let wanted = format!("{base}{}", report.path);
+        let wanted = format!("{}{}", api_base(report), report.path);
         let requests = sim.requests();
         let mut polls = requests
             .iter()
@@ -975,10 +971,7 @@ impl Checker {
         to: jiff::civil::DateTime,
     ) -> Result<BTreeMap<(i64, Vec<(String, String)>), f64>, String> {
         let tz = config.adobe.time_zone_of(report.api).clone();
-        let base = match report.api {
-            crate::report::ReportApi::Cmu => sim.cmu_url(),
-            crate::report::ReportApi::Esm => sim.esm_url(),
-        };
+        let base = format!("{}{}", sim.dcr_url(), api_base(report));
         let format = |at: jiff::civil::DateTime| at.strftime("%Y-%m-%dT%H:%M:%S").to_string();
         let mut out = BTreeMap::new();
         let mut start = from;
@@ -991,7 +984,7 @@ impl Checker {
                 .checked_sub(jiff::ToSpan::seconds(1))
                 .map_err(|e| e.to_string())?;
             let url = format!(
-                "{base}/{}?start={}&end={}&limit=200000",
+                "{base}{}?start={}&end={}&limit=200000",
                 report.path,
                 format(start),
                 format(last)
@@ -1033,6 +1026,14 @@ impl Checker {
         }
         Ok(out)
     }
+}
+
+/// The path below `report`'s API base, `/cmu/v2/` as Adobe serves it (the
+/// simulator serves every API at one address).
+fn api_base(report: &ReportConfig) -> String {
+    reqwest::Url::parse(report.api.profile().default_url)
+        .map(|url| format!("{}/", url.path()))
+        .unwrap_or_default()
 }
 
 /// What the exporter builds of `report`'s answer, as of `now`.

@@ -115,8 +115,8 @@ fn the_configuration_of_the_base_is_valid_and_matches_its_mounts() {
     assert!(text.contains("/etc/cmu-exporter/secret/software-statement.jwt"));
 }
 
-#[test]
-fn the_kubernetes_base_renders_and_validates() {
+/// The kustomize base as `kubectl kustomize` renders it, one string per object.
+fn rendered_base() -> Vec<String> {
     let out = Command::new("kubectl")
         .args(["kustomize", repo("deploy/kubernetes").to_str().unwrap()])
         .output()
@@ -126,8 +126,59 @@ fn the_kubernetes_base_renders_and_validates() {
         "kubectl kustomize: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let rendered = String::from_utf8(out.stdout).unwrap();
-    let docs = documents(&rendered);
+    documents(&String::from_utf8(out.stdout).unwrap())
+}
+
+/// Runs `deploy/check/operator_schema.py` on `documents`: (success, its report).
+fn operator_schema(documents: &[&str]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("operator.yaml");
+    std::fs::write(&file, documents.join("\n---\n")).unwrap();
+    let out = Command::new("python3")
+        .arg(repo("deploy/check/operator_schema.py"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), report)
+}
+
+#[test]
+fn the_operator_objects_pass_the_operators_schemas_and_bad_fields_are_refused() {
+    let docs = rendered_base();
+    let monitor = docs.iter().find(|d| kind(d) == "ServiceMonitor").unwrap();
+    let rule = docs.iter().find(|d| kind(d) == "PrometheusRule").unwrap();
+    let (ok, report) = operator_schema(&[monitor, rule]);
+    assert!(ok, "the Operator's schemas:\n{report}");
+    assert_eq!(report.matches("OK ").count(), 2, "{report}");
+    // Each way to break them is refused, and the field is named.
+    let cases = [
+        (monitor, "interval: 60s", "interval: 60", "interval"),
+        (monitor, "scrapeTimeout:", "scrapeTimout:", "scrapeTimout"),
+        (monitor, "  endpoints:", "  endpoint:", "spec.endpoint"),
+        (rule, "  - name: ", "  - nam: ", "nam"),
+        (rule, "for: ", "forr: ", "forr"),
+        (rule, "  groups:", "  groups: 3\n  x:", "groups"),
+    ];
+    for (document, from, to, named) in cases {
+        assert!(document.contains(from), "{from} in the object");
+        let broken = document.replacen(from, to, 1);
+        let (ok, report) = operator_schema(&[&broken]);
+        assert!(!ok, "`{to}` is refused:\n{report}");
+        assert!(
+            report.contains("ERROR") && report.contains(named),
+            "`{to}`: the report names {named}:\n{report}"
+        );
+    }
+}
+
+#[test]
+fn the_kubernetes_base_renders_and_validates() {
+    let docs = rendered_base();
     let kinds: Vec<&str> = docs.iter().map(|d| kind(d)).collect();
     for wanted in [
         "Service",
