@@ -7,16 +7,22 @@ checks every query against a real Prometheus and every metric name against
 the exporter's output.
 """
 import os
+import sys
 import json
 DS = {"type": "prometheus", "uid": "${datasource}"}
 J = 'job=~"$job", instance=~"$instance", account=~"$account"'
 def var_ds():
-    return {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus", "current": {}, "hide": 0, "refresh": 1, "options": []}
+    return {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus", "hide": 0, "refresh": 1, "options": []}
 def var_q(name, label, query, all_value=".+", multi=True, include_all=True):
-    return {"name": name, "label": label, "type": "query", "datasource": DS,
-            "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery", "qryType": 1},
-            "definition": query, "refresh": 2, "includeAll": include_all, "multi": multi,
-            "allValue": all_value if include_all else None, "current": {}, "options": [], "sort": 1, "hide": 0}
+    # No `current`: Grafana picks the first option (or All) on load. No
+    # `allValue` without All (Grafana's schema has no null for it).
+    variable = {"name": name, "label": label, "type": "query", "datasource": DS,
+                "query": {"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery", "qryType": 1},
+                "refresh": 2, "includeAll": include_all, "multi": multi,
+                "options": [], "sort": 1, "hide": 0}
+    if include_all:
+        variable["allValue"] = all_value
+    return variable
 def common_vars(info="cmu_report_info"):
     return [var_ds(),
             var_q("job", "Job", "label_values(cmu_exporter_build_info, job)"),
@@ -41,6 +47,11 @@ def panel(title, question, exprs, unit="short", kind="timeseries", w=12, h=8, in
          "gridPos": {"h": h, "w": w, "x": 0, "y": 0}, "fieldConfig": {"defaults": defaults, "overrides": []},
          "options": options or {}, "targets": targets}
     return p
+def row(title):
+    """A row header across the dashboard, above the panels that follow it."""
+    pid[0] += 1
+    return {"id": pid[0], "type": "row", "title": title, "collapsed": False, "panels": [],
+            "gridPos": {"h": 1, "w": 24, "x": 0, "y": 0}}
 def layout(panels):
     x = y = 0; rowh = 0
     for p in panels:
@@ -103,6 +114,11 @@ health = dashboard("cmu-exporter-health", "cmu-exporter health",
    panel("Series per report", "How many series does each report export (cardinality)?", [(f"cmu_exporter_report_series{{{H}}}", "{{instance}} {{report}}")]),
    panel("Credentials", "Does the exporter hold a working token (ok), or does Adobe refuse it for a reason only a person can fix (needs person)?", [(f"cmu_exporter_credentials_ok{{{HA}}}", "ok {{instance}} {{account}}"), (f"cmu_exporter_credentials_needs_person{{{HA}}}", "needs person {{instance}} {{account}}")], unit="bool_yes_no", kind="stat", instant=True),
    panel("Configuration reloads", "Did the last configuration reload succeed?", [(f"cmu_exporter_config_last_reload_successful{{{H}}}", "{{instance}}")], unit="bool_yes_no", kind="stat", instant=True),
+   row("Push (remote write)"),
+   panel("Push lag per report", "How long ago the first bucket each store lacks became complete (0: it holds them all). CmuExporterPushLagging fires past twice the report's interval.", [(f"cmu_exporter_remote_write_lag_seconds{{{H}}}", "{{remote}} {{report}}")], unit="s"),
+   panel("Samples pushed per second", "Samples each store accepted.", [(f"sum by (remote) (rate(cmu_exporter_remote_write_samples_total{{{H}}}[$__rate_interval]))", "{{remote}}")], unit="cps"),
+   panel("Push failures and refusals per second", "Requests retried (transient: 5xx, 429, no answer; refusing: 401, 403, 404) and samples refused for good, by reason.", [(f"sum by (remote, kind) (rate(cmu_exporter_remote_write_failures_total{{{H}}}[$__rate_interval])) or sum by (remote, reason) (rate(cmu_exporter_remote_write_rejected_samples_total{{{H}}}[$__rate_interval]))", "{{remote}} {{kind}}{{reason}}")], unit="cps"),
+   panel("Push queue", "Polled answers waiting for each store (at most 4; a full queue defers answers to the gap fill).", [(f"cmu_exporter_remote_write_queue_length{{{H}}}", "{{remote}}")]),
   ])
 # ESM: per MVPD, from the ESM report chosen; the secondary panels keep
 # `report` in their grouping, so that two reports are never added together.
@@ -131,9 +147,24 @@ esm = dashboard("esm-auth", "Adobe Pass authentication and authorization",
    panel("ESM data age", "How long ago did Adobe compute each ESM report's data (Last-Modified)? Alert EsmReportStale: 30 min for minute data, 3 h for hour, 36 h for day.", [(f"time() - esm_report_last_modified_timestamp_seconds{{{J}}}", "{{report}}")], unit="s", w=24),
   ])
 
+# `--check`: write nothing, exit 1 if a dashboard file is not what this script writes.
+check = "--check" in sys.argv[1:]
+stale = []
 for name, d in [("cmu-overview", overview), ("cmu-concurrency", concurrency), ("cmu-exporter-health", health), ("esm-auth", esm)]:
-    open(os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.json"), "w").write(json.dumps(d, indent=2) + "\n")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.json")
+    text = json.dumps(d, indent=2) + "\n"
+    if check:
+        with open(path) as f:
+            if f.read() != text:
+                stale.append(f"dashboards/{name}.json")
+        continue
+    open(path, "w").write(text)
     print(f"\n### {d['title']} (`dashboards/{name}.json`)\n")
     print("| panel | the question it answers |\n|---|---|")
     for p in d["panels"]:
-        print(f"| {p['title']} | {p['description']} |")
+        if p["type"] == "row":
+            print(f"| **{p['title']}** | |")
+        else:
+            print(f"| {p['title']} | {p['description']} |")
+if stale:
+    sys.exit(f"not what dashboards/generate.py writes (edit the panels there and run it): {', '.join(stale)}")

@@ -707,3 +707,24 @@ pub fn peak_rss(pid: u32) -> u64 {
         .unwrap();
     kib * 1024
 }
+
+/// Runs the repository's Python `script` with `args` from the repository's
+/// root: whether it succeeded, and its standard output and error.
+pub fn python_script<I, S>(script: &str, args: I) -> (bool, String)
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("python3 runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), report)
+}

@@ -134,17 +134,7 @@ fn operator_schema(documents: &[&str]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("operator.yaml");
     std::fs::write(&file, documents.join("\n---\n")).unwrap();
-    let out = Command::new("python3")
-        .arg(repo("deploy/check/operator_schema.py"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), report)
+    python_script("deploy/check/operator_schema.py", [&file])
 }
 
 #[test]

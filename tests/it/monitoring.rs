@@ -50,16 +50,8 @@ fn rules_pass_promtool_check_and_their_unit_tests() {
 /// runbook section.
 #[test]
 fn the_threshold_rules_are_the_generators_and_every_alert_has_a_runbook_section() {
-    let out = Command::new("python3")
-        .args(["deploy/prometheus/thresholds.py", "--check"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, report) = python_script("deploy/prometheus/thresholds.py", ["--check"]);
+    assert!(ok, "{report}");
     let rules = std::fs::read_to_string(repo(RULES)).unwrap();
     let runbook = std::fs::read_to_string(repo("docs/runbook.md")).unwrap();
     let mut alerts = 0;
@@ -76,6 +68,58 @@ fn the_threshold_rules_are_the_generators_and_every_alert_has_a_runbook_section(
     assert!(alerts >= 20, "{alerts} alerts");
 }
 
+#[test]
+fn the_dashboards_are_the_generators() {
+    let (ok, report) = python_script("dashboards/generate.py", ["--check"]);
+    assert!(ok, "{report}");
+}
+
+/// Runs `deploy/check/grafana_schema.py` on `dashboards`: (success, its report).
+fn grafana_schema(dashboards: &[PathBuf]) -> (bool, String) {
+    let node = std::env::var("GRAFANA_SCHEMA_DIR")
+        .unwrap_or_else(|_| repo("target/ecosystem/grafana").display().to_string());
+    let args = std::iter::once(PathBuf::from(node)).chain(dashboards.iter().cloned());
+    python_script("deploy/check/grafana_schema.py", args)
+}
+
+#[test]
+fn every_dashboard_passes_grafanas_schema_and_a_broken_one_is_refused() {
+    let dashboards: Vec<PathBuf> = std::fs::read_dir(repo("dashboards"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    assert_eq!(dashboards.len(), 4);
+    let (ok, report) = grafana_schema(&dashboards);
+    assert!(
+        ok,
+        "Grafana's schema (the test command installs it into target/ecosystem/grafana):\n{report}"
+    );
+    assert_eq!(report.matches("OK ").count(), 4, "{report}");
+    // An unknown key, a wrong type and a value outside an enum are each refused.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&dashboards[0]).unwrap();
+    let cases = [
+        ("\"graphTooltip\": 1", "\"graphTooltip\": 7"),
+        ("\"editable\": true", "\"editable\": \"yes\""),
+        (
+            "\"refresh\": \"1m\"",
+            "\"refresh\": \"1m\", \"colour\": \"red\"",
+        ),
+        ("\"type\": \"query\"", "\"type\": \"guess\""),
+    ];
+    for (from, to) in cases {
+        assert!(text.contains(from), "{from} in the dashboard");
+        let broken = dir.path().join("broken.json");
+        std::fs::write(&broken, text.replacen(from, to, 1)).unwrap();
+        let (ok, report) = grafana_schema(&[broken]);
+        assert!(
+            !ok && report.contains("error TS"),
+            "`{to}` is refused:\n{report}"
+        );
+    }
+}
+
 /// Every PromQL expression of the dashboards, with its panel's title.
 fn dashboard_queries() -> Vec<(String, String)> {
     let mut queries = Vec::new();
@@ -90,7 +134,7 @@ fn dashboard_queries() -> Vec<(String, String)> {
             }
         }
         for var in json["templating"]["list"].as_array().unwrap() {
-            if let Some(q) = var["definition"].as_str() {
+            if let Some(q) = var["query"]["query"].as_str() {
                 let inner = q.trim_start_matches("label_values(");
                 let selector = inner.rsplit_once(',').map_or(inner, |(s, _)| s);
                 queries.push((
