@@ -120,6 +120,184 @@ fn every_dashboard_passes_grafanas_schema_and_a_broken_one_is_refused() {
     }
 }
 
+/// The rules of grafana/dashboard-linter that apply to ours, as our own
+/// check: each problem as "rule: where: what".
+fn dashboard_lint(dashboard: &serde_json::Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let variable = |name: &str| variables.iter().find(|v| v["name"] == name);
+    let uses_datasource =
+        |v: &serde_json::Value| matches!(v["uid"].as_str(), Some("${datasource}" | "$datasource"));
+    match variable("datasource") {
+        Some(v) if v["type"] == "datasource" && v["query"] == "prometheus" => {}
+        _ => problems.push(
+            "template-datasource-rule: no `datasource` variable of Prometheus data sources".into(),
+        ),
+    }
+    for name in ["job", "instance"] {
+        match variable(name) {
+            Some(v)
+                if v["type"] == "query"
+                    && uses_datasource(&v["datasource"])
+                    && v["includeAll"] == true => {}
+            _ => problems.push(format!(
+                "template-{name}-rule: no `{name}` query variable on ${{datasource}} with All"
+            )),
+        }
+    }
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        if panel["type"] == "row" {
+            continue;
+        }
+        let title = panel["title"].as_str().unwrap_or_default();
+        if title.trim().is_empty() {
+            problems.push(format!(
+                "panel-title-description-rule: panel {} has no title",
+                panel["id"]
+            ));
+        }
+        if panel["description"]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .is_empty()
+        {
+            problems.push(format!(
+                "panel-title-description-rule: {title}: no description"
+            ));
+        }
+        if panel["fieldConfig"]["defaults"]["unit"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+        {
+            problems.push(format!("panel-units-rule: {title}: no unit"));
+        }
+        if !uses_datasource(&panel["datasource"]) {
+            problems.push(format!(
+                "panel-datasource-rule: {title}: not on ${{datasource}}"
+            ));
+        }
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            let expr = target["expr"].as_str().unwrap_or_default();
+            if !uses_datasource(&target["datasource"]) {
+                problems.push(format!(
+                    "panel-datasource-rule: {title}: a query not on ${{datasource}}"
+                ));
+            }
+            for (label, rule) in [
+                ("job", "target-job-rule"),
+                ("instance", "target-instance-rule"),
+            ] {
+                if !expr.contains(&format!("{label}=~\"${label}\"")) {
+                    problems.push(format!(
+                        "{rule}: {title}: `{expr}` does not select {label}=~\"${label}\""
+                    ));
+                }
+            }
+            for (at, _) in expr
+                .match_indices("rate(")
+                .chain(expr.match_indices("increase("))
+            {
+                let inner = &expr[at..];
+                let name: String = inner[inner.find('(').unwrap_or(0) + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
+                    .collect();
+                if !["_total", "_count", "_sum", "_bucket"]
+                    .iter()
+                    .any(|s| name.ends_with(s))
+                {
+                    problems.push(format!(
+                        "target-counter-agg-rule: {title}: rate of `{name}`, which is no counter"
+                    ));
+                }
+                let range = inner.find('[').and_then(|open| {
+                    inner[open + 1..]
+                        .find(']')
+                        .map(|close| &inner[open + 1..open + 1 + close])
+                });
+                if range != Some("$__rate_interval") {
+                    problems.push(format!(
+                        "target-rate-interval-rule: {title}: `{expr}` takes a range other than $__rate_interval"
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Replaces `from` by `to` in the first query of panel `panel`.
+fn edit_expr(dashboard: &mut serde_json::Value, panel: usize, from: &str, to: &str) {
+    let target = &mut dashboard["panels"][panel]["targets"][0]["expr"];
+    let edited = target.as_str().unwrap().replace(from, to);
+    *target = edited.into();
+}
+
+#[test]
+fn the_dashboards_follow_the_dashboard_linters_rules_and_each_rule_can_fail() {
+    for file in DASHBOARDS {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(repo(file)).unwrap()).unwrap();
+        let problems = dashboard_lint(&json);
+        assert!(problems.is_empty(), "{file}:\n{}", problems.join("\n"));
+    }
+    // Each rule, broken on purpose in the health dashboard.
+    let text = std::fs::read_to_string(repo("dashboards/cmu-exporter-health.json")).unwrap();
+    let health: serde_json::Value = serde_json::from_str(&text).unwrap();
+    type Breaking = fn(&mut serde_json::Value);
+    let cases: [(&str, Breaking); 10] = [
+        ("template-datasource-rule", |d| {
+            d["templating"]["list"][0]["type"] = "query".into()
+        }),
+        ("template-job-rule", |d| {
+            d["templating"]["list"][1]["name"] = "jobs".into()
+        }),
+        ("template-instance-rule", |d| {
+            d["templating"]["list"][2]["includeAll"] = false.into()
+        }),
+        ("panel-datasource-rule", |d| {
+            d["panels"][0]["datasource"]["uid"] = "prometheus".into()
+        }),
+        ("panel-units-rule", |d| {
+            d["panels"][0]["fieldConfig"]["defaults"]["unit"] = "".into()
+        }),
+        ("panel-title-description-rule", |d| {
+            d["panels"][0]["description"] = "".into()
+        }),
+        ("target-job-rule", |d| {
+            edit_expr(d, 0, "job=~\"$job\", ", "")
+        }),
+        ("target-instance-rule", |d| {
+            edit_expr(d, 0, "instance=~\"$instance\"", "x=\"y\"")
+        }),
+        ("target-rate-interval-rule", |d| {
+            edit_expr(d, 2, "$__rate_interval", "5m")
+        }),
+        ("target-counter-agg-rule", |d| {
+            edit_expr(
+                d,
+                2,
+                "cmu_exporter_http_requests_total",
+                "cmu_exporter_report_series",
+            )
+        }),
+    ];
+    for (rule, break_it) in cases {
+        let mut broken = health.clone();
+        break_it(&mut broken);
+        let problems = dashboard_lint(&broken);
+        assert!(
+            problems.iter().any(|p| p.starts_with(rule)),
+            "{rule} catches its break: {problems:?}"
+        );
+    }
+}
+
 /// Every PromQL expression of the dashboards, with its panel's title.
 fn dashboard_queries() -> Vec<(String, String)> {
     let mut queries = Vec::new();
