@@ -117,8 +117,13 @@ fn the_configuration_of_the_base_is_valid_and_matches_its_mounts() {
 
 /// The kustomize base as `kubectl kustomize` renders it, one string per object.
 fn rendered_base() -> Vec<String> {
+    rendered("deploy/kubernetes")
+}
+
+/// The kustomization in `dir` as `kubectl kustomize` renders it.
+fn rendered(dir: &str) -> Vec<String> {
     let out = Command::new("kubectl")
-        .args(["kustomize", repo("deploy/kubernetes").to_str().unwrap()])
+        .args(["kustomize", repo(dir).to_str().unwrap()])
         .output()
         .expect("kubectl is installed (the README's test command checks for it)");
     assert!(
@@ -166,21 +171,10 @@ fn the_operator_objects_pass_the_operators_schemas_and_bad_fields_are_refused() 
     }
 }
 
-#[test]
-fn the_kubernetes_base_renders_and_validates() {
-    let docs = rendered_base();
-    let kinds: Vec<&str> = docs.iter().map(|d| kind(d)).collect();
-    for wanted in [
-        "Service",
-        "StatefulSet",
-        "ConfigMap",
-        "ServiceMonitor",
-        "PrometheusRule",
-    ] {
-        assert!(kinds.contains(&wanted), "{wanted} in {kinds:?}");
-    }
+/// Validates the core objects of `docs` against the Kubernetes schemas,
+/// refusing unknown fields (the Operator's kinds are checked elsewhere).
+fn validate_core(docs: &[String]) {
     let dir = tempfile::tempdir().unwrap();
-    // Core objects against the Kubernetes schemas, rejecting unknown fields.
     let core: Vec<&String> = docs
         .iter()
         .filter(|d| !matches!(kind(d), "ServiceMonitor" | "PrometheusRule"))
@@ -209,6 +203,60 @@ fn the_kubernetes_base_renders_and_validates() {
         core.len(),
         "every core object was validated:\n{report}"
     );
+}
+
+#[test]
+fn the_kube_prometheus_stack_example_labels_the_operator_objects_and_uses_a_registry() {
+    let docs = rendered("deploy/examples/kube-prometheus-stack");
+    validate_core(&docs);
+    let version = env!("CARGO_PKG_VERSION");
+    for wanted in ["ServiceMonitor", "PrometheusRule"] {
+        let object = docs.iter().find(|d| kind(d) == wanted).unwrap();
+        assert!(
+            object.contains("    release: kube-prometheus-stack\n"),
+            "{wanted} carries the label kube-prometheus-stack selects on:\n{}",
+            &object[..object.len().min(400)]
+        );
+    }
+    let operator: Vec<&str> = docs
+        .iter()
+        .filter(|d| matches!(kind(d), "ServiceMonitor" | "PrometheusRule"))
+        .map(String::as_str)
+        .collect();
+    let (ok, report) = operator_schema(&operator);
+    assert!(ok, "{report}");
+    let set = docs.iter().find(|d| kind(d) == "StatefulSet").unwrap();
+    assert!(
+        set.contains(&format!(
+            "image: registry.example.com/cmu-exporter:{version}\n"
+        )),
+        "the image from the registry, tagged as Cargo.toml's version {version}"
+    );
+    for wanted in ["NetworkPolicy", "PodDisruptionBudget"] {
+        assert!(docs.iter().any(|d| kind(d) == wanted), "{wanted} offered");
+    }
+    // The base's own image tag is the crate's version too.
+    let base = rendered_base();
+    let set = base.iter().find(|d| kind(d) == "StatefulSet").unwrap();
+    assert!(set.contains(&format!("image: cmu-exporter:{version}\n")));
+}
+
+#[test]
+fn the_kubernetes_base_renders_and_validates() {
+    let docs = rendered_base();
+    let kinds: Vec<&str> = docs.iter().map(|d| kind(d)).collect();
+    for wanted in [
+        "Service",
+        "StatefulSet",
+        "ConfigMap",
+        "ServiceMonitor",
+        "PrometheusRule",
+        "PodDisruptionBudget",
+    ] {
+        assert!(kinds.contains(&wanted), "{wanted} in {kinds:?}");
+    }
+    validate_core(&docs);
+    let dir = tempfile::tempdir().unwrap();
     // The PrometheusRule's groups are a rules file promtool accepts.
     let rule = docs.iter().find(|d| kind(d) == "PrometheusRule").unwrap();
     let spec = rule.split_once("\nspec:\n").unwrap().1;
