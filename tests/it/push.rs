@@ -559,10 +559,7 @@ async fn sigkill_while_pushing_loses_no_bucket_and_leaves_readable_state() {
 impl World {
     /// The minute report's cursor as the state file holds it.
     fn exporter_cursor(&self, report: &str) -> Timestamp {
-        let text =
-            std::fs::read_to_string(self.dir.path().join("state/remote_write/prom.json")).unwrap();
-        let file: serde_json::Value = serde_json::from_str(&text).unwrap();
-        file["reports"][report].as_str().unwrap().parse().unwrap()
+        cursor_file(self, 0).expect("a cursor file")[report]
     }
 }
 
@@ -910,15 +907,12 @@ async fn backfill_names_an_unknown_remote_and_refuses_two_destinations() {
     let (_sim, _dir, config) =
         simulator_and_config("  - {name: daily, path: tenant/year/month/day}\n").await;
     let config = config.display().to_string();
-    let ran = run_binary(&[
-        "backfill",
-        "--config.file",
-        &config,
-        "--from",
-        "2026-11-01",
-        "--remote-write",
-        "nosuch",
-    ]);
+    let backfill = |destination: &[&str]| {
+        let mut args = vec!["backfill", "--config.file", &config, "--from", "2026-11-01"];
+        args.extend_from_slice(destination);
+        run_binary(&args)
+    };
+    let ran = backfill(&["--remote-write", "nosuch"]);
     assert_ne!(ran.code, Some(0));
     assert!(
         ran.stderr
@@ -926,17 +920,7 @@ async fn backfill_names_an_unknown_remote_and_refuses_two_destinations() {
         "{}",
         ran.stderr
     );
-    let ran = run_binary(&[
-        "backfill",
-        "--config.file",
-        &config,
-        "--from",
-        "2026-11-01",
-        "--remote-write",
-        "x",
-        "--output",
-        "f.om",
-    ]);
+    let ran = backfill(&["--remote-write", "x", "--output", "f.om"]);
     assert_eq!(ran.code, Some(2), "{}", ran.stderr);
     let ran = run_binary(&["backfill", "--config.file", &config, "--from", "2026-11-01"]);
     assert_eq!(
