@@ -382,57 +382,118 @@ async fn demo_exporter() -> (Simulator, tempfile::TempDir, Running) {
         cmu_exporter::demo::yaml(&sim, &statement, &dir.path().join("state")),
     )
     .unwrap();
-    let config = cmu_exporter::config::Config::load(&file).unwrap();
-    let options = Options {
-        config_file: Some(file),
-        ..Options::loopback(Clock::wall())
-    };
-    let running = app::start(config, options).await.unwrap();
+    let running = exporter_of(&file).await;
     (sim, dir, running)
 }
 
-/// The exposition once every demo report was polled.
+/// The exporter of the configuration file `file`, in-process.
+async fn exporter_of(file: &Path) -> Running {
+    let config = cmu_exporter::config::Config::load(file).unwrap();
+    let options = Options {
+        config_file: Some(file.to_owned()),
+        ..Options::loopback(Clock::wall())
+    };
+    app::start(config, options).await.unwrap()
+}
+
+/// The demo's exposition once every demo report was polled.
 async fn full_exposition(exporter: &Running) -> String {
+    exposition_once_polled(exporter, 13).await
+}
+
+/// The exposition once `reports` reports were polled.
+async fn exposition_once_polled(exporter: &Running, reports: usize) -> String {
     let url = format!("{}/metrics", exporter.url());
-    wait_for("every demo report polled", PROMETHEUS_WAIT, || async {
+    wait_for("every report polled", PROMETHEUS_WAIT, || async {
         let text = get_text(&url).await.1;
-        let reports = parse_exposition(&text)
+        let up = parse_exposition(&text)
             .into_iter()
             .filter(|s| s.name == "cmu_exporter_report_up" && s.value == 1.0)
             .count();
-        (reports == 13).then_some(text)
+        (up == reports).then_some(text)
     })
     .await
+}
+
+/// What the dashboards and rules read that the exposition `text` neither
+/// exports nor the rules record, one line each, and how many names were read.
+fn unread_metrics(text: &str) -> (Vec<String>, usize) {
+    let exported: BTreeSet<String> = parse_exposition(text).into_iter().map(|s| s.name).collect();
+    let (recorded, read_by_rules) = rule_names();
+    // The push's series exist with `remote_write:` only; the push tests read
+    // them on `/metrics` (push::live_push_...).
+    let pushing = |name: &str| name.starts_with("cmu_exporter_remote_write_");
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for (place, expr) in dashboard_queries() {
+        for name in metric_names(&expr) {
+            if !(exported.contains(&name) || recorded.contains(&name) || pushing(&name)) {
+                missing.push(format!(
+                    "{place}: `{name}` is neither exported nor recorded"
+                ));
+            }
+            checked += 1;
+        }
+    }
+    for name in read_by_rules.difference(&recorded) {
+        if !(exported.contains(name) || pushing(name)) {
+            missing.push(format!("the rules read `{name}`, which is not exported"));
+        }
+    }
+    (missing, checked)
 }
 
 #[tokio::test]
 async fn every_metric_of_the_dashboards_and_rules_is_exported_or_recorded() {
     let (_sim, _dir, exporter) = demo_exporter().await;
     let text = full_exposition(&exporter).await;
-    let exported: BTreeSet<String> = parse_exposition(&text)
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    let (recorded, read_by_rules) = rule_names();
-    let mut checked = 0;
-    for (place, expr) in dashboard_queries() {
-        for name in metric_names(&expr) {
-            let pushing = name.starts_with("cmu_exporter_remote_write_");
-            let known = exported.contains(&name) || recorded.contains(&name) || pushing;
-            assert!(known, "{place}: `{name}` is neither exported nor recorded");
-            checked += 1;
-        }
-    }
-    for name in read_by_rules.difference(&recorded) {
-        // The push's series exist with `remote_write:` only; the push
-        // tests read them on `/metrics` (push::live_push_...).
-        let pushing = name.starts_with("cmu_exporter_remote_write_");
-        assert!(
-            exported.contains(name) || pushing,
-            "the rules read `{name}`, which is not exported"
-        );
-    }
+    let (missing, checked) = unread_metrics(&text);
+    assert!(missing.is_empty(), "the demo:\n{}", missing.join("\n"));
     assert!(checked > 50, "the dashboards were read: {checked} names");
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn the_kubernetes_bases_configuration_polls_what_its_rules_and_dashboards_read() {
+    let sim = simulator().await;
+    let dir = tempfile::tempdir().unwrap();
+    let statement = dir.path().join("statement.jwt");
+    std::fs::write(&statement, sim.software_statement()).unwrap();
+    // The base's file as it is, pointed at the simulator and a scratch state.
+    let base = std::fs::read_to_string(repo("deploy/kubernetes/config.yaml")).unwrap();
+    let local = base
+        .replacen(
+            "adobe:\n",
+            &format!(
+                "adobe:\n  dcr_url: {}\n  cmu_url: {}\n  esm_url: {}\n",
+                sim.dcr_url(),
+                sim.cmu_url(),
+                sim.esm_url()
+            ),
+            1,
+        )
+        .replace(
+            "/etc/cmu-exporter/secret/software-statement.jwt",
+            statement.to_str().unwrap(),
+        )
+        .replace(
+            "state_dir: /var/lib/cmu-exporter",
+            &format!("state_dir: {}", dir.path().join("state").display()),
+        );
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, &local).unwrap();
+    let reports = cmu_exporter::config::Config::load(&file)
+        .unwrap()
+        .reports
+        .len();
+    let exporter = exporter_of(&file).await;
+    let text = exposition_once_polled(&exporter, reports).await;
+    let (missing, _) = unread_metrics(&text);
+    assert!(
+        missing.is_empty(),
+        "deploy/kubernetes/config.yaml polls too little:\n{}",
+        missing.join("\n")
+    );
     exporter.stop().await;
 }
 
