@@ -9,6 +9,9 @@ use std::process::Command;
 
 use crate::common::*;
 
+/// The Helm chart.
+const CHART: &str = "deploy/helm/cmu-exporter";
+
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
@@ -71,19 +74,48 @@ fn dashboard_config_maps() -> String {
     out
 }
 
+/// The files the Helm chart packs: its copies of the rules and dashboards
+/// (a chart reads no file outside its folder), and what each must equal.
+fn chart_files() -> Vec<(String, String)> {
+    let mut files = vec![(
+        format!("{CHART}/files/cmu-exporter.rules.yml"),
+        std::fs::read_to_string(repo("deploy/prometheus/cmu-exporter.rules.yml")).unwrap(),
+    )];
+    for entry in std::fs::read_dir(repo("dashboards")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            files.push((
+                format!("{CHART}/files/dashboards/{name}"),
+                std::fs::read_to_string(&path).unwrap(),
+            ));
+        }
+    }
+    files
+}
+
 #[test]
 fn operator_objects_are_generated_from_the_rules_and_dashboards() {
-    for (file, expected) in [
-        ("deploy/kubernetes/prometheusrule.yaml", prometheus_rule()),
-        ("deploy/kubernetes/dashboards.yaml", dashboard_config_maps()),
-    ] {
+    let mut generated = vec![
+        (
+            "deploy/kubernetes/prometheusrule.yaml".to_owned(),
+            prometheus_rule(),
+        ),
+        (
+            "deploy/kubernetes/dashboards.yaml".to_owned(),
+            dashboard_config_maps(),
+        ),
+    ];
+    generated.extend(chart_files());
+    for (file, expected) in &generated {
+        let file = file.as_str();
         let path = repo(file);
         if std::env::var_os("UPDATE_DEPLOY").is_some() {
-            std::fs::write(&path, &expected).unwrap();
+            std::fs::write(&path, expected).unwrap();
         }
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
-            committed == expected,
+            &committed == expected,
             "{file} drifted from its source: run `UPDATE_DEPLOY=1 cargo test --test it deploy` and commit it"
         );
     }
@@ -305,4 +337,196 @@ fn the_kubernetes_base_renders_and_validates() {
         })
         .count();
     assert_eq!(dashboards, shipped, "one ConfigMap per dashboard");
+}
+
+/// The chart rendered by `deploy/check/helm_chart.py` (lint, schema,
+/// template) with the values files `values` (paths in the repository):
+/// its objects, or the checker's report when it refused.
+fn chart_rendered(values: &[&str], notes: bool) -> Result<String, String> {
+    let mut args = vec![CHART.to_owned()];
+    for file in values {
+        args.push("-f".into());
+        args.push(file.to_string());
+    }
+    if notes {
+        args.push("--notes".into());
+    }
+    let out = Command::new("python3")
+        .arg("deploy/check/helm_chart.py")
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+/// The chart's objects for `values`, which must be accepted.
+fn chart_objects(values: &[&str]) -> Vec<String> {
+    let text = chart_rendered(values, false)
+        .unwrap_or_else(|report| panic!("the chart with {values:?}:\n{report}"));
+    documents(&text)
+}
+
+/// The chart's test values files (`ci/*.yaml`), as prometheus-community's
+/// chart testing reads them.
+fn chart_ci_values() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(repo(&format!("{CHART}/ci")))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with("-values.yaml"))
+        .map(|n| format!("{CHART}/ci/{n}"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn the_helm_chart_lints_and_renders_valid_objects_for_its_defaults_and_each_ci_file() {
+    let ci = chart_ci_values();
+    assert!(ci.len() >= 3, "{ci:?}");
+    let mut cases: Vec<Vec<&str>> = vec![vec![]];
+    cases.extend(ci.iter().map(|f| vec![f.as_str()]));
+    for values in cases {
+        let docs = chart_objects(&values);
+        validate_core(&docs);
+        let operator: Vec<&str> = docs
+            .iter()
+            .filter(|d| matches!(kind(d), "ServiceMonitor" | "PrometheusRule"))
+            .map(String::as_str)
+            .collect();
+        if !operator.is_empty() {
+            let (ok, report) = operator_schema(&operator);
+            assert!(ok, "{values:?}: the Operator's schemas:\n{report}");
+        }
+        // The configuration the chart writes is one the exporter accepts.
+        let map = docs
+            .iter()
+            .find(|d| kind(d) == "ConfigMap" && d.contains("config.yaml: |"))
+            .unwrap();
+        let config: String = map
+            .split_once("config.yaml: |\n")
+            .unwrap()
+            .1
+            .lines()
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        cmu_exporter::config::Config::from_yaml(&config, "the chart's config")
+            .unwrap_or_else(|e| panic!("{values:?}: {e}"));
+    }
+    // What the ci files set reaches the objects.
+    let sharded = chart_objects(&[&format!("{CHART}/ci/sharded-values.yaml")]);
+    let set = sharded.iter().find(|d| kind(d) == "StatefulSet").unwrap();
+    assert!(set.contains("replicas: 3\n") && set.contains("- --total-shards=3\n"));
+    assert!(
+        set.contains("- \"--log.level=debug\"\n") && set.contains("storageClassName: standard")
+    );
+    let secret = sharded.iter().find(|d| kind(d) == "Secret").unwrap();
+    assert!(secret.contains("name: cmu-exporter-statement\n"));
+    let own = chart_objects(&[&format!("{CHART}/ci/no-operator-values.yaml")]);
+    let kinds: Vec<&str> = own.iter().map(|d| kind(d)).collect();
+    assert_eq!(kinds, ["ConfigMap", "Service", "StatefulSet"], "{kinds:?}");
+    let set = own.iter().find(|d| kind(d) == "StatefulSet").unwrap();
+    assert!(set.contains("secretName: adobe-pass-statement\n"));
+    // NOTES.txt says how to reach /metrics and what the landing page shows.
+    let notes = chart_rendered(&[], true).unwrap();
+    for needle in [
+        "port-forward pod/cmu-exporter-0 9063:metrics",
+        "/metrics",
+        "The landing page shows each report's path",
+        "create secret generic cmu-exporter-statement",
+    ] {
+        assert!(notes.contains(needle), "NOTES.txt lacks {needle}:\n{notes}");
+    }
+}
+
+#[test]
+fn the_helm_charts_schema_refuses_bad_values_and_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("shards: 0", "/shards"),
+        ("shards: two", "/shards"),
+        ("serviceMonitor: {enabeld: true}", "enabeld"),
+        ("serviceMonitor: {interval: 60}", "/serviceMonitor/interval"),
+        ("extraArgs: [debug]", "/extraArgs/0"),
+        ("persistence: {size: big}", "/persistence/size"),
+        ("image: {pullPolicy: Sometimes}", "/image/pullPolicy"),
+        ("config: {reports: []}", "/config/reports"),
+        ("shard: 3", "shard"),
+        (
+            "softwareStatement: {existingSecret: a, value: b}",
+            "existingSecret (a Secret of yours) or value",
+        ),
+    ];
+    for (i, (values, named)) in cases.into_iter().enumerate() {
+        let file = dir.path().join(format!("bad-{i}.yaml"));
+        std::fs::write(&file, values).unwrap();
+        let report = chart_rendered(&[file.to_str().unwrap()], false)
+            .err()
+            .unwrap_or_else(|| panic!("`{values}` is refused"));
+        assert!(
+            report.contains("ERROR") && report.contains(named),
+            "`{values}`: the report names {named}:\n{report}"
+        );
+    }
+}
+
+#[test]
+fn the_charts_app_version_is_the_crates() {
+    let chart = std::fs::read_to_string(repo(&format!("{CHART}/Chart.yaml"))).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        chart.contains(&format!("\nappVersion: \"{version}\"\n")),
+        "Chart.yaml's appVersion is Cargo.toml's version {version}"
+    );
+    let set = chart_objects(&[]);
+    let set = set.iter().find(|d| kind(d) == "StatefulSet").unwrap();
+    assert!(set.contains(&format!("image: cmu-exporter:{version}\n")));
+}
+
+/// Runs `deploy/check/same_objects.py` on two renderings: (same, its report).
+fn same_objects(first: &[String], second: &[String]) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("first.yaml");
+    let b = dir.path().join("second.yaml");
+    std::fs::write(&a, first.join("\n---\n")).unwrap();
+    std::fs::write(&b, second.join("\n---\n")).unwrap();
+    python_script("deploy/check/same_objects.py", [&a, &b])
+}
+
+#[test]
+fn the_helm_chart_and_the_kustomize_base_render_the_same_objects() {
+    // The defaults are the base; the kube-prometheus-stack values are its overlay.
+    let pairs = [
+        (rendered_base(), chart_objects(&[])),
+        (
+            rendered("deploy/examples/kube-prometheus-stack"),
+            chart_objects(&[&format!("{CHART}/ci/kube-prometheus-stack-values.yaml")]),
+        ),
+    ];
+    for (kustomized, charted) in &pairs {
+        let (same, report) = same_objects(kustomized, charted);
+        assert!(
+            same,
+            "the chart drifted from the kustomize files:\n{report}"
+        );
+        assert!(report.contains(" 0 differences"), "{report}");
+    }
+    // A drift is seen, and named.
+    let dir = tempfile::tempdir().unwrap();
+    let drift = dir.path().join("drift.yaml");
+    std::fs::write(&drift, "serviceMonitor: {interval: 30s}\nshards: 2\n").unwrap();
+    let (same, report) = same_objects(&pairs[0].0, &chart_objects(&[drift.to_str().unwrap()]));
+    assert!(!same, "{report}");
+    for named in ["endpoints[0].interval", "spec.replicas", "--total-shards=2"] {
+        assert!(
+            report.contains(named),
+            "the report names {named}:\n{report}"
+        );
+    }
 }
