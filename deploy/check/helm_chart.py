@@ -61,7 +61,9 @@ def main():
         sys.exit(1)
     chart = Chart.load(args.chart)
     try:
-        chart.validate_schema(merged(yaml.safe_load(open(f"{args.chart}/values.yaml")), values))
+        with open(f"{args.chart}/values.yaml") as f:
+            defaults = yaml.safe_load(f)
+        chart.validate_schema(merged(defaults, values))
         rendered = chart.render(values, name=args.name, namespace=args.namespace)
     except Exception as e:  # the SDK raises Helm's own message
         print(f"ERROR {' '.join(str(e).split())}", file=sys.stderr)

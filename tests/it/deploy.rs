@@ -50,19 +50,24 @@ fn prometheus_rule() -> String {
     )
 }
 
-/// The dashboards as ConfigMaps for Grafana's dashboard sidecar.
-fn dashboard_config_maps() -> String {
+/// The shipped dashboards, `dashboards/*.json`, in name order.
+fn dashboard_files() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo("dashboards"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
+    files
+}
+
+/// The dashboards as ConfigMaps for Grafana's dashboard sidecar.
+fn dashboard_config_maps() -> String {
     let mut out = String::from(
         "# Generated from dashboards/*.json by tests/it/deploy.rs: edit the dashboards,\n\
          # then run `UPDATE_DEPLOY=1 cargo test --test it deploy`.\n",
     );
-    for file in files {
+    for file in dashboard_files() {
         let name = file.file_name().unwrap().to_str().unwrap();
         let json = std::fs::read_to_string(&file).unwrap();
         out.push_str(&format!(
@@ -81,15 +86,12 @@ fn chart_files() -> Vec<(String, String)> {
         format!("{CHART}/files/cmu-exporter.rules.yml"),
         std::fs::read_to_string(repo("deploy/prometheus/cmu-exporter.rules.yml")).unwrap(),
     )];
-    for entry in std::fs::read_dir(repo("dashboards")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "json") {
-            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-            files.push((
-                format!("{CHART}/files/dashboards/{name}"),
-                std::fs::read_to_string(&path).unwrap(),
-            ));
-        }
+    for path in dashboard_files() {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        files.push((
+            format!("{CHART}/files/dashboards/{name}"),
+            std::fs::read_to_string(&path).unwrap(),
+        ));
     }
     files
 }
@@ -329,13 +331,7 @@ fn the_kubernetes_base_renders_and_validates() {
         .iter()
         .filter(|d| kind(d) == "ConfigMap" && d.contains("grafana_dashboard: \"1\""))
         .count();
-    let shipped = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "json"))
-        })
-        .count();
+    let shipped = dashboard_files().len();
     assert_eq!(dashboards, shipped, "one ConfigMap per dashboard");
 }
 
