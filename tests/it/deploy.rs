@@ -1,7 +1,7 @@
 //! The deployment files. The Kubernetes base renders with kustomize and
 //! validates against the Kubernetes schemas; its Prometheus Operator objects
-//! are generated from the rules and dashboards users import by hand, and
-//! never drift from them (`UPDATE_DEPLOY=1 cargo test --test it deploy`
+//! are generated from the rules and dashboards users import by hand (which
+//! the mixin renders, `mixin/render.py`), and never drift from them (`UPDATE_DEPLOY=1 cargo test --test it deploy`
 //! writes them again).
 
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ fn prometheus_rule() -> String {
         .join("\n");
     format!(
         "# Generated from deploy/prometheus/cmu-exporter.rules.yml by tests/it/deploy.rs:\n\
-         # edit the rules file, then run `UPDATE_DEPLOY=1 cargo test --test it deploy`.\n\
+         # edit mixin/, run `python3 mixin/render.py`, then `UPDATE_DEPLOY=1 cargo test --test it deploy`.\n\
          apiVersion: monitoring.coreos.com/v1\n\
          kind: PrometheusRule\n\
          metadata:\n  name: cmu-exporter\n\
@@ -64,8 +64,8 @@ fn dashboard_files() -> Vec<PathBuf> {
 /// The dashboards as ConfigMaps for Grafana's dashboard sidecar.
 fn dashboard_config_maps() -> String {
     let mut out = String::from(
-        "# Generated from dashboards/*.json by tests/it/deploy.rs: edit the dashboards,\n\
-         # then run `UPDATE_DEPLOY=1 cargo test --test it deploy`.\n",
+        "# Generated from dashboards/*.json by tests/it/deploy.rs: edit mixin/dashboards/,\n\
+         # run `python3 mixin/render.py`, then `UPDATE_DEPLOY=1 cargo test --test it deploy`.\n",
     );
     for file in dashboard_files() {
         let name = file.file_name().unwrap().to_str().unwrap();

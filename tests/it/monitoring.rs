@@ -45,12 +45,12 @@ fn rules_pass_promtool_check_and_their_unit_tests() {
     }
 }
 
-/// The threshold groups are generated (deploy/prometheus/thresholds.py):
-/// the rules file holds what the generator writes, and every alert has its
-/// runbook section.
+/// The rules file and the dashboards are what the monitoring mixin renders
+/// (mixin/render.py `--check`, which also checks the README's panel
+/// tables), and every alert has its runbook section.
 #[test]
-fn the_threshold_rules_are_the_generators_and_every_alert_has_a_runbook_section() {
-    let (ok, report) = python_script("deploy/prometheus/thresholds.py", ["--check"]);
+fn the_rules_and_dashboards_are_the_mixins_and_every_alert_has_a_runbook_section() {
+    let (ok, report) = python_script("mixin/render.py", ["--check"]);
     assert!(ok, "{report}");
     let rules = std::fs::read_to_string(repo(RULES)).unwrap();
     let runbook = std::fs::read_to_string(repo("docs/runbook.md")).unwrap();
@@ -68,10 +68,116 @@ fn the_threshold_rules_are_the_generators_and_every_alert_has_a_runbook_section(
     assert!(alerts >= 20, "{alerts} alerts");
 }
 
+/// The rules of a rules file, parsed: (group, rule) for each.
+fn parsed_rules(file: &Path) -> Vec<(String, serde_json::Value)> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let mut rules = Vec::new();
+    for group in doc["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            rules.push((group["name"].as_str().unwrap().to_owned(), rule.clone()));
+        }
+    }
+    rules
+}
+
+/// Overriding the mixin's `_config` as the README shows (a jsonnet file that
+/// imports the mixin) narrows every query to the selector and changes the
+/// numbers, `for:` durations and links; what it renders passes promtool.
 #[test]
-fn the_dashboards_are_the_generators() {
-    let (ok, report) = python_script("dashboards/generate.py", ["--check"]);
+fn the_mixins_config_overrides_reach_every_rule_and_dashboard() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine.jsonnet");
+    std::fs::write(
+        &mine,
+        "(import 'mixin.libsonnet') + { _config+:: {\n\
+           exporterSelector: 'job=\"adobe\"',\n\
+           runbookURLPattern: 'https://wiki.example/runbooks/%s',\n\
+           alertFor+: { CmuExporterAbsent: '20m', CmuExporterReloadRefused: '1m' },\n\
+           staleIntervals: 3,\n\
+           esmMinAttempts: 50,\n\
+           dashboardRefresh: '5m',\n\
+         } }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let (ok, report) = python_script(
+        "mixin/render.py",
+        [
+            "--mixin".as_ref(),
+            mine.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+    );
     assert!(ok, "{report}");
+    let rules_file = out.join(RULES);
+    let check = Command::new(promtool())
+        .args(["check", "rules"])
+        .arg(&rules_file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let rules = parsed_rules(&rules_file);
+    assert_eq!(rules.len(), parsed_rules(&repo(RULES)).len());
+    let rule = |name: &str| {
+        rules
+            .iter()
+            .map(|(_, r)| r)
+            .find(|r| r["alert"] == name)
+            .unwrap_or_else(|| panic!("no alert {name}"))
+    };
+    let absent = rule("CmuExporterAbsent");
+    assert_eq!(
+        absent["expr"],
+        "absent(cmu_exporter_build_info{job=\"adobe\"})\n"
+    );
+    assert_eq!(absent["for"], "20m");
+    assert_eq!(
+        absent["annotations"]["runbook_url"],
+        "https://wiki.example/runbooks/cmuexporterabsent"
+    );
+    assert_eq!(rule("CmuExporterReloadRefused")["for"], "1m");
+    let stale = rule("CmuExporterReportStale")["expr"].as_str().unwrap();
+    assert!(
+        stale.contains("> 3 * cmu_exporter_report_interval_seconds{job=\"adobe\"}"),
+        "{stale}"
+    );
+    let guard = rule("EsmAuthzFailureRatioHigh")["expr"].as_str().unwrap();
+    assert!(guard.contains("esm:authz_attempts:sum >= 50"), "{guard}");
+
+    // Every exported name an expression reads carries the selector (a
+    // name in a label value, `family="cmu_active_users"`, is no read).
+    let unquoted = |text: &str| -> String { text.split('"').step_by(2).collect() };
+    for (group, rule) in &rules {
+        let expr = rule["expr"].as_str().unwrap();
+        for name in metric_names(&unquoted(expr))
+            .into_iter()
+            .filter(|n| !n.contains(':'))
+        {
+            let narrowed = unquoted(&expr.replace(&format!("{name}{{job=\"adobe\""), "narrowed{"));
+            assert!(
+                !metric_names(&narrowed).contains(&name),
+                "{group}: {name} is read without the selector in\n{expr}"
+            );
+        }
+    }
+    for file in DASHBOARDS {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(file)).unwrap()).unwrap();
+        assert_eq!(json["refresh"], "5m", "{file}");
+        let job = &json["templating"]["list"][1];
+        assert_eq!(job["name"], "job");
+        assert_eq!(
+            job["query"]["query"], "label_values(cmu_exporter_build_info{job=\"adobe\"}, job)",
+            "{file}"
+        );
+    }
 }
 
 /// Runs `deploy/check/grafana_schema.py` on `dashboards`: (success, its report).
