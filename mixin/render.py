@@ -16,6 +16,7 @@ and the Helm chart's copies are made from those by
 Needs the `jsonnet` package from PyPI (`pip install jsonnet`).
 """
 import argparse
+import difflib
 import json
 import os
 import re
@@ -80,6 +81,11 @@ def rules_yaml(groups):
                 lead = "      - " if first else "        "
                 first = False
                 value = rule[key]
+                strings = value.values() if isinstance(value, dict) else [value]
+                if not all(isinstance(v, str) for v in strings):
+                    name = rule.get("record") or rule.get("alert")
+                    sys.exit(f"mixin: rule {name}: `{key}` must hold text (a duration such as '5m', "
+                             f"a label value in quotes), not {json.dumps(value)}")
                 if isinstance(value, dict):
                     out.append(f"{lead}{key}:")
                     for k, v in value.items():
@@ -89,17 +95,35 @@ def rules_yaml(groups):
     return "\n".join(out) + "\n"
 
 
+def unknown_settings(config, defaults, path="_config"):
+    """The settings of `config` the mixin has no use for (a misspelt name
+    would otherwise change nothing, silently), each with the nearest known."""
+    problems = []
+    for key, value in config.items():
+        if key not in defaults:
+            near = difflib.get_close_matches(key, defaults, n=1)
+            hint = f" (did you mean {path}.{near[0]}?)" if near else f" (known: {', '.join(sorted(defaults))})"
+            problems.append(f"{path}.{key} is no setting of the mixin{hint}")
+        elif isinstance(defaults[key], dict) and isinstance(value, dict):
+            problems += unknown_settings(value, defaults[key], f"{path}.{key}")
+    return problems
+
+
 def render(mixin, jpath=()):
     """{path relative to the output root: text} of the mixin at `mixin`
     (imports found beside it, in `jpath`, then in mixin/)."""
     snippet = (
         f"local m = import {json.dumps(os.path.abspath(mixin))};\n"
-        "{ groups: m.prometheusRules.groups + m.prometheusAlerts.groups, dashboards: m.grafanaDashboards }"
+        "{ groups: m.prometheusRules.groups + m.prometheusAlerts.groups, dashboards: m.grafanaDashboards,\n"
+        "  config: m._config, defaults: (import 'config.libsonnet')._config }"
     )
     try:
         out = json.loads(_jsonnet.evaluate_snippet("render", snippet, jpathdir=[*jpath, HERE]))
     except RuntimeError as e:
         sys.exit(f"mixin: {mixin} does not evaluate:\n{e}")
+    unknown = unknown_settings(out["config"], out["defaults"])
+    if unknown:
+        sys.exit(f"mixin: {mixin}: " + "; ".join(unknown))
     files = {RULES: rules_yaml(out["groups"])}
     for name, dashboard in out["dashboards"].items():
         files[f"{DASHBOARDS}/{name}"] = json.dumps(dashboard, indent=2, ensure_ascii=False) + "\n"

@@ -82,13 +82,12 @@ fn parsed_rules(file: &Path) -> Vec<(String, serde_json::Value)> {
 }
 
 /// Renders `mixin`, the text of a jsonnet file that imports the mixin, into
-/// `dir` with mixin/render.py: the folder holding its rules file and
-/// dashboards.
-fn render_mixin(mixin: &str, dir: &Path) -> PathBuf {
+/// `dir/rendered` with mixin/render.py: whether it succeeded, and its report.
+fn try_render_mixin(mixin: &str, dir: &Path) -> (bool, String) {
     let file = dir.join("mine.jsonnet");
     std::fs::write(&file, mixin).unwrap();
     let out = dir.join("rendered");
-    let (ok, report) = python_script(
+    python_script(
         "mixin/render.py",
         [
             "--mixin".as_ref(),
@@ -96,9 +95,45 @@ fn render_mixin(mixin: &str, dir: &Path) -> PathBuf {
             "--out".as_ref(),
             out.as_os_str(),
         ],
-    );
+    )
+}
+
+/// [`try_render_mixin`] that must succeed: the folder holding the rules
+/// file and the dashboards.
+fn render_mixin(mixin: &str, dir: &Path) -> PathBuf {
+    let (ok, report) = try_render_mixin(mixin, dir);
     assert!(ok, "{report}");
-    out
+    dir.join("rendered")
+}
+
+/// A misspelt setting would change nothing, silently; a number where a
+/// duration belongs would make a rules file Prometheus refuses. The
+/// renderer refuses both, naming the setting.
+#[test]
+fn the_mixin_refuses_a_misspelt_setting_and_a_number_for_a_duration_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for (config, expected) in [
+        (
+            "staleIntervls: 3",
+            "_config.staleIntervls is no setting of the mixin (did you mean _config.staleIntervals?)",
+        ),
+        (
+            "alertFor+: { CmuExporterAbsnt: '1m' }",
+            "_config.alertFor.CmuExporterAbsnt is no setting of the mixin (did you mean _config.alertFor.CmuExporterAbsent?)",
+        ),
+        (
+            "alertFor+: { CmuExporterAbsent: 5 }",
+            "rule CmuExporterAbsent: `for` must hold text",
+        ),
+    ] {
+        let (ok, report) = try_render_mixin(
+            &format!("(import 'mixin.libsonnet') + {{ _config+:: {{ {config} }} }}\n"),
+            dir.path(),
+        );
+        assert!(!ok, "{config}: rendered");
+        assert!(report.contains(expected), "{config}: {report}");
+        assert!(!report.contains("Traceback"), "{config}: {report}");
+    }
 }
 
 /// Overriding the mixin's `_config` as the README shows (a jsonnet file that
