@@ -49,19 +49,20 @@ HEADER = """\
 # The keys of a rule in the order Prometheus's documentation shows them.
 RULE_KEYS = ("record", "alert", "expr", "for", "labels", "annotations")
 PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_:.\-]*$")
+# Plain words YAML reads as something other than text.
+NOT_TEXT = {"true", "false", "null", "yes", "no", "on", "off", "y", "n"}
 
 
 def scalar(text, indent, plain=False):
-    """A YAML scalar: plain for names, a literal block for multi-line text,
-    else double-quoted (JSON's escapes are YAML's)."""
-    if plain and PLAIN.match(text):
+    """A YAML scalar: plain for names, a literal block for multi-line text
+    (ending in one line break or none), else double-quoted (JSON's escapes
+    are YAML's)."""
+    if plain and PLAIN.fullmatch(text) and text.lower() not in NOT_TEXT:
         return " " + text
-    if "\n" in text.rstrip("\n"):
-        chomp = "" if text.endswith("\n") and not text.endswith("\n\n") else "-"
-        pad = " " * indent
-        return f" |{chomp}\n" + "\n".join(pad + line if line else "" for line in text.rstrip("\n").split("\n"))
-    if text.endswith("\n"):
-        return f" |\n{' ' * indent}{text.rstrip(chr(10))}"
+    body = text[:-1] if text.endswith("\n") else text
+    if "\n" in text and not body.endswith("\n") and not body.startswith(" "):
+        chomp = "" if body != text else "-"
+        return f" |{chomp}\n" + "\n".join(" " * indent + line if line else "" for line in body.split("\n"))
     return " " + json.dumps(text, ensure_ascii=False)
 
 
@@ -131,14 +132,15 @@ def render(mixin, jpath=()):
 
 
 def panel_tables(dashboards):
-    """The README's "Dashboards" tables: each panel and the question it answers."""
-    out = []
+    """The README's "Dashboards" tables, one per dashboard: each panel and
+    the question it answers."""
+    tables = []
     for name, d in dashboards.items():
-        out.append(f"\n### {d['title']} (`dashboards/{name}`)\n")
-        out.append("| panel | the question it answers |\n|---|---|")
+        lines = [f"### {d['title']} (`dashboards/{name}`)", "", "| panel | the question it answers |", "|---|---|"]
         for p in d["panels"]:
-            out.append(f"| **{p['title']}** | |" if p["type"] == "row" else f"| {p['title']} | {p['description']} |")
-    return "\n".join(out) + "\n"
+            lines.append(f"| **{p['title']}** | |" if p["type"] == "row" else f"| {p['title']} | {p['description']} |")
+        tables.append("\n".join(lines))
+    return tables
 
 
 def main():
@@ -162,8 +164,8 @@ def main():
         if os.path.abspath(args.out) == ROOT:
             with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
                 readme = f.read()
-            for table in panel_tables(dashboards).split("\n### ")[1:]:
-                if "### " + table.rstrip("\n") not in readme:
+            for table in panel_tables(dashboards):
+                if table not in readme:
                     stale.append(f"README.md (the panel table of {table.splitlines()[0]})")
         if stale:
             sys.exit(f"not what mixin/render.py writes (edit mixin/, then run `python3 mixin/render.py`): {', '.join(stale)}")
@@ -174,7 +176,7 @@ def main():
         with open(target, "w", encoding="utf-8") as f:
             f.write(text)
     if os.path.abspath(args.out) == ROOT:
-        print(panel_tables(dashboards), end="")
+        print("".join(f"\n{table}\n" for table in panel_tables(dashboards)), end="")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,6 @@
 local DS = { type: 'prometheus', uid: '${datasource}' };
 
 {
-  datasource:: DS,
-
   datasourceVariable():: {
     name: 'datasource',
     label: 'Data source',

@@ -54,7 +54,7 @@ local J = 'job, instance';
     { level: 'tenant', keys: ['tenant'], fallback: '', fallbackKeys: [], suffix: '' },
     { level: 'tenant_mvpd', keys: ['tenant', 'mvpd'], fallback: 'mvpd', fallbackKeys: ['mvpd'], suffix: 'ForMvpd' },
   ],
-  local concurrencyRecord(f, l) = 'cmu:%s_threshold:%s' % [std.substr(f.family, 4, 100), l.level],
+  local concurrencyRecord(f, l) = 'cmu:%s_threshold:%s' % [f.family[std.length('cmu_'):], l.level],
   local concurrencyRules = [
     resolved(concurrencyRecord(f, l), f.family, severity, l.keys, s(f.family), l.fallback, l.fallbackKeys)
     for f in concurrencyFamilies

@@ -1,8 +1,8 @@
 //! The deployment files. The Kubernetes base renders with kustomize and
 //! validates against the Kubernetes schemas; its Prometheus Operator objects
 //! are generated from the rules and dashboards users import by hand (which
-//! the mixin renders, `mixin/render.py`), and never drift from them (`UPDATE_DEPLOY=1 cargo test --test it deploy`
-//! writes them again).
+//! the mixin renders, `mixin/render.py`), and never drift from them
+//! (`UPDATE_DEPLOY=1 cargo test --test it deploy` writes them again).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

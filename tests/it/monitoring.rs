@@ -28,21 +28,26 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
+/// Runs promtool with `args` from the repository's root; fails the test,
+/// with promtool's report, unless it succeeds.
+fn assert_promtool<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S]) {
+    let out = Command::new(promtool())
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "promtool {args:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn rules_pass_promtool_check_and_their_unit_tests() {
-    for args in [["check", "rules", RULES], ["test", "rules", RULE_TESTS]] {
-        let out = Command::new(promtool())
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "promtool {args:?}:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    assert_promtool(&["check", "rules", RULES]);
+    assert_promtool(&["test", "rules", RULE_TESTS]);
 }
 
 /// The rules file and the dashboards are what the monitoring mixin renders
@@ -154,16 +159,7 @@ fn the_mixins_config_overrides_reach_every_rule_and_dashboard() {
         dir.path(),
     );
     let rules_file = out.join(RULES);
-    let check = Command::new(promtool())
-        .args(["check", "rules"])
-        .arg(&rules_file)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    assert_promtool(&["check".as_ref(), "rules".as_ref(), rules_file.as_os_str()]);
 
     let rules = parsed_rules(&rules_file);
     assert_eq!(rules.len(), parsed_rules(&repo(RULES)).len());
