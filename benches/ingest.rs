@@ -59,6 +59,7 @@ fn spec() -> SnapshotSpec {
         labels: Vec::new(),
         max_series: None,
         computed_at: None,
+        computed_through: None,
     }
 }
 

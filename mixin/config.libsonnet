@@ -45,6 +45,15 @@
       EsmReportStale: '15m',
     },
 
+    // How far back the rules look for a report's newest value. A pushed
+    // sample is stamped at the end of its bucket and reaches the store once
+    // Adobe has computed it: minutes for a minute or hour report, hours for
+    // a day report, up to a day for the level reports, so a plain read would
+    // miss it. The rules read the newest sample within this range and only
+    // while the report is fresh (cmu:report:stale). '' reads plain instant
+    // values: cheaper on a Prometheus that only scrapes the exporter.
+    reportLookback: '3d',
+
     // CmuExporterReportStale: a report is stale after this many of its
     // poll intervals without a success.
     staleIntervals: 2,

@@ -18,7 +18,7 @@ use jiff::{Span, Timestamp, ToSpan};
 
 use crate::config::ReportConfig;
 use crate::export::{Samples, SnapshotSpec, build_history};
-use crate::report::{BucketChoice, Granularity, ParseError};
+use crate::report::{BucketChoice, Computed, Evidence, Granularity, ParseError};
 use crate::retry::RetryPolicy;
 use crate::wolap::{ApiError, AuthorizedClient, FetchError, ReportQuery};
 
@@ -75,7 +75,8 @@ pub struct History<'a> {
 }
 
 impl<'a> History<'a> {
-    /// The history of `report` as seen at `now`; `None` for a report
+    /// The history of `report` as seen at `now`, complete as far as
+    /// `computed` (what a live answer showed); `None` for a report
     /// without a time dimension (Adobe keeps no history of it).
     pub fn new(
         client: &'a AuthorizedClient,
@@ -84,8 +85,13 @@ impl<'a> History<'a> {
         now: Timestamp,
         endpoint: &'a str,
         max_limit: u32,
+        computed: Computed,
     ) -> Option<Self> {
         let span = report.path.granularity().span()?;
+        let through = (computed.by != Evidence::Nothing)
+            .then(|| computed.through.to_zoned(time_zone.clone()).ok())
+            .flatten()
+            .map(|z| z.timestamp());
         let spec = SnapshotSpec {
             api: report.api,
             report: report.name.to_string(),
@@ -98,6 +104,7 @@ impl<'a> History<'a> {
             max_series: report.max_series,
             // History has no "computed at": the live exporter's alone.
             computed_at: None,
+            computed_through: through,
         };
         Some(Self {
             client,
@@ -175,7 +182,7 @@ impl<'a> History<'a> {
                 // A truncated answer is not used: the window is split and fetched again.
                 let complete = |rows: usize| (rows as u64) < u64::from(limit);
                 let tz = spec.time_zone.clone();
-                build_history(&body, &spec, complete, |bucket, samples| {
+                let built = build_history(&body, &spec, complete, |bucket, samples| {
                     if bucket.start < first || bucket.start > window_last {
                         return Ok(());
                     }
@@ -187,7 +194,8 @@ impl<'a> History<'a> {
                         return Ok(());
                     };
                     sender.blocking_send(each(stamp, samples))
-                })
+                });
+                built.map(|read| read.map(|(rows, _)| rows))
             });
             let waiting = items.recv().await;
             if waiting.is_some() {
@@ -223,6 +231,81 @@ impl<'a> History<'a> {
                 last: window_last,
             });
         }
+    }
+
+    /// Learns how far Adobe has computed the report now, with one request
+    /// of the window a poll asks for (the newest buckets up to now), unless
+    /// the documented cadence already shows `wanted` complete (history well
+    /// in the past costs no call). From then on, the buckets it showed
+    /// complete are handed out.
+    pub async fn learn_computed(&mut self, wanted: DateTime) -> Result<Computed, HistoryError> {
+        let civil_now = self
+            .spec
+            .now
+            .to_zoned(self.spec.time_zone.clone())
+            .datetime();
+        let granularity = self.report.path.granularity();
+        let by_cadence = crate::export::computed(&self.spec, None);
+        let wanted = crate::report::Bucket {
+            granularity,
+            start: wanted,
+        };
+        let computed = if by_cadence.complete(Some(wanted)) {
+            by_cadence
+        } else {
+            if self.max_calls.is_some_and(|max| self.calls >= max) {
+                return Err(HistoryError::Budget { calls: self.calls });
+            }
+            let (start, end) =
+                crate::report::window(granularity, BucketChoice::Complete, civil_now);
+            let query = ReportQuery {
+                start,
+                end,
+                limit: Some(self.limit),
+                metrics: self.report.metrics.clone(),
+                filters: self.report.filters.clone(),
+            };
+            self.calls += 1;
+            let fetched = self
+                .client
+                .get(
+                    self.report.api,
+                    self.endpoint,
+                    &self.report.path,
+                    &query,
+                    RETRY,
+                )
+                .await
+                .map_err(HistoryError::Fetch)?;
+            let spec = self.spec.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                build_history(&fetched.body, &spec, |_| true, |_, _| Ok::<(), ()>(()))
+            })
+            .await;
+            match read {
+                Ok(Ok(Ok((_, computed)))) => computed,
+                Ok(Err(error)) => return Err(HistoryError::Parse(error)),
+                _ => by_cadence,
+            }
+        };
+        if computed.by != Evidence::Nothing {
+            self.spec.computed_through = computed
+                .through
+                .to_zoned(self.spec.time_zone.clone())
+                .ok()
+                .map(|z| z.timestamp());
+        }
+        Ok(computed)
+    }
+
+    /// The start of the newest bucket known complete, when any is: the
+    /// last a reading may hand out.
+    pub fn newest_complete(&self) -> Option<DateTime> {
+        let through = self.spec.computed_through?;
+        let civil = through.to_zoned(self.spec.time_zone.clone()).datetime();
+        let granularity = self.report.path.granularity();
+        let span = granularity.span()?;
+        granularity.floor(civil).checked_sub(span).ok()
     }
 
     /// A window of `rows` came back whole: the next one may be larger.

@@ -116,6 +116,7 @@ pub mod incoming;
 pub mod names;
 mod outcome;
 pub mod outgoing;
+mod pace;
 mod poller;
 pub mod push;
 pub mod report;

@@ -46,16 +46,12 @@ pub struct Answer {
     pub start: Option<jiff::civil::DateTime>,
     /// Adobe's clock when it answered (its `Date` header), if it said.
     pub served_at: Option<jiff::Timestamp>,
-}
-
-impl Answer {
-    /// The time the answer's buckets are judged complete at: ours when it
-    /// was asked, or Adobe's when it answered if that is earlier (our clock
-    /// stepped ahead must never make a bucket still filling look complete).
-    pub fn as_of(&self) -> jiff::Timestamp {
-        self.served_at
-            .map_or(self.spec.now, |adobe| adobe.min(self.spec.now))
-    }
+    /// How far Adobe had computed the report, as the answer showed: its
+    /// buckets that end by then are complete.
+    pub computed: crate::report::Computed,
+    /// Our clock when the request was sent and when its answer was read.
+    pub asked_at: jiff::Timestamp,
+    pub answered_at: jiff::Timestamp,
 }
 
 /// A successful poll: the snapshot and the answer it came from.

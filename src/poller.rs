@@ -1,7 +1,10 @@
 //! Polls each configured report at its own pace and says what happened.
 //!
-//! A report is polled once right away, then on a fixed grid of its interval
-//! (shifted by a per-report phase so reports do not fire together). A failed
+//! A report is polled once right away. A CMU report polled at Adobe's
+//! documented cadence (its default interval) is then polled just after
+//! each of Adobe's computations, whose phase it learns ([`Pace`]); any
+//! other report on a fixed grid of its interval (shifted by a per-report
+//! phase so reports do not fire together). A failed
 //! poll keeps the last good values and is retried sooner, backing off up to
 //! the interval. A global semaphore bounds concurrent CMU requests. Each
 //! step's [`PollOutcome`] goes to [`Reports::apply`], which owns the state.
@@ -20,6 +23,7 @@ use crate::config::{AdobeConfig, ReportConfig};
 use crate::export::{SnapshotSpec, build_snapshot};
 use crate::faults::{InjectedFault, strike};
 use crate::outcome::{Answer, PollError, PollOutcome, Polled};
+use crate::pace::{Pace, Seen};
 use crate::report::window;
 use crate::reports::Reports;
 use crate::retry::RetryPolicy;
@@ -72,6 +76,8 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
     // The first poll runs at once; the regular grid starts one interval later.
     let phase = jiff::SignedDuration::try_from(phase(&name, report.interval)).unwrap_or_default();
     let mut next_regular = first + step + phase;
+    let mut pace = follows_adobe(&report)
+        .then(|| Pace::new(report.interval, ctx.adobe.time_zone_of(report.api).clone()));
     let mut failures = 0u32;
     let mut at = first;
     loop {
@@ -100,7 +106,22 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
         };
         let took = started.elapsed();
         let now = ctx.clock.now();
-        next_regular = next_on_grid(next_regular, now, step, phase);
+        next_regular = match pace.as_mut() {
+            Some(pace) => {
+                if let Ok(polled) = &result {
+                    pace.observe(
+                        polled.answer.asked_at,
+                        polled.answer.answered_at,
+                        Seen {
+                            newest: polled.snapshot.newest.map(|b| b.start),
+                            digest: polled.snapshot.digest,
+                        },
+                    );
+                }
+                pace.next(now)
+            }
+            None => next_on_grid(next_regular, now, step, phase),
+        };
         let outcome = match result {
             Ok(Polled { snapshot, answer }) => {
                 failures = 0;
@@ -132,6 +153,16 @@ pub async fn run(report: ReportConfig, ctx: PollContext, mut shutdown: ShutdownS
         };
         ctx.reports.apply(&name, outcome);
     }
+}
+
+/// Whether `report`'s polls follow Adobe's computations: a CMU report with
+/// time, polled at the documented cadence of its path (its default).
+/// ESM documents no cadence (its `Last-Modified` tells each answer's time),
+/// and a chosen interval is kept as chosen.
+fn follows_adobe(report: &ReportConfig) -> bool {
+    !report.api.profile().last_modified_is_computation
+        && report.path.granularity() != crate::report::Granularity::Total
+        && report.interval == crate::report::default_interval(report.api, &report.path)
 }
 
 /// The next regular poll after `now`: the grid moves on by whole steps, and
@@ -215,41 +246,53 @@ pub async fn poll_once(report: &ReportConfig, ctx: &PollContext) -> Result<Polle
             request_retry(report.interval),
         )
         .await?;
+    // Buckets are judged as of when Adobe answered: by its clock when it
+    // is behind ours (our clock stepped ahead must never make a bucket
+    // still filling look complete).
+    let as_of = fetched.date.map_or(now, |adobe| adobe.min(now));
+    // Absent `Last-Modified`: ESM computed the answer in real time.
+    let computed_at = report
+        .api
+        .profile()
+        .last_modified_is_computation
+        .then(|| fetched.last_modified.unwrap_or(as_of));
     let spec = SnapshotSpec {
         api: report.api,
         report: name.to_owned(),
         account,
         path: Some(report.path.clone()),
         choice: report.bucket,
-        now,
+        now: as_of,
         time_zone,
         labels: report.labels.clone(),
         max_series: report.max_series,
-        // Absent `Last-Modified`: ESM computed the answer in real time.
-        computed_at: report
-            .api
-            .profile()
-            .last_modified_is_computation
-            .then(|| fetched.last_modified.unwrap_or(now)),
+        computed_at,
+        computed_through: computed_at,
     };
-    let answer = Arc::new(Answer {
-        body: fetched.body,
-        spec,
-        start: query.start,
-        served_at: fetched.date,
-    });
-    let source = answer.clone();
-    let snapshot = tokio::task::spawn_blocking(move || {
-        build_snapshot(&source.body, &source.spec).map(|mut snapshot| {
+    let (body, start) = (fetched.body, query.start);
+    let built = tokio::task::spawn_blocking(move || {
+        let snapshot = build_snapshot(&body, &spec).map(|mut snapshot| {
             snapshot.deflate();
             snapshot
-        })
+        });
+        (snapshot, body, spec)
     })
     .await
     .map_err(|e| match e.try_into_panic() {
         Ok(panic) => PollError::from_panic(panic),
         Err(e) => PollError::Internal(e.to_string()),
-    })??;
+    })?;
+    let (snapshot, body, spec) = built;
+    let snapshot = snapshot?;
+    let answer = Arc::new(Answer {
+        body,
+        spec,
+        start,
+        served_at: fetched.date,
+        computed: snapshot.computed,
+        asked_at: fetched.asked_at,
+        answered_at: fetched.answered_at,
+    });
     Ok(Polled {
         snapshot: Arc::new(snapshot),
         answer,

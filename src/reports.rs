@@ -40,6 +40,10 @@ pub struct ReportStatus {
     pub next_poll: Option<Timestamp>,
     /// Series exported now (0 once expired).
     pub series: usize,
+    /// End of the newest bucket Adobe has computed past, and how that is known.
+    pub complete_until: Option<(Timestamp, crate::report::Evidence)>,
+    /// How long after Adobe computed it that bucket was first exported, at most.
+    pub complete_lag: Option<Duration>,
 }
 
 /// Where a report's snapshots go once a poll built them: the export store
@@ -57,6 +61,9 @@ pub trait Sink: std::fmt::Debug + Send + Sync {
     );
     /// `report`'s series are gone: expired, redefined or no longer configured.
     fn withdrawn(&self, report: &str);
+    /// The configuration's thresholds and stream limits are these (at
+    /// start and on each reload that changes them).
+    fn thresholds(&self, _thresholds: &crate::thresholds::Thresholds) {}
 }
 
 impl Sink for ExportStore {
@@ -123,6 +130,9 @@ impl Reports {
             crate::thresholds::STORE_KEY,
             Arc::new(thresholds.snapshot()),
         );
+        for sink in &self.sinks {
+            sink.thresholds(thresholds);
+        }
     }
 
     /// A poller starts for `report` (at start, on reload, or after a restart).
@@ -135,7 +145,8 @@ impl Reports {
             s.max_series = report.max_series;
             s.max_age = report.max_age;
         });
-        self.telemetry.report_configured(name, report.interval);
+        self.telemetry
+            .report_configured(name, report.interval, report.max_age);
         for sink in &self.sinks {
             sink.configured(report);
         }
@@ -174,7 +185,25 @@ impl Reports {
                     sink.published(report, &snapshot, &answer, now);
                 }
                 self.telemetry.poll_succeeded(report, series, took, now);
+                let until = complete_until(&answer);
                 self.update(report, |s| {
+                    if let Some(until) = until {
+                        if s.complete_until.is_none_or(|(before, _)| until > before) {
+                            // First shown now: Adobe computed it after the
+                            // poll before and after the bucket's end.
+                            let since = [s.last_success, Some(until), answer.spec.computed_at]
+                                .into_iter()
+                                .flatten()
+                                .max()
+                                .unwrap_or(until);
+                            let lag = s
+                                .complete_until
+                                .map(|_| now.duration_since(since).unsigned_abs());
+                            s.complete_lag = lag.or(s.complete_lag);
+                            self.telemetry.report_complete(report, until, lag);
+                        }
+                        s.complete_until = Some((until, answer.computed.by));
+                    }
                     s.last_attempt = Some(now);
                     s.last_success = Some(now);
                     s.last_error = None;
@@ -252,4 +281,18 @@ impl Reports {
         let status = self.status.read().unwrap_or_else(|e| e.into_inner());
         status.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
+}
+
+/// The end of the newest bucket `answer` shows complete, as an instant; for
+/// a report without time, when it was read.
+fn complete_until(answer: &Answer) -> Option<Timestamp> {
+    let granularity = answer.spec.path.as_ref()?.granularity();
+    if granularity.span().is_none() {
+        return Some(answer.spec.now);
+    }
+    let newest = answer.computed.newest_complete(granularity)?;
+    let end = newest.checked_add(granularity.span()?).ok()?;
+    end.to_zoned(answer.spec.time_zone.clone())
+        .ok()
+        .map(|z| z.timestamp())
 }

@@ -1049,6 +1049,7 @@ fn spec_of(report: &ReportConfig, time_zone: &jiff::tz::TimeZone, now: Timestamp
         labels: report.labels.clone(),
         max_series: report.max_series,
         computed_at: None,
+        computed_through: None,
     }
 }
 

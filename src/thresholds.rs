@@ -284,10 +284,9 @@ impl Thresholds {
         levels
     }
 
-    /// The two configuration families, as a snapshot the export store
-    /// publishes beside the reports' (under [`STORE_KEY`]).
-    pub fn snapshot(&self) -> ReportSnapshot {
-        let mut thresholds = Vec::new();
+    /// Hands every series of the two configuration families to `each`:
+    /// its family, its labels (through the function given) and its value.
+    fn each_series(&self, mut each: impl FnMut(&'static str, &dyn Fn(EachLabel<'_>), f64)) {
         for (family, severity, matchers, level) in self.levels() {
             let keys: Vec<&str> = matchers.keys().map(String::as_str).collect();
             let labels = |f: EachLabel<'_>| {
@@ -298,9 +297,8 @@ impl Thresholds {
                     f(name, value.as_bytes());
                 }
             };
-            write_sample(THRESHOLD_FAMILY, labels, level, &mut thresholds);
+            each(THRESHOLD_FAMILY, &labels, level);
         }
-        let mut limits = Vec::new();
         for s in &self.stream_limits {
             let limit = s.limit.to_string();
             let labels = |f: EachLabel<'_>| {
@@ -309,8 +307,36 @@ impl Thresholds {
                     f("tenant", tenant.as_bytes());
                 }
             };
-            write_sample(STREAM_LIMIT_FAMILY, labels, f64::from(s.limit), &mut limits);
+            each(STREAM_LIMIT_FAMILY, &labels, f64::from(s.limit));
         }
+    }
+
+    /// The two configuration families appended to a remote-write request,
+    /// stamped `timestamp_ms`, with `extra`: what a store fed only by the
+    /// push joins the reports with, as a scrape would.
+    pub fn append_to(
+        &self,
+        request: &mut crate::export::format::remote_write::WriteRequest,
+        extra: &[(String, String)],
+        timestamp_ms: i64,
+    ) {
+        self.each_series(|family, labels, value| {
+            request.append_series(family, |f| labels(f), value, extra, timestamp_ms);
+        });
+    }
+
+    /// The two configuration families, as a snapshot the export store
+    /// publishes beside the reports (under [`STORE_KEY`]).
+    pub fn snapshot(&self) -> ReportSnapshot {
+        let (mut thresholds, mut limits) = (Vec::new(), Vec::new());
+        self.each_series(|family, labels, value| {
+            let out = if family == THRESHOLD_FAMILY {
+                &mut thresholds
+            } else {
+                &mut limits
+            };
+            write_sample(family, |f| labels(f), value, out);
+        });
         let mut families = vec![Family {
             name: THRESHOLD_FAMILY.into(),
             help: "Alert thresholds from the configuration's `thresholds:` (and the bundled defaults where it sets none): configuration, not data. `family` names what it applies to, `severity` is warning or critical, `match` lists the labels it is narrowed by (comma-separated, empty for the default) and those labels follow; the most specific match wins. The bundled rules and dashboards join on it.".into(),

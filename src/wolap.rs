@@ -124,6 +124,10 @@ pub struct Fetched {
     pub last_modified: Option<Timestamp>,
     /// Adobe's clock when it answered (the `Date` header), if valid.
     pub date: Option<Timestamp>,
+    /// Our clock when the request that got this answer was sent, and when
+    /// its answer was read: Adobe's data is as of a moment in between.
+    pub asked_at: Timestamp,
+    pub answered_at: Timestamp,
 }
 
 /// Talks to `{base}/<path>` of either report API with a bearer token.
@@ -244,6 +248,7 @@ impl ReportClient {
             .get(url)
             .bearer_auth(token.expose_secret())
             .header("accept", "application/json");
+        let asked_at = self.clock.now();
         let answer = exchange(
             &self.telemetry,
             Api::Report(api),
@@ -262,6 +267,8 @@ impl ReportClient {
                 body,
                 last_modified: answer.last_modified,
                 date: answer.date,
+                asked_at,
+                answered_at: self.clock.now(),
             }),
             StatusCode::UNAUTHORIZED => Err(ApiError::Unauthorized { api }),
             StatusCode::NOT_FOUND => Err(ApiError::NotFound {

@@ -6,6 +6,18 @@
     local all = std.filter(function(m) m != '', [selector, matchers]);
     if all == [] then metric else metric + '{' + std.join(', ', all) + '}',
 
+  // A family of report data as the rules read it. Pushed series are
+  // stamped at the end of their bucket and reach a store when Adobe has
+  // computed it, often past PromQL's 5-minute lookback: with
+  // `config.reportLookback` set, the newest sample within it is read, unless
+  // the report is stale (its newest complete bucket older than its max_age,
+  // recorded as cmu:report:stale). Scraped series read the same, so the rules
+  // give one answer on a store that scrapes and one fed only by the push.
+  report(config, metric, matchers='')::
+    local sel = $.series(config.exporterSelector, metric, matchers);
+    if config.reportLookback == '' then sel
+    else '(last_over_time(%s[%s]) unless on (job, instance, report) cmu:report:stale)' % [sel, config.reportLookback],
+
   // An alert's runbook link: the pattern with the anchor of its section.
   runbook(pattern, alert):: pattern % std.asciiLower(alert),
 

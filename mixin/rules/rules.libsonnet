@@ -12,6 +12,9 @@ local whatIfLimits = std.range(1, 9);
 
 {
   local s(metric, matchers='') = promql.series($._config.exporterSelector, metric, matchers),
+  // Report data: the newest value, scraped or pushed (promql.report).
+  local r(metric, matchers='') = promql.report($._config, metric, matchers),
+  local lookback = if $._config.reportLookback == '' then '5m' else $._config.reportLookback,
   local cmuBy = 'job, instance, report, tenant, mvpd',
   local esmBy = 'job, instance, account, report, media_company, mvpd',
 
@@ -22,7 +25,7 @@ local whatIfLimits = std.range(1, 9);
   // attempts included). Users above level N are those a limit of N would
   // stop (concurrency) or did stop (activity, under a policy of N).
   local overLimit(kind, limit) =
-    'sum by (%s) (%s) or cmu:%s_users:sum * 0' % [cmuBy, s('cmu_%s_level_users' % kind, 'level!~"[0-%d]"' % limit), kind],
+    'sum by (%s) (%s) or cmu:%s_users:sum * 0' % [cmuBy, r('cmu_%s_level_users' % kind, 'level!~"[0-%d]"' % limit), kind],
   local whatIf(kind, measure) = [
     {
       record: 'cmu:%s_users_over_limit:%s' % [kind, measure],
@@ -43,7 +46,7 @@ local whatIfLimits = std.range(1, 9);
       sum by (%(by)s) (%(numerator)s)
       /
       (sum by (%(by)s) (%(denominator)s) > 0)
-    ||| % { by: esmBy, numerator: s(numerator), denominator: s(denominator) },
+    ||| % { by: esmBy, numerator: r(numerator), denominator: r(denominator) },
   },
 
   prometheusRules+:: {
@@ -51,6 +54,21 @@ local whatIfLimits = std.range(1, 9);
       {
         name: 'cmu-exporter.recording',
         rules: [
+          // Reports whose newest complete bucket is older than their
+          // max_age, as the exporter last said (scraped or pushed): the
+          // rules read no value of theirs.
+          {
+            record: 'cmu:report:stale',
+            expr: |||
+              time() - max_over_time(%(until)s[%(lookback)s])
+              > on (job, instance, report)
+              last_over_time(%(maxAge)s[%(lookback)s])
+            ||| % {
+              until: s('cmu_exporter_report_complete_until_timestamp_seconds'),
+              maxAge: s('cmu_exporter_report_max_age_seconds'),
+              lookback: lookback,
+            },
+          },
           // Denied session initialisations among all attempts (started + denied).
           {
             record: 'cmu:failed_attempts:ratio',
@@ -58,7 +76,7 @@ local whatIfLimits = std.range(1, 9);
               sum by (%(by)s) (%(failed)s)
               /
               (sum by (%(by)s) (%(started)s) + sum by (%(by)s) (%(failed)s))
-            ||| % { by: cmuBy, failed: s('cmu_failed_attempts'), started: s('cmu_started_sessions') },
+            ||| % { by: cmuBy, failed: r('cmu_failed_attempts'), started: r('cmu_started_sessions') },
           },
           // Sessions killed by a newer one (X-Terminate) among sessions started.
           {
@@ -67,11 +85,11 @@ local whatIfLimits = std.range(1, 9);
               sum by (%(by)s) (%(killed)s)
               /
               sum by (%(by)s) (%(started)s)
-            ||| % { by: cmuBy, killed: s('cmu_killed_sessions'), started: s('cmu_started_sessions') },
+            ||| % { by: cmuBy, killed: r('cmu_killed_sessions'), started: r('cmu_started_sessions') },
           },
           // Users per report (the denominator of the what-if shares).
-          { record: 'cmu:concurrency_users:sum', expr: 'sum by (%s) (%s)' % [cmuBy, s('cmu_concurrency_level_users')] },
-          { record: 'cmu:activity_users:sum', expr: 'sum by (%s) (%s)' % [cmuBy, s('cmu_activity_level_users')] },
+          { record: 'cmu:concurrency_users:sum', expr: 'sum by (%s) (%s)' % [cmuBy, r('cmu_concurrency_level_users')] },
+          { record: 'cmu:activity_users:sum', expr: 'sum by (%s) (%s)' % [cmuBy, r('cmu_activity_level_users')] },
         ]
         + whatIf('concurrency', 'share')
         + whatIf('activity', 'share')
@@ -86,14 +104,14 @@ local whatIfLimits = std.range(1, 9);
           // Average time on the MVPD's authorization endpoint: the total over the attempts.
           esmRatio('esm:authz_latency_seconds:average', 'esm_authz_latency_seconds', 'esm_authz_attempts'),
           // Authorization attempts per MVPD: the volume guard of the alerts.
-          { record: 'esm:authz_attempts:sum', expr: 'sum by (%s) (%s)' % [esmBy, s('esm_authz_attempts')] },
+          { record: 'esm:authz_attempts:sum', expr: 'sum by (%s) (%s)' % [esmBy, r('esm_authz_attempts')] },
           // Authentication conversion: tokens obtained among login flows started.
           esmRatio('esm:authn_conversion:ratio', 'esm_authn_successful', 'esm_authn_attempts'),
-          { record: 'esm:authn_attempts:sum', expr: 'sum by (%s) (%s)' % [esmBy, s('esm_authn_attempts')] },
+          { record: 'esm:authn_attempts:sum', expr: 'sum by (%s) (%s)' % [esmBy, r('esm_authn_attempts')] },
           // Media tokens (about one per play) per requestor.
           {
             record: 'esm:media_tokens_by_requestor:sum',
-            expr: 'sum by (job, instance, account, report, media_company, requestor_id) (%s)' % s('esm_media_tokens'),
+            expr: 'sum by (job, instance, account, report, media_company, requestor_id) (%s)' % r('esm_media_tokens'),
           },
         ],
       },

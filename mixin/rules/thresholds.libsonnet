@@ -16,6 +16,8 @@ local J = 'job, instance';
 {
   local c = $._config,
   local s(metric, matchers='') = promql.series(c.exporterSelector, metric, matchers),
+  // Report data: the newest value, scraped or pushed (promql.report).
+  local r(metric, matchers='') = promql.report(c, metric, matchers),
   local thresholdOf(family, severity, match) =
     s('cmu_threshold', 'family="%s", severity="%s", match="%s"' % [family, severity, match]),
 
@@ -56,7 +58,7 @@ local J = 'job, instance';
   ],
   local concurrencyRecord(f, l) = 'cmu:%s_threshold:%s' % [f.family[std.length('cmu_'):], l.level],
   local concurrencyRules = [
-    resolved(concurrencyRecord(f, l), f.family, severity, l.keys, s(f.family), l.fallback, l.fallbackKeys)
+    resolved(concurrencyRecord(f, l), f.family, severity, l.keys, r(f.family), l.fallback, l.fallbackKeys)
     for f in concurrencyFamilies
     for l in concurrencyLevels
     for severity in severities
@@ -73,7 +75,7 @@ local J = 'job, instance';
         sum by (%(J)s, report, %(by)s) (%(family)s)
         > on (%(J)s, %(by)s) group_left
         %(record)s{severity="%(severity)s"}
-      ||| % { J: J, by: by, family: s(f.family), record: record, severity: severity },
+      ||| % { J: J, by: by, family: r(f.family), record: record, severity: severity },
       What + ' of ' + who + ' above the ' + severity + ' threshold.',
       '{{ $value | humanize }} ' + f.what + ' for ' + who + ' (report {{ $labels.report }}, bucket of '
       + promql.bucketOf('cmu') + '), above the ' + severity + ' threshold of '
@@ -102,8 +104,8 @@ local J = 'job, instance';
         )
       ||| % {
         own: s('cmu_stream_limit', 'tenant!=""'),
-        activity: s('cmu_activity_level_users'),
-        concurrency: s('cmu_concurrency_level_users'),
+        activity: r('cmu_activity_level_users'),
+        concurrency: r('cmu_concurrency_level_users'),
         default: s('cmu_stream_limit', 'tenant=""'),
       },
     },

@@ -36,7 +36,7 @@ use crate::export::format::openmetrics;
 use crate::export::format::remote_write::WriteRequest;
 use crate::history::{History, HistoryError, add, bucket_count};
 use crate::push::bucket_request;
-use crate::report::ReportApi;
+use crate::report::{Computed, ReportApi};
 use crate::wolap::{AuthorizedClient, ReportClient};
 use output::{OutputError, Spill};
 use remote::{Pushed, Pushing};
@@ -321,20 +321,6 @@ pub async fn run(
         };
         let start_of_range =
             granularity.floor(options.from.to_datetime(jiff::civil::Time::midnight()));
-        // The newest bucket that is complete now and ends within the range.
-        let mut last = granularity.floor(now_civil.min(range_end));
-        last = last.checked_sub(span).unwrap_or(last);
-        while add(last, span, 1) > range_end {
-            last = last.checked_sub(span).unwrap_or(DateTime::MIN);
-        }
-        let buckets = bucket_count(granularity, start_of_range, last);
-        let mut cursor = spill
-            .journal()
-            .next
-            .get(name)
-            .and_then(|t| t.parse::<DateTime>().ok())
-            .unwrap_or(start_of_range);
-        let mut done = bucket_count(granularity, start_of_range, cursor).saturating_sub(1);
         let client = clients
             .get(&report.account.as_ref().map(|a| a.as_str().to_owned()))
             .expect("every account has a client");
@@ -345,11 +331,37 @@ pub async fn run(
             now,
             "backfill",
             options.max_limit,
+            Computed::NOTHING,
         ) else {
             continue;
         };
         history.calls = summary.calls;
         history.max_calls = options.max_requests;
+        // The newest bucket that ends within the range, and that Adobe has
+        // computed past the end of (asked of Adobe when the range reaches
+        // its newest buckets).
+        let mut last = granularity.floor(now_civil.min(range_end));
+        while add(last, span, 1) > range_end {
+            last = last.checked_sub(span).unwrap_or(DateTime::MIN);
+        }
+        if let Err(error) = history.learn_computed(last).await {
+            summary.calls = history.calls;
+            spill.journal().calls = summary.calls;
+            spill.checkpoint().await?;
+            return Err(BackfillError::of_history(name, error));
+        }
+        summary.calls = history.calls;
+        last = history
+            .newest_complete()
+            .map_or(DateTime::MIN, |n| n.min(last));
+        let buckets = bucket_count(granularity, start_of_range, last);
+        let mut cursor = spill
+            .journal()
+            .next
+            .get(name)
+            .and_then(|t| t.parse::<DateTime>().ok())
+            .unwrap_or(start_of_range);
+        let mut done = bucket_count(granularity, start_of_range, cursor).saturating_sub(1);
         let mut rows_of_report = 0;
         while cursor <= last {
             let extra = options.labels.clone();

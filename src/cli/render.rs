@@ -50,6 +50,7 @@ pub(super) fn run(
         labels: Vec::new(),
         max_series: None,
         computed_at: None,
+        computed_through: None,
     };
     let origin = file
         .as_deref()

@@ -15,7 +15,7 @@ use super::select::Selection;
 use super::snapshot::{Family, ReportSnapshot, SnapshotSpec};
 use super::views;
 use crate::report::{
-    Bucket, BucketChoice, ParseError, Parsed, ReportPath, parse_report, parse_report_from,
+    Bucket, BucketChoice, Computed, ParseError, Parsed, ReportPath, parse_report, parse_report_from,
 };
 
 /// Parses `json` and builds the snapshot described by `spec`.
@@ -36,7 +36,6 @@ pub fn build_snapshot_from(
 
 /// Rows routed to one selection per time bucket (rows without time are dropped).
 struct ByBucket {
-    now: jiff::civil::DateTime,
     max_series: Option<usize>,
     buckets: BTreeMap<Bucket, Selection>,
 }
@@ -50,41 +49,59 @@ impl crate::report::RowSink for ByBucket {
         let Some(bucket) = row.bucket else {
             return Ok(());
         };
-        let (now, max_series) = (self.now, self.max_series);
+        let max_series = self.max_series;
         self.buckets
             .entry(bucket)
-            .or_insert_with(|| Selection::new(BucketChoice::Partial, now, max_series))
+            .or_insert_with(|| Selection::new(BucketChoice::Partial, max_series))
             .row(columns, row)
     }
 }
 
-/// Parses a window of a report and hands the samples of every bucket in
-/// it, built the way the live exporter builds its newest one, to `each`,
-/// oldest first (whatever the order of the rows). `keep` first sees how
-/// many rows the document held: when it says no (a truncated answer), no
-/// bucket is handed. Returns the rows.
+/// How far Adobe had computed the report `spec` describes, by an answer
+/// whose newest bucket is `newest`: the one rule of completeness
+/// ([`Computed::judge`]) with what the spec knows.
+pub fn computed(spec: &SnapshotSpec, newest: Option<Bucket>) -> Computed {
+    let civil = |at: jiff::Timestamp| at.to_zoned(spec.time_zone.clone()).datetime();
+    Computed::judge(
+        spec.api,
+        spec.path.as_ref(),
+        newest,
+        spec.computed_through.map(civil),
+        civil(spec.now),
+    )
+}
+
+/// Parses a window of a report and hands the samples of every complete
+/// bucket in it ([`computed`]), built the way the live exporter builds its
+/// newest one, to `each`, oldest first (whatever the order of the rows).
+/// `keep` first sees how many rows the document held: when it says no (a
+/// truncated answer), no bucket is handed. Returns the rows, and how far
+/// Adobe had computed.
 pub fn build_history<E>(
     json: &[u8],
     spec: &SnapshotSpec,
     keep: impl FnOnce(usize) -> bool,
     mut each: impl FnMut(Bucket, &Samples<'_>) -> Result<(), E>,
-) -> Result<Result<usize, E>, ParseError> {
-    let now = spec.now.to_zoned(spec.time_zone.clone()).datetime();
+) -> Result<Result<(usize, Computed), E>, ParseError> {
     let mut sink = ByBucket {
-        now,
         max_series: spec.max_series,
         buckets: BTreeMap::new(),
     };
     let parsed = parse_report(json, spec.path.as_ref(), &mut sink)?;
+    let computed = computed(spec, sink.buckets.keys().next_back().copied());
     if !keep(parsed.rows) {
-        return Ok(Ok(parsed.rows));
+        return Ok(Ok((parsed.rows, computed)));
     }
-    for (bucket, selection) in &sink.buckets {
+    for (bucket, selection) in &mut sink.buckets {
+        if !computed.complete(Some(*bucket)) {
+            break;
+        }
+        selection.finish(&computed);
         if let Err(e) = each(*bucket, &Samples::new(selection, spec, &parsed)) {
             return Ok(Err(e));
         }
     }
-    Ok(Ok(parsed.rows))
+    Ok(Ok((parsed.rows, computed)))
 }
 
 fn build(
@@ -95,9 +112,11 @@ fn build(
         &spec.report,
         crate::faults::InjectedFault::PanicWhileBuilding,
     );
-    let now = spec.now.to_zoned(spec.time_zone.clone()).datetime();
-    let mut selection = Selection::new(spec.choice, now, spec.max_series);
+    let mut selection = Selection::new(spec.choice, spec.max_series);
     let parsed = parse(spec.path.as_ref(), &mut selection)?;
+    let newest = selection.newest();
+    let computed = computed(spec, newest);
+    let digest = selection.finish(&computed);
     let samples = Samples::new(&selection, spec, &parsed);
     let (families, series) = text_families(&samples);
     let bucket = selection.bucket();
@@ -112,6 +131,9 @@ fn build(
         levels: views::levels(&samples),
         mvpds: views::mvpd_health(&samples),
         links: parsed.links,
+        computed,
+        newest,
+        digest,
     })
 }
 
@@ -160,6 +182,7 @@ mod tests {
             labels: Vec::new(),
             max_series: None,
             computed_at: None,
+            computed_through: None,
         }
     }
 
@@ -242,6 +265,14 @@ mod tests {
         let spec = SnapshotSpec {
             path: Some(ReportPath::parse("year/month/day/concurrency-level/tenant").unwrap()),
             ..spec(BucketChoice::Complete)
+        };
+        // Computed once a day: at noon the next day, the 27th may still be
+        // partial, and nothing is shown.
+        let s = build_snapshot(doc.as_bytes(), &spec).unwrap();
+        assert_eq!((s.levels.clone(), s.series), (None, 0));
+        let spec = SnapshotSpec {
+            now: "2023-11-29T03:00:00Z".parse().unwrap(),
+            ..spec
         };
         let s = build_snapshot(doc.as_bytes(), &spec).unwrap();
         let levels = s.levels.clone().unwrap();

@@ -22,7 +22,7 @@ mod views;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-pub use build::{build_history, build_snapshot, build_snapshot_from};
+pub use build::{build_history, build_snapshot, build_snapshot_from, computed};
 pub use deflated::Deflated;
 pub use exposition::{Exposition, Tail};
 pub use samples::{FamilyDesc, Labels, Sample, Samples, Unit};

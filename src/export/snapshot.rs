@@ -22,7 +22,9 @@ pub struct SnapshotSpec {
     /// The configured path; `None` for a saved file (taken from its `self` link).
     pub path: Option<ReportPath>,
     pub choice: BucketChoice,
-    /// Current time, to tell complete buckets from the one still filling.
+    /// When the answer was read, by Adobe's clock when it is behind ours:
+    /// with CMU's documented cadence, it tells a quiet report's complete
+    /// buckets ([`crate::report::Computed::judge`]).
     pub now: Timestamp,
     /// Time zone of the report's buckets.
     pub time_zone: TimeZone,
@@ -33,6 +35,10 @@ pub struct SnapshotSpec {
     /// When Adobe computed the answer, for an API whose `Last-Modified`
     /// says so (ESM): exported as `esm_report_last_modified_timestamp_seconds`.
     pub computed_at: Option<Timestamp>,
+    /// An instant Adobe is known to have computed the report through,
+    /// beside what the answer's rows show: ESM's `Last-Modified` (the
+    /// answer's time when absent), or for history what a live answer showed.
+    pub computed_through: Option<Timestamp>,
 }
 
 /// The Prometheus type of a family.
@@ -117,6 +123,13 @@ pub struct ReportSnapshot {
     pub levels: Option<Levels>,
     /// Health per MVPD, when this is an ESM report by MVPD with authorizations.
     pub mvpds: Vec<MvpdHealth>,
+    /// How far Adobe had computed the report, as the answer showed.
+    pub computed: crate::report::Computed,
+    /// The newest bucket in the answer, complete or not.
+    pub newest: Option<Bucket>,
+    /// A digest of the newest bucket's rows in the answer, complete or not:
+    /// it changes when Adobe recomputes the report with other values.
+    pub digest: u64,
 }
 
 impl ReportSnapshot {

@@ -235,8 +235,18 @@ pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
     }
     page.push_str(&charts_section(state.reports.store()));
     page.push_str(&mvpd_section(state.reports.store(), now));
-    page.push_str("<h2>Reports</h2><table><tr><th>report</th><th>path</th><th>interval</th><th>last poll</th><th>last success</th><th>next poll</th><th>series</th><th>state</th></tr>");
+    page.push_str("<h2>Reports</h2><table><tr><th>report</th><th>path</th><th>interval</th><th>last poll</th><th>last success</th><th>next poll</th><th>complete until (known by)</th><th>lag from Adobe</th><th>series</th><th>state</th></tr>");
     for (name, s) in state.reports.all() {
+        let complete = match s.complete_until {
+            None => "nothing yet".to_owned(),
+            Some((until, by)) => format!("{} ({})", when(Some(until), now), by.as_str()),
+        };
+        let lag = s.complete_lag.map_or("not measured yet".to_owned(), |lag| {
+            format!(
+                "at most {}",
+                humantime::format_duration(std::time::Duration::from_secs(lag.as_secs()))
+            )
+        });
         let state_cell = match &s.last_error {
             None if s.last_success.is_some() => "<span class=\"ok\">up</span>".to_owned(),
             None => "waiting for the first poll".to_owned(),
@@ -244,13 +254,15 @@ pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
         };
         let _ = write!(
             page,
-            "<tr><td>{}</td><td>/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape_html(&name),
             escape_html(&s.path),
             humantime::format_duration(s.interval),
             when(s.last_attempt, now),
             when(s.last_success, now),
             when(s.next_poll, now),
+            complete,
+            lag,
             s.series,
             state_cell
         );

@@ -9,7 +9,8 @@
 //!   queue; a full one defers the answer to the gap fill, never blocks a
 //!   poll or `/metrics`).
 //! - `remote`: one task per remote turns answers into pushes, fills gaps
-//!   from Adobe up to `max_gap`, and pushes the self-metrics.
+//!   from Adobe up to `max_gap`, and pushes the self-metrics with the
+//!   configuration's thresholds and stream limits.
 //! - `store`: the store's client and what its answers mean (retry, split,
 //!   reject, hold).
 //! - `cursor`: where each report stands on each remote, durable in
@@ -35,6 +36,7 @@ use crate::outcome::Answer;
 use crate::reports::Sink;
 use crate::shutdown::Shutdown;
 use crate::telemetry::Telemetry;
+use crate::thresholds::Thresholds;
 use crate::wolap::AuthorizedClient;
 
 pub use cursor::Cursors;
@@ -77,6 +79,9 @@ struct Running {
 pub struct Pusher {
     ctx: PushContext,
     reports: Arc<RwLock<BTreeMap<String, ReportConfig>>>,
+    /// The configuration's thresholds and stream limits, pushed with the
+    /// self-metrics (the rules join the reports with them).
+    thresholds: Arc<RwLock<Option<Thresholds>>>,
     remotes: Mutex<BTreeMap<String, Running>>,
 }
 
@@ -102,6 +107,7 @@ impl Pusher {
         Arc::new(Self {
             ctx,
             reports: Arc::default(),
+            thresholds: Arc::default(),
             remotes: Mutex::default(),
         })
     }
@@ -160,6 +166,7 @@ impl Pusher {
             store,
             ctx: self.ctx.clone(),
             reports: self.reports.clone(),
+            thresholds: self.thresholds.clone(),
             status: status.clone(),
             stop: stop.signal(),
             said: HashSet::new(),
@@ -236,4 +243,8 @@ impl Sink for Pusher {
     }
 
     fn withdrawn(&self, _report: &str) {}
+
+    fn thresholds(&self, thresholds: &Thresholds) {
+        *self.thresholds.write().unwrap_or_else(|e| e.into_inner()) = Some(thresholds.clone());
+    }
 }

@@ -1,6 +1,6 @@
 //! One remote's task: every polled answer queued for it becomes the
 //! complete buckets its store lacks, pushed in time order, and the
-//! self-metrics are pushed at their pace.
+//! self-metrics, thresholds and stream limits are pushed at their pace.
 //!
 //! For an answer of report R: the cursor (end of the last bucket the store
 //! holds) says where R stands. Buckets between the cursor and the answer's
@@ -11,9 +11,8 @@
 //! one pushed, or to the start of the newest complete bucket (every bucket
 //! before it is settled: the answer had all of them), whichever is later.
 //! A gap fill that fails pushes nothing of the answer, so the cursor never
-//! moves past a bucket the store lacks. "Complete" is judged as of
-//! [`Answer::as_of`]: Adobe's clock when it is behind ours, so that our
-//! clock stepped ahead never pushes a bucket still filling.
+//! moves past a bucket the store lacks. "Complete" is what the answer
+//! showed of Adobe's computations ([`Answer::computed`]), never our clock.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -32,6 +31,7 @@ use crate::export::build_history;
 use crate::export::format::remote_write::WriteRequest;
 use crate::history::{History, add, bucket_count};
 use crate::outcome::Answer;
+use crate::report::Computed;
 use crate::shutdown::ShutdownSignal;
 
 /// A polled answer of `report`, queued for the push.
@@ -62,6 +62,7 @@ pub(super) struct Remote {
     pub(super) cursors: Cursors,
     pub(super) ctx: PushContext,
     pub(super) reports: Arc<RwLock<BTreeMap<String, ReportConfig>>>,
+    pub(super) thresholds: Arc<RwLock<Option<crate::thresholds::Thresholds>>>,
     pub(super) status: Arc<Mutex<RemoteStatus>>,
     pub(super) stop: ShutdownSignal,
     /// Reports whose first push or lack of time dimension was said.
@@ -229,6 +230,9 @@ impl Remote {
         self.ctx
             .telemetry
             .append_to(&mut request, &self.labels, now.as_millisecond());
+        if let Some(thresholds) = &*self.thresholds.read().unwrap_or_else(|e| e.into_inner()) {
+            thresholds.append_to(&mut request, &self.labels, now.as_millisecond());
+        }
         self.send("", request, None).await
     }
 
@@ -251,13 +255,12 @@ impl Remote {
             return Ok(());
         };
         let tz = job.answer.spec.time_zone.clone();
-        // The answer's buckets are judged as of when it was fetched (a
-        // queued answer may be old by now), by Adobe's clock if it is
-        // behind ours; the gap's length as of now.
-        let asked_at = job.answer.as_of();
+        // The answer's buckets are complete as far as Adobe had computed
+        // when it answered (a queued answer may be old by now); the gap's
+        // length is judged as of now.
+        let computed = job.answer.computed;
         let now = self.ctx.clock.now();
-        let current = granularity.floor(Self::civil(&tz, asked_at));
-        let Ok(newest) = current.checked_sub(span) else {
+        let Some(newest) = computed.newest_complete(granularity) else {
             return Ok(());
         };
         let first_asked = job.answer.start.unwrap_or(newest);
@@ -312,7 +315,7 @@ impl Remote {
                 .checked_sub(span)
                 .unwrap_or(first_asked)
                 .min(newest);
-            if !self.fill(&report, &tz, asked_at, from, last).await? {
+            if !self.fill(&report, &tz, computed, from, last).await? {
                 return Ok(());
             }
         }
@@ -327,6 +330,7 @@ impl Remote {
                 &answer.body,
                 &answer.spec,
                 |rows| (rows as u64) < u64::from(limit),
+                // Complete buckets only, by the answer's own evidence.
                 |bucket, samples| {
                     let Some(end) = bucket
                         .end()
@@ -334,13 +338,13 @@ impl Remote {
                     else {
                         return Ok::<(), ()>(());
                     };
-                    if end <= asked_at && cursor.is_none_or(|c| end > c) {
+                    if cursor.is_none_or(|c| end > c) {
                         buckets.push((end, bucket_request(samples, &labels, end)));
                     }
                     Ok(())
                 },
             );
-            (read.map(|rows| rows.unwrap_or(0)), buckets)
+            (read.map(|read| read.map_or(0, |(rows, _)| rows)), buckets)
         })
         .await;
         let (rows, buckets) = match built {
@@ -352,7 +356,7 @@ impl Remote {
             let from = cursor
                 .map_or(first_asked, |c| Self::civil(&tz, c))
                 .max(first_asked);
-            self.fill(&report, &tz, asked_at, from, newest).await?;
+            self.fill(&report, &tz, computed, from, newest).await?;
             return Ok(());
         }
         let mut batch = WriteRequest::default();
@@ -373,13 +377,13 @@ impl Remote {
     }
 
     /// Pushes `report`'s buckets from `first` to `last` (starts), read from
-    /// Adobe and judged complete `as_of`. False when Adobe failed: the
-    /// cursor stays where the store is.
+    /// Adobe and complete as far as `computed` (what the live answer
+    /// showed). False when Adobe failed: the cursor stays where the store is.
     async fn fill(
         &mut self,
         report: &ReportConfig,
         tz: &TimeZone,
-        as_of: Timestamp,
+        computed: Computed,
         first: DateTime,
         last: DateTime,
     ) -> Result<bool, Stopped> {
@@ -392,11 +396,15 @@ impl Remote {
             &client,
             report,
             tz.clone(),
-            as_of,
+            self.ctx.clock.now(),
             name,
             report.limit.max(100_000),
+            computed,
         ) else {
             return Ok(false);
+        };
+        let Some(last) = history.newest_complete().map(|newest| newest.min(last)) else {
+            return Ok(true);
         };
         let span = report.path.granularity().span().unwrap_or_default();
         let mut cursor = first;

@@ -77,6 +77,20 @@ pub struct Schedule {
     pub levels: Option<u64>,
 }
 
+impl Schedule {
+    /// The interval of a path of `granularity` (not by level).
+    pub fn of(&self, granularity: super::Granularity) -> u64 {
+        use super::Granularity;
+        match granularity {
+            Granularity::Minute => self.minute,
+            Granularity::Hour => self.hour,
+            Granularity::Day => self.day,
+            Granularity::Month | Granularity::Year => self.month_or_year,
+            Granularity::Total => self.total,
+        }
+    }
+}
+
 const HOUR: u64 = 3600;
 
 const CMU: ApiProfile = ApiProfile {

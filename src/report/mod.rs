@@ -19,4 +19,4 @@ pub use parse::{
     Columns, ParseError, Parsed, ReportParser, Row, RowSink, parse_report, parse_report_from,
 };
 pub use path::{Bucket, BucketError, Granularity, PathError, ReportPath};
-pub use window::{BucketChoice, default_interval, window};
+pub use window::{BucketChoice, Computed, Evidence, default_interval, margin, window};

@@ -89,8 +89,17 @@ impl Dataset for Cmu {
         numbers
     }
 
-    /// CMU's `Last-Modified` means nothing (reference §7): it sends none.
-    fn last_modified(&self, _: &ReportPath, _: jiff::Timestamp) -> Option<jiff::Timestamp> {
-        None
+    /// As of the last computation on CMU's documented schedule (reference
+    /// §7); its `Last-Modified` means nothing: it sends none.
+    fn computed(
+        &self,
+        shared: &Shared,
+        path: &ReportPath,
+        now: jiff::Timestamp,
+    ) -> (DateTime, Option<jiff::Timestamp>) {
+        (
+            shared.config.computations.last(path, &self.time_zone, now),
+            None,
+        )
     }
 }

@@ -282,9 +282,27 @@ impl Dataset for Esm {
             .collect()
     }
 
+    /// Its answers hold data as of their `Last-Modified`; without one (minute
+    /// data), as of now: computed in real time.
+    fn computed(
+        &self,
+        _: &super::Shared,
+        path: &ReportPath,
+        now: Timestamp,
+    ) -> (jiff::civil::DateTime, Option<Timestamp>) {
+        let last_modified = Self::last_modified(path, now);
+        let as_of = last_modified.unwrap_or(now);
+        (
+            as_of.to_zoned(self.time_zone.clone()).datetime(),
+            last_modified,
+        )
+    }
+}
+
+impl Esm {
     /// Minute data is computed in real time (no header); coarser data is
     /// recomputed every 5 minutes (hour), hour (day) or 6 hours (month, year).
-    fn last_modified(&self, path: &ReportPath, now: Timestamp) -> Option<Timestamp> {
+    fn last_modified(path: &ReportPath, now: Timestamp) -> Option<Timestamp> {
         let every = match path.granularity() {
             Granularity::Minute => return None,
             Granularity::Hour => 5.minutes(),

@@ -21,6 +21,7 @@
 //! ```
 
 mod cmu;
+mod computation;
 pub mod data;
 mod dcr;
 mod esm;
@@ -40,6 +41,7 @@ use jiff::tz::TimeZone;
 use tokio::task::JoinHandle;
 use tower_http::compression::CompressionLayer;
 
+pub use computation::Computations;
 pub use esm::Outage;
 pub use faults::{CHAOS_KINDS, Chaos, Endpoint, Fault, Request, Target};
 
@@ -79,6 +81,9 @@ pub struct SimulatorConfig {
     pub esm_time_zone: TimeZone,
     /// The clock of the simulated world.
     pub clock: Clock,
+    /// When CMU computes each kind of report: its answers hold data as of
+    /// the last computation (the newest bucket partial, later ones absent).
+    pub computations: Computations,
 }
 
 impl Default for SimulatorConfig {
@@ -96,6 +101,7 @@ impl Default for SimulatorConfig {
             esm_time_zone: TimeZone::get(crate::report::ReportApi::Esm.profile().default_time_zone)
                 .unwrap_or(TimeZone::UTC),
             clock: Clock::wall(),
+            computations: Computations::default(),
         }
     }
 }
@@ -192,6 +198,11 @@ impl Simulator {
             .registry
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The clock of the simulated world.
+    pub fn clock(&self) -> &Clock {
+        &self.shared.clock
     }
 
     /// Address the servers listen on.

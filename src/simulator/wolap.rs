@@ -52,8 +52,15 @@ pub(crate) trait Dataset: Send + Sync {
         filled: f64,
         metrics: &[&str],
     ) -> Vec<u64>;
-    /// The `Last-Modified` of an answer for `path` at `now`, if any.
-    fn last_modified(&self, path: &ReportPath, now: jiff::Timestamp) -> Option<jiff::Timestamp>;
+    /// What an answer for `path` at `now` holds: data as of the last
+    /// computation (a civil time in its time zone), and the `Last-Modified`
+    /// it carries, if any.
+    fn computed(
+        &self,
+        shared: &Shared,
+        path: &ReportPath,
+        now: jiff::Timestamp,
+    ) -> (DateTime, Option<jiff::Timestamp>);
 }
 
 /// A CMU error: status and a plain-text explanation, as Adobe sends them.
@@ -216,7 +223,9 @@ fn build(
     let bad = |m: String| text(StatusCode::BAD_REQUEST, m);
     let tz = dataset.time_zone();
     let now_ts = shared.clock.now();
-    let now = now_ts.to_zoned(tz.clone()).datetime();
+    // Rows as of Adobe's last computation of this report: later buckets
+    // are absent, the one holding it partial.
+    let (now, last_modified) = dataset.computed(shared, &path, now_ts);
     let month_start = Granularity::Month.floor(now);
     let (mut start, mut end, mut limit) = (month_start, now, 1000u32);
     let mut metrics: Vec<String> = Vec::new();
@@ -348,7 +357,7 @@ fn build(
     }
     out.push_str(&rows);
     out.push_str("]}");
-    Ok((out, dataset.last_modified(&path, now_ts)))
+    Ok((out, last_modified))
 }
 
 fn json_string(s: &str, out: &mut String) {

@@ -144,6 +144,9 @@ pub struct Telemetry {
     report_series: IntGaugeVec,
     report_poll_duration: HistogramVec,
     report_next_poll: GaugeVec,
+    report_complete_until: GaugeVec,
+    report_max_age: GaugeVec,
+    report_complete_lag: GaugeVec,
     polls: IntCounterVec,
     truncated: IntCounterVec,
     duplicates: IntCounterVec,
@@ -319,6 +322,21 @@ impl Telemetry {
                 "Time one poll of a report took: token, request, parsing and encoding.",
                 &[REPORT],
                 latency,
+            ),
+            report_complete_until: gauge(
+                "cmu_exporter_report_complete_until_timestamp_seconds",
+                "End of the newest bucket Adobe has computed past, as the last good answer showed, as a Unix timestamp: time() minus it is the age of the newest complete values.",
+                &[REPORT],
+            ),
+            report_max_age: gauge(
+                "cmu_exporter_report_max_age_seconds",
+                "The report's max_age: its values are dropped when no poll succeeded for that long, and the bundled rules read them only while its newest complete bucket is younger.",
+                &[REPORT],
+            ),
+            report_complete_lag: gauge(
+                "cmu_exporter_report_complete_lag_seconds",
+                "How long after Adobe computed it the newest complete bucket was first exported, at most: from the later of the poll before and the bucket's end (ESM: its Last-Modified) to the poll that showed it.",
+                &[REPORT],
             ),
             report_next_poll: gauge(
                 "cmu_exporter_report_next_poll_timestamp_seconds",
@@ -649,11 +667,14 @@ impl Telemetry {
     /// A report is configured to be polled every `interval`.
     /// Its counters are present at 0 from now on, so that `increase()`
     /// sees their first increment.
-    pub fn report_configured(&self, report: &str, interval: Duration) {
+    pub fn report_configured(&self, report: &str, interval: Duration, max_age: Duration) {
         self.touch();
         self.report_interval
             .with_label_values(&[report])
             .set(interval.as_secs_f64());
+        self.report_max_age
+            .with_label_values(&[report])
+            .set(max_age.as_secs_f64());
         for result in ["success", "failure"] {
             self.polls.with_label_values(&[report, result]);
         }
@@ -672,6 +693,20 @@ impl Telemetry {
     pub fn poll_scheduled(&self, report: &str, at: f64) {
         self.touch();
         self.report_next_poll.with_label_values(&[report]).set(at);
+    }
+
+    /// A report's newest complete bucket ends at `until`; it was first
+    /// exported `lag` after Adobe computed it, at most.
+    pub fn report_complete(&self, report: &str, until: Timestamp, lag: Option<Duration>) {
+        self.touch();
+        self.report_complete_until
+            .with_label_values(&[report])
+            .set(until.as_millisecond() as f64 / 1000.0);
+        if let Some(lag) = lag {
+            self.report_complete_lag
+                .with_label_values(&[report])
+                .set(lag.as_secs_f64());
+        }
     }
 
     /// A report was polled and its snapshot published at `now`.

@@ -32,8 +32,8 @@ async fn simulated_day_costs_one_registration_and_the_minimum_of_tokens() {
         "tokens are renewed before they expire: {day}"
     );
     assert!(
-        (23..=25).contains(&day.cmu_calls),
-        "one CMU call per recompute of an hourly report: {day}"
+        (23..=30).contains(&day.cmu_calls),
+        "one CMU call per computation of an hourly report, and at most one more an hour while the exporter learns when Adobe computes it (about six hours): {day}"
     );
     assert!(
         (23..=25).contains(&day.esm_calls),

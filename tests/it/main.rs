@@ -14,6 +14,8 @@ mod credentials;
 mod deploy;
 mod end_to_end;
 mod esm;
+#[cfg(feature = "testkit")]
+mod freshness;
 mod hostile;
 mod house;
 mod monitoring;

@@ -24,6 +24,7 @@ fn spec(api: ReportApi, path: ReportPath) -> SnapshotSpec {
         labels: Vec::new(),
         max_series: None,
         computed_at: None,
+        computed_through: None,
     }
 }
 

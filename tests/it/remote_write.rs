@@ -43,6 +43,7 @@ async fn prometheus_stores_every_sample_of_a_write_request_at_its_bucket_end() {
         labels: Vec::new(),
         max_series: None,
         computed_at: None,
+        computed_through: None,
     };
     let extra = vec![
         ("job".to_owned(), "cmu-exporter".to_owned()),

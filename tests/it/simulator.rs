@@ -391,8 +391,9 @@ async fn faults_are_injected_in_order() {
 }
 
 #[tokio::test]
-async fn data_is_deterministic_and_the_filling_bucket_grows() {
-    // 1 real second is 10 simulated minutes.
+async fn answers_hold_data_as_of_adobes_last_computation() {
+    // 1 real second is 10 simulated minutes; hour reports are computed at
+    // 7 min 40 s past each hour (the simulator's default phase).
     let start: jiff::Timestamp = "2026-11-22T20:05:00Z".parse().unwrap();
     let config = SimulatorConfig {
         clock: Clock::warped(start, 600.0),
@@ -413,22 +414,29 @@ async fn data_is_deterministic_and_the_filling_bucket_grows() {
             .collect::<Vec<_>>()
     };
     let before = values(cmu_json(&url, &token).await);
+    assert_eq!(
+        before.len(),
+        1,
+        "at 20:05 Adobe last computed at 19:07:40: hour 19 is partial and hour 20 absent, though our clock is past 20:00"
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
     let after = values(cmu_json(&url, &token).await);
     assert_eq!(
-        before.len(),
+        after.len(),
         2,
-        "the complete hour 19 and the filling hour 20"
+        "the computation at 20:07:40 completed hour 19 and began hour 20"
     );
-    assert_eq!(before[0], after[0], "a complete bucket never changes");
     assert!(
-        after[1] > before[1],
-        "the filling bucket grows: {before:?} -> {after:?}"
+        after[0] > before[0],
+        "hour 19 grew to its final value: {before:?} -> {after:?}"
     );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let again = values(cmu_json(&url, &token).await);
+    assert_eq!(again, after, "nothing changes between two computations");
 
     // Another simulator with the same seed serves the same complete bucket.
     let twin = simulator_with(config).await;
     let twin_token = own_token(&twin).await;
     let twin_url = url.replace(&sim.cmu_url(), &twin.cmu_url());
-    assert_eq!(values(cmu_json(&twin_url, &twin_token).await)[0], before[0]);
+    assert_eq!(values(cmu_json(&twin_url, &twin_token).await)[0], after[0]);
 }
