@@ -316,7 +316,8 @@ pub fn time_zone(name: &str) -> Option<TimeZone> {
     TimeZone::get(name).ok()
 }
 
-/// A failing report keeps its last good values for this many intervals by default.
+/// A failing report keeps its last good values for this many intervals by
+/// default, after its longest bucket.
 pub const DEFAULT_MAX_AGE_INTERVALS: u32 = 3;
 
 impl Config {

@@ -252,7 +252,10 @@ pub(super) fn validate(
     }
     let path = path?;
     let interval = interval.unwrap_or_else(|| default_interval(api, &path));
-    let max_age = max_age.unwrap_or(interval * DEFAULT_MAX_AGE_INTERVALS);
+    // Long enough that the newest complete bucket of a healthy report (it
+    // ended up to a bucket and a computation ago) is never too old.
+    let max_age =
+        max_age.unwrap_or(interval * DEFAULT_MAX_AGE_INTERVALS + path.granularity().longest());
     Some(ReportConfig {
         name: name?,
         api,

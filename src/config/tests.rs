@@ -30,7 +30,8 @@ fn good_config_gets_defaults_from_the_recompute_schedule() {
     assert_eq!(c.reports[2].interval, Duration::from_secs(1800));
     assert_eq!(c.reports[2].path.to_string(), "tenant/year/month/day");
     assert_eq!(c.reports[2].bucket, BucketChoice::Partial);
-    assert_eq!(c.reports[0].max_age, Duration::from_secs(3 * 3600));
+    // Three intervals after an hour bucket.
+    assert_eq!(c.reports[0].max_age, Duration::from_secs(4 * 3600));
     assert_eq!(c.adobe.max_concurrent_requests, 2);
 }
 

@@ -168,6 +168,19 @@ impl Granularity {
         })
     }
 
+    /// The longest a bucket lasts (a day of a clock change, a long month,
+    /// a leap year); zero for `Total`.
+    pub fn longest(self) -> std::time::Duration {
+        std::time::Duration::from_secs(match self {
+            Self::Total => 0,
+            Self::Year => 366 * 86_400,
+            Self::Month => 31 * 86_400,
+            Self::Day => 25 * 3600,
+            Self::Hour => 3600,
+            Self::Minute => 60,
+        })
+    }
+
     /// Start of the bucket that contains `at`.
     pub fn floor(self, at: jiff::civil::DateTime) -> jiff::civil::DateTime {
         let d = at;

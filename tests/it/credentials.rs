@@ -20,7 +20,9 @@ fn stored_client_id(dir: &std::path::Path) -> String {
 /// (in `benches/run`).
 #[tokio::test]
 async fn simulated_day_costs_one_registration_and_the_minimum_of_tokens() {
-    let day = cmu_exporter::demo::simulated_day(2160.0).await.unwrap();
+    let day = cmu_exporter::demo::simulated_day(2160.0, false)
+        .await
+        .unwrap();
     println!("{day}");
     assert_eq!(day.registrations, 1, "{day}");
     assert!(

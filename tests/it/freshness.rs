@@ -164,7 +164,7 @@ async fn run(cases: &[Case], start: &str, factor: f64, length: SignedDuration) {
                     .push(s.value);
             }
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let end_of_run = clock.now();
     let requests = sim.requests();

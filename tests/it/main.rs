@@ -5,6 +5,7 @@
 mod common;
 
 mod accounts;
+mod alerts_on_push;
 mod backfill;
 mod bad_config;
 mod cli;
