@@ -937,7 +937,6 @@ impl Checker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .samples();
-        let token = self.token(sim).await.map_err(|e| e.to_string())?;
         let mut checked = 0;
         for report in &config.reports {
             let name = report.name.to_string();
@@ -971,7 +970,7 @@ impl Checker {
                 .checked_sub(span)
                 .map_err(|e| e.to_string())?;
             let expected = self
-                .served(sim, &token, config, report, from, civil(report, cursor))
+                .served(sim, config, report, from, civil(report, cursor))
                 .await?;
             if expected != got {
                 let missing = expected.keys().find(|k| !got.contains_key(k));
@@ -998,7 +997,6 @@ impl Checker {
     async fn served(
         &self,
         sim: &Simulator,
-        token: &str,
         config: &Config,
         report: &ReportConfig,
         from: jiff::civil::DateTime,
@@ -1023,7 +1021,9 @@ impl Checker {
                 format(start),
                 format(last)
             );
-            let body = self.get(Endpoint::of(report.api), &url, token).await?;
+            // A token of the last minutes per window: a long check outlives one.
+            let token = self.token(sim).await.map_err(|e| e.to_string())?;
+            let body = self.get(Endpoint::of(report.api), &url, &token).await?;
             let now = end.to_zoned(tz.clone()).map_err(|e| e.to_string())?;
             // Every bucket up to the cursor is complete: the store holds
             // Adobe's final values of each.
