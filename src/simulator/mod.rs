@@ -3,11 +3,15 @@
 //!
 //! The real servers need a licence and cannot be reached from our machines,
 //! so tests, the `demo` mode and the benchmarks all run against this one
-//! simulator. It follows `shared/reference/adobe-pass-cmu.md`: 201 answers
+//! simulator. It follows Adobe's documented behaviour (the CMU and ESM API
+//! references): 201 answers
 //! from DCR with Adobe's error codes, a per-IP throttle with a one-time burst,
 //! HAL+JSON reports whose values are all strings, drill-down links that are an
 //! object or an array, links with the `/cmu/v2` prefix whatever prefix was
 //! requested, gzip when asked, and an undocumented metric and dimension.
+//! Each answer holds data as of Adobe's last computation of the report
+//! ([`Computations`]: CMU's documented cadences, at phases of their own;
+//! ESM's `Last-Modified`), so its newest bucket is partial.
 //!
 //! It counts every request and can inject faults, for tests:
 //!

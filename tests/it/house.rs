@@ -178,3 +178,60 @@ fn only_the_api_profile_and_the_catalog_match_on_the_api() {
         matches.join("\n")
     );
 }
+
+/// A bare clone runs and documents nothing beside itself: no tracked file
+/// names a path that leaves the repository (`../shared/...`, say), resolved
+/// from the file's own folder as a relative path is, or a parent folder
+/// joined to a path in code, counted from the root (this line is marked
+/// outside-ok: `os.path.join(ROOT, "..", "shared")`). A deliberately bad
+/// path in a test's input (a traversal the code must refuse) is marked
+/// `outside-ok` on its line.
+#[test]
+fn no_tracked_file_names_a_path_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let listed = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "git ls-files failed");
+    let mut outside = Vec::new();
+    for name in listed.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(name).into_owned();
+        let Ok(text) = std::fs::read_to_string(root.join(&name)) else {
+            continue; // binary
+        };
+        let folder_depth = Path::new(&name).components().count() - 1;
+        for (number, line) in text.lines().enumerate() {
+            if line.contains("outside-ok") {
+                continue;
+            }
+            // A parent joined in code counts from the repository's root.
+            let joined = ["\"..\", \"", "'..', '"] // outside-ok
+                .iter()
+                .any(|join| line.contains(join));
+            if joined {
+                outside.push(format!("{name}:{}: a parent folder joined", number + 1));
+            }
+            let mut rest = line;
+            while let Some(at) = rest.find("../") {
+                let token: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || "._-/".contains(*c))
+                    .collect();
+                rest = &rest[at + 3..];
+                // Preceded by more dots or a word: part of something else.
+                let ups = token.matches("../").count();
+                let named = token.trim_start_matches("../");
+                if ups > folder_depth && !named.is_empty() {
+                    outside.push(format!("{name}:{}: {token}", number + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        outside.is_empty(),
+        "paths outside the repository (a bare clone has none of them):\n{}",
+        outside.join("\n")
+    );
+}
