@@ -264,6 +264,7 @@ impl Remote {
             return Ok(());
         };
         let first_asked = job.answer.start.unwrap_or(newest);
+        let first_push = self.cursors.get(name).is_none();
         let from = match self.cursors.get(name) {
             Some(cursor) => Self::civil(&tz, cursor),
             None => {
@@ -284,7 +285,9 @@ impl Remote {
             &tz,
             now.checked_sub(max_gap).unwrap_or(Timestamp::MIN),
         ));
-        let from = if from < earliest {
+        // A first push has no gap: it starts from the answer's own buckets,
+        // however old (a daily report's go back past max_gap).
+        let from = if !first_push && from < earliest {
             let left_out = bucket_count(granularity, from, earliest).saturating_sub(1);
             if left_out > 0 {
                 let command = format!(

@@ -930,3 +930,60 @@ async fn backfill_names_an_unknown_remote_and_refuses_two_destinations() {
         ran.stderr
     );
 }
+
+/// A first push with no cursor starts from the answer's newest complete
+/// buckets quietly: a daily report's reach back past max_gap (24 h), which
+/// is no gap to fill and nothing left out.
+#[tokio::test]
+async fn a_first_push_of_a_daily_report_leaves_nothing_out_and_warns_of_nothing() {
+    let store = faulty::start().await.unwrap();
+    let clock = Clock::warped(
+        Timestamp::now() - jiff::SignedDuration::from_hours(30),
+        FACTOR,
+    );
+    let (_sim, _dir, config) = simulator_and_config_with(
+        SimulatorConfig {
+            clock: clock.clone(),
+            ..unthrottled(SimulatorConfig::default())
+        },
+        "  - {name: daily, path: tenant/year/month/day}\n",
+    )
+    .await;
+    let yaml = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{yaml}remote_write:\n  - url: {}\n    name: store\n    self_metrics_interval: 0s\n",
+            store.url
+        ),
+    )
+    .unwrap();
+    let exporter = exporter_with_clock(&config, clock.clone()).await;
+    wait_for(
+        "the first push of the daily report",
+        Duration::from_secs(60),
+        || async {
+            exporter.pusher.statuses()[0]
+                .1
+                .cursors
+                .get("daily")
+                .copied()
+        },
+    )
+    .await;
+    let (_, metrics) = get_text(&format!("{}/metrics", exporter.url())).await;
+    exporter.stop().await;
+    let left_out = counter(
+        &metrics,
+        "cmu_exporter_remote_write_buckets_left_out_total",
+        ("report", "daily"),
+    );
+    assert_eq!(left_out, 0.0, "a first push leaves nothing out");
+    let held = store.state.lock().unwrap().samples();
+    let days: std::collections::BTreeSet<i64> = held
+        .iter()
+        .filter(|(labels, _)| labels["__name__"] == "cmu_active_users")
+        .flat_map(|(_, samples)| samples.keys().copied())
+        .collect();
+    assert!(!days.is_empty(), "the answer's complete days are pushed");
+}
