@@ -127,6 +127,7 @@ pub mod shutdown;
 pub mod simulator;
 #[cfg(feature = "testkit")]
 pub mod soak;
+mod spelling;
 mod supervisor;
 pub mod telemetry;
 mod thresholds;

@@ -137,6 +137,43 @@ fn is_exported_family(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// The families the exporter exports from the metrics Adobe documents,
+/// and the bundled ratios: what a threshold names, unless Adobe serves a
+/// metric no page documents.
+fn documented_families() -> Vec<String> {
+    use crate::names::{DURATION_FAMILY, level_family, metric_family};
+    use crate::report::ReportApi;
+    use crate::report::catalog::{ESM_METRICS, GENERAL_METRICS, LEVEL_DIMENSIONS, USERS_METRIC};
+    let mut families: Vec<String> = GENERAL_METRICS
+        .iter()
+        .map(|m| metric_family(ReportApi::Cmu, m.name).name)
+        .chain(
+            ESM_METRICS
+                .iter()
+                .map(|m| metric_family(ReportApi::Esm, m.name).name),
+        )
+        .chain(
+            LEVEL_DIMENSIONS
+                .iter()
+                .map(|d| level_family(ReportApi::Cmu, d, USERS_METRIC)),
+        )
+        .collect();
+    families.push(DURATION_FAMILY.to_owned());
+    families.extend(RATIOS.iter().map(|r| (*r).to_owned()));
+    families
+}
+
+/// The labels of the data a match may name: every dimension Adobe
+/// documents, as exported (`requestor-id` is `requestor_id`).
+fn documented_labels() -> Vec<String> {
+    use crate::report::catalog::{ESM_DIMENSIONS, KNOWN_DIMENSIONS};
+    KNOWN_DIMENSIONS
+        .iter()
+        .chain(ESM_DIMENSIONS.iter())
+        .map(|d| crate::names::label_name(d))
+        .collect()
+}
+
 /// A match's label names as exported (`requestor-id` is `requestor_id`).
 fn validate_matchers(
     key: &str,
@@ -157,6 +194,18 @@ fn validate_matchers(
         } else if RESERVED.contains(&label.as_str()) {
             problems.push(format!(
                 "{key}.match: `{name}` cannot be matched (it is the threshold's own label or one Prometheus sets): match the dimensions of the data, e.g. `tenant`"
+            ));
+        } else if let Some(nearest) = {
+            let labels = documented_labels();
+            (!labels.contains(&label))
+                .then(|| {
+                    crate::spelling::misspelt(&label, labels.iter().map(String::as_str))
+                        .map(str::to_owned)
+                })
+                .flatten()
+        } {
+            problems.push(format!(
+                "{key}.match: `{name}`: no such label of the data; did you mean `{nearest}`?"
             ));
         } else if value.is_empty() {
             problems.push(format!(
@@ -179,11 +228,22 @@ pub(crate) fn validate(
     for (i, raw) in thresholds.into_iter().enumerate() {
         let key = format!("thresholds[{i}]");
         let before = problems.len();
+        let documented = documented_families();
         if !is_exported_family(&raw.family) && !RATIOS.contains(&raw.family.as_str()) {
             problems.push(format!(
                 "{key}.family: `{}` is not an exported family: name one as /metrics shows it (e.g. `cmu_active_sessions`, `esm_authz_attempts`) or a bundled ratio ({})",
                 raw.family,
                 RATIOS.join(", ")
+            ));
+        } else if let Some(nearest) = (!documented.contains(&raw.family))
+            .then(|| crate::spelling::misspelt(&raw.family, documented.iter().map(String::as_str)))
+            .flatten()
+        {
+            // One or two keystrokes from a family: a typo that would never
+            // apply (a family no page documents is taken as Adobe's own).
+            problems.push(format!(
+                "{key}.family: `{}`: no such family; did you mean `{nearest}`?",
+                raw.family
             ));
         }
         let matchers = validate_matchers(&key, raw.matchers, problems);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::raw::RawReport;
 use super::{AccountConfig, DEFAULT_LIMIT, DEFAULT_MAX_AGE_INTERVALS, ReportConfig, ReportName};
+use crate::report::catalog::{ESM_DIMENSIONS, KNOWN_DIMENSIONS, is_known_dimension};
 use crate::report::{BucketChoice, Filter, ReportApi, ReportPath, default_interval};
 
 /// Parses `dimension=value` or `dimension!=value`.
@@ -141,9 +142,39 @@ pub(super) fn validate(
             raw.name
         ));
     }
-    let path = ReportPath::parse(&raw.path)
-        .map_err(|e| problems.push(format!("{}: `{}`: {e}", key("path"), raw.path)))
-        .ok();
+    // A segment one or two keystrokes from a dimension Adobe documents is
+    // a typo, named before anything else it upsets (the time order).
+    let misspelt = raw.path.split('/').find_map(|segment| {
+        let a_name = segment.starts_with(|c: char| c.is_ascii_lowercase())
+            && segment
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        (a_name && !is_known_dimension(segment))
+            .then(|| {
+                crate::spelling::misspelt(
+                    segment,
+                    KNOWN_DIMENSIONS
+                        .iter()
+                        .chain(ESM_DIMENSIONS.iter())
+                        .copied(),
+                )
+            })
+            .flatten()
+            .map(|nearest| (segment, nearest))
+    });
+    let path = match misspelt {
+        Some((segment, nearest)) => {
+            problems.push(format!(
+                "{}: `{}`: `{segment}` is no dimension Adobe documents: did you mean `{nearest}`?",
+                key("path"),
+                raw.path
+            ));
+            None
+        }
+        None => ReportPath::parse(&raw.path)
+            .map_err(|e| problems.push(format!("{}: `{}`: {e}", key("path"), raw.path)))
+            .ok(),
+    };
     if path.as_ref().is_some_and(ReportPath::is_root) {
         problems.push(format!(
             "{}: empty: name the dimensions to group by, e.g. `{example_path}`",
