@@ -18,9 +18,10 @@ async fn main() -> anyhow::Result<()> {
     let day = cmu_exporter::demo::simulated_day(factor, true).await?;
     println!("{day}");
     // The hourly report learns when Adobe computes it in its first hours,
-    // at most two calls an hour meanwhile.
+    // at most two calls an hour meanwhile. The minute report's poll every
+    // simulated minute (28 ms here) may renew a token once early.
     let exact = day.registrations == 1
-        && day.token_calls == day.minimum_token_calls
+        && day.token_calls <= day.minimum_token_calls + 1
         && (24..=32).contains(&day.cmu_calls)
         && day.esm_calls == 24
         && day.unauthorized == 0;

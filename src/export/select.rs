@@ -272,12 +272,17 @@ impl RowSink for Selection {
                 e.insert(index);
             }
         }
+        // The row's key and values folded into the bucket's digest (order
+        // free): a multiply and a rotation per value, no hashing.
         let mut digest = hash;
+        let mut present = 0;
         for value in row.metrics.iter().flatten() {
-            digest = rustc_hash::FxBuildHasher.hash_one((digest, value.to_bits()));
+            digest = (digest ^ value.to_bits())
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(29);
+            present += 1;
         }
         g.digest ^= digest;
-        let present = row.metrics.iter().filter(|v| v.is_some()).count();
         let row_series = present + usize::from(has_durations);
         if g.series + row_series > max_series {
             g.arena.truncate(start);
