@@ -143,21 +143,22 @@ fn is_exported_family(name: &str) -> bool {
 fn documented_families() -> Vec<String> {
     use crate::names::{DURATION_FAMILY, level_family, metric_family};
     use crate::report::ReportApi;
-    use crate::report::catalog::{ESM_METRICS, GENERAL_METRICS, LEVEL_DIMENSIONS, USERS_METRIC};
-    let mut families: Vec<String> = GENERAL_METRICS
-        .iter()
-        .map(|m| metric_family(ReportApi::Cmu, m.name).name)
-        .chain(
-            ESM_METRICS
-                .iter()
-                .map(|m| metric_family(ReportApi::Esm, m.name).name),
-        )
-        .chain(
-            LEVEL_DIMENSIONS
-                .iter()
-                .map(|d| level_family(ReportApi::Cmu, d, USERS_METRIC)),
-        )
-        .collect();
+    use crate::report::catalog::{LEVEL_DIMENSIONS, USERS_METRIC, documented_metrics};
+    let mut families = Vec::new();
+    for api in ReportApi::ALL {
+        families.extend(
+            documented_metrics(api)
+                .into_iter()
+                .map(|m| metric_family(api, m).name),
+        );
+        if api.profile().levels {
+            families.extend(
+                LEVEL_DIMENSIONS
+                    .iter()
+                    .map(|d| level_family(api, d, USERS_METRIC)),
+            );
+        }
+    }
     families.push(DURATION_FAMILY.to_owned());
     families.extend(RATIOS.iter().map(|r| (*r).to_owned()));
     families

@@ -142,8 +142,10 @@ pub(super) fn validate(
             raw.name
         ));
     }
-    // A segment one or two keystrokes from a dimension Adobe documents is
-    // a typo, named before anything else it upsets (the time order).
+    // A path that does not parse because of a segment one or two keystrokes
+    // from a dimension Adobe documents (`dya` upsets the time order) names
+    // that segment. A path that parses is checked against Adobe's tree
+    // later, with a warning: Adobe may serve more than it documents.
     let misspelt = raw.path.split('/').find_map(|segment| {
         let a_name = segment.starts_with(|c: char| c.is_ascii_lowercase())
             && segment
@@ -162,19 +164,17 @@ pub(super) fn validate(
             .flatten()
             .map(|nearest| (segment, nearest))
     });
-    let path = match misspelt {
-        Some((segment, nearest)) => {
-            problems.push(format!(
-                "{}: `{}`: `{segment}` is no dimension Adobe documents: did you mean `{nearest}`?",
-                key("path"),
-                raw.path
-            ));
-            None
-        }
-        None => ReportPath::parse(&raw.path)
-            .map_err(|e| problems.push(format!("{}: `{}`: {e}", key("path"), raw.path)))
-            .ok(),
-    };
+    let path = ReportPath::parse(&raw.path)
+        .map_err(|e| {
+            let why = match misspelt {
+                Some((segment, nearest)) => format!(
+                    "`{segment}` is no dimension Adobe documents: did you mean `{nearest}`?"
+                ),
+                None => e.to_string(),
+            };
+            problems.push(format!("{}: `{}`: {why}", key("path"), raw.path));
+        })
+        .ok();
     if path.as_ref().is_some_and(ReportPath::is_root) {
         problems.push(format!(
             "{}: empty: name the dimensions to group by, e.g. `{example_path}`",

@@ -230,6 +230,14 @@ pub const ESM_METRICS: [MetricDoc; 19] = [
     },
 ];
 
+/// The metrics of `api` that Adobe documents, as reports name them.
+pub fn documented_metrics(api: ReportApi) -> Vec<&'static str> {
+    match api {
+        ReportApi::Cmu => GENERAL_METRICS.iter().map(|m| m.name).collect(),
+        ReportApi::Esm => ESM_METRICS.iter().map(|m| m.name).collect(),
+    }
+}
+
 /// HELP text meaning of a metric of `api`, or `None` when Adobe does not document it.
 pub fn meaning(api: ReportApi, metric: &str) -> Option<String> {
     match api {

@@ -400,18 +400,18 @@ async fn minute_reports_are_complete_final_and_on_metrics_within_seconds_of_adob
 
 #[tokio::test]
 async fn hourly_reports_are_complete_final_and_fetched_within_two_minutes_of_adobe() {
-    // 1 real second is 30 simulated minutes: 16 hours in 32 s.
+    // 1 real second is 30 simulated minutes: 20 hours in 40 s.
     run(
         &[Case {
             name: "hourly",
             path: "tenant/year/month/day/hour",
             period: 3600,
             lag: Duration::from_secs(120),
-            learning: SignedDuration::from_hours(8),
+            learning: SignedDuration::from_hours(10),
         }],
         "2026-11-22T00:20:00Z",
         1800.0,
-        SignedDuration::from_hours(16),
+        SignedDuration::from_hours(20),
     )
     .await;
 }
