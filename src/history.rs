@@ -138,27 +138,12 @@ impl<'a> History<'a> {
     {
         loop {
             let window_last = add(first, self.span, self.window - 1).min(last);
-            if self.max_calls.is_some_and(|max| self.calls >= max) {
-                return Err(HistoryError::Budget { calls: self.calls });
-            }
-            let query = ReportQuery {
-                start: Some(first),
-                end: add(window_last, self.span, 1).checked_sub(1.second()).ok(),
-                limit: Some(self.limit),
-                metrics: self.report.metrics.clone(),
-                filters: self.report.filters.clone(),
-            };
-            self.calls += 1;
             let answer = self
-                .client
-                .get(
-                    self.report.api,
-                    self.endpoint,
-                    &self.report.path,
-                    &query,
-                    RETRY,
+                .fetch(
+                    Some(first),
+                    add(window_last, self.span, 1).checked_sub(1.second()).ok(),
                 )
-                .await;
+                .await?;
             let body = match answer {
                 Ok(fetched) => fetched.body,
                 Err(FetchError::Api(ApiError::BadRequest { reason, .. })) => {
@@ -253,30 +238,9 @@ impl<'a> History<'a> {
         let computed = if by_cadence.complete(Some(wanted)) {
             by_cadence
         } else {
-            if self.max_calls.is_some_and(|max| self.calls >= max) {
-                return Err(HistoryError::Budget { calls: self.calls });
-            }
             let (start, end) =
                 crate::report::window(granularity, BucketChoice::Complete, civil_now);
-            let query = ReportQuery {
-                start,
-                end,
-                limit: Some(self.limit),
-                metrics: self.report.metrics.clone(),
-                filters: self.report.filters.clone(),
-            };
-            self.calls += 1;
-            let fetched = self
-                .client
-                .get(
-                    self.report.api,
-                    self.endpoint,
-                    &self.report.path,
-                    &query,
-                    RETRY,
-                )
-                .await
-                .map_err(HistoryError::Fetch)?;
+            let fetched = self.fetch(start, end).await?.map_err(HistoryError::Fetch)?;
             let spec = self.spec.clone();
             let read = tokio::task::spawn_blocking(move || {
                 build_history(&fetched.body, &spec, |_| true, |_, _| Ok::<(), ()>(()))
@@ -306,6 +270,36 @@ impl<'a> History<'a> {
         let granularity = self.report.path.granularity();
         let span = granularity.span()?;
         granularity.floor(civil).checked_sub(span).ok()
+    }
+
+    /// One request of the report from `start` to `end`, within the budget
+    /// of calls (its own error when spent; Adobe's answer otherwise).
+    async fn fetch(
+        &mut self,
+        start: Option<DateTime>,
+        end: Option<DateTime>,
+    ) -> Result<Result<crate::wolap::Fetched, FetchError>, HistoryError> {
+        if self.max_calls.is_some_and(|max| self.calls >= max) {
+            return Err(HistoryError::Budget { calls: self.calls });
+        }
+        let query = ReportQuery {
+            start,
+            end,
+            limit: Some(self.limit),
+            metrics: self.report.metrics.clone(),
+            filters: self.report.filters.clone(),
+        };
+        self.calls += 1;
+        Ok(self
+            .client
+            .get(
+                self.report.api,
+                self.endpoint,
+                &self.report.path,
+                &query,
+                RETRY,
+            )
+            .await)
     }
 
     /// A window of `rows` came back whole: the next one may be larger.
