@@ -290,8 +290,7 @@ fn complete_until(answer: &Answer) -> Option<Timestamp> {
     if granularity.span().is_none() {
         return Some(answer.spec.now);
     }
-    let newest = answer.computed.newest_complete(granularity)?;
-    let end = newest.checked_add(granularity.span()?).ok()?;
+    let end = answer.computed.complete_until(granularity)?;
     end.to_zoned(answer.spec.time_zone.clone())
         .ok()
         .map(|z| z.timestamp())

@@ -127,13 +127,17 @@ impl Computed {
         bucket.is_none_or(|b| b.end().is_some_and(|end| end <= self.through))
     }
 
+    /// The end of the newest complete bucket of `granularity`: every
+    /// bucket that ends by then is complete.
+    pub fn complete_until(&self, granularity: Granularity) -> Option<DateTime> {
+        (self.by != Evidence::Nothing && granularity.span().is_some())
+            .then(|| granularity.floor(self.through))
+    }
+
     /// The start of the newest complete bucket of `granularity`.
     pub fn newest_complete(&self, granularity: Granularity) -> Option<DateTime> {
-        let span = granularity.span()?;
-        if self.by == Evidence::Nothing {
-            return None;
-        }
-        granularity.floor(self.through).checked_sub(span).ok()
+        let until = self.complete_until(granularity)?;
+        until.checked_sub(granularity.span()?).ok()
     }
 }
 

@@ -74,14 +74,11 @@ async fn concurrency_alerts_fire_alike_on_a_pushed_and_a_scraped_prometheus_and_
     let pushed = format!("http://127.0.0.1:{pushed_port}");
     let scraped = format!("http://127.0.0.1:{scraped_port}");
     let _store = prometheus(&dir.path().join("pushed"), pushed_port, None);
-    let yaml = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
+    add_remote_write(
         &config,
-        format!(
-            "{yaml}remote_write:\n  - url: {pushed}/api/v1/write\n    name: prom\n    self_metrics_interval: 5s\n"
-        ),
-    )
-    .unwrap();
+        &format!("{pushed}/api/v1/write"),
+        "name: prom\nself_metrics_interval: 5s",
+    );
     let exporter = exporter(&config).await;
     let target = exporter.addrs[0].to_string();
     let _scraper = prometheus(&dir.path().join("scraped"), scraped_port, Some(&target));

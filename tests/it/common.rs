@@ -641,6 +641,18 @@ pub fn daemon(program: &str, args: &[String], log: &Path) -> Daemon {
     )
 }
 
+/// Adds a `remote_write:` list of one remote, `lines` its keys after `url`
+/// (indented by four spaces), to the configuration file `config`.
+pub fn add_remote_write(config: &Path, url: &str, lines: &str) {
+    let yaml = std::fs::read_to_string(config).unwrap();
+    let keys: String = lines.lines().map(|l| format!("    {l}\n")).collect();
+    std::fs::write(
+        config,
+        format!("{yaml}remote_write:\n  - url: {url}\n{keys}"),
+    )
+    .unwrap();
+}
+
 /// A Prometheus on `port` with its data in `dir`, taking remote writes
 /// (`--web.enable-remote-write-receiver`) as far back as 30 days
 /// (`out_of_order_time_window`), as the README tells a store to, and

@@ -123,15 +123,11 @@ async fn run(cases: &[Case], start: &str, factor: f64, length: SignedDuration) {
     )
     .await;
     let store = faulty::start().await.unwrap();
-    let yaml = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
+    add_remote_write(
         &config,
-        format!(
-            "{yaml}remote_write:\n  - url: {}\n    name: store\n    self_metrics_interval: 0s\n",
-            store.url
-        ),
-    )
-    .unwrap();
+        &store.url,
+        "name: store\nself_metrics_interval: 0s",
+    );
     let exporter = exporter_with_clock(&config, clock.clone()).await;
     let end = start + length;
     let mut shown: BTreeMap<&str, Shown> = BTreeMap::new();

@@ -180,10 +180,10 @@ fn only_the_api_profile_and_the_catalog_match_on_the_api() {
 }
 
 /// A bare clone runs and documents nothing beside itself: no tracked file
-/// names a path that leaves the repository (`../shared/...`, say), resolved
-/// from the file's own folder as a relative path is, or a parent folder
-/// joined to a path in code, counted from the root (this line is marked
-/// outside-ok: `os.path.join(ROOT, "..", "shared")`). A deliberately bad
+/// names a path that leaves the repository (a folder beside the clone,
+/// say), resolved from the file's own folder as a relative path is, or a
+/// parent folder joined to a path in code (a join with `".."` in Python),
+/// counted from the root. A deliberately bad
 /// path in a test's input (a traversal the code must refuse) is marked
 /// `outside-ok` on its line.
 #[test]

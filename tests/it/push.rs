@@ -771,14 +771,7 @@ async fn a_reload_starts_and_stops_pushing() {
     wait_for_cmu_successes(&sim, 1).await;
     assert!(exporter.pusher.statuses().is_empty());
     let yaml = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "{yaml}remote_write:\n  - url: {}\n    name: added\n",
-            store.url
-        ),
-    )
-    .unwrap();
+    add_remote_write(&config, &store.url, "name: added");
     let (status, said) = post(&format!("{}/-/reload", exporter.url())).await;
     assert_eq!(
         (status, said.contains("remote_write updated")),
@@ -949,15 +942,11 @@ async fn a_first_push_of_a_daily_report_leaves_nothing_out_and_warns_of_nothing(
         "  - {name: daily, path: tenant/year/month/day}\n",
     )
     .await;
-    let yaml = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
+    add_remote_write(
         &config,
-        format!(
-            "{yaml}remote_write:\n  - url: {}\n    name: store\n    self_metrics_interval: 0s\n",
-            store.url
-        ),
-    )
-    .unwrap();
+        &store.url,
+        "name: store\nself_metrics_interval: 0s",
+    );
     let exporter = exporter_with_clock(&config, clock.clone()).await;
     wait_for(
         "the first push of the daily report",
