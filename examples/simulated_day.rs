@@ -1,4 +1,4 @@
-//! The API economy and freshness figures of the README: one simulated day
+//! The API economy and freshness figures of docs/performance.md: one simulated day
 //! at 2160x (40 s, and six hours more for the daily report), with the
 //! expectations (`benches/run` prints its lines). The test suite runs the
 //! same day, without the minute and daily reports, with some headroom for

@@ -6,9 +6,10 @@ grafanaDashboards). The Kubernetes PrometheusRule, the dashboard ConfigMaps
 and the Helm chart's copies are made from those by
 `UPDATE_DEPLOY=1 cargo test --features testkit --test it deploy`.
 
-    python3 mixin/render.py            write them, print the README's panel tables
+    python3 mixin/render.py            write them, print the manual's panel tables
     python3 mixin/render.py --check    write nothing; fail if a file differs
-                                       (or the README lacks a panel table)
+                                       (or docs/alerts-and-dashboards.md lacks a
+                                       panel table)
     python3 mixin/render.py --mixin my.jsonnet [-J vendor] --out DIR
                                        render another mixin (yours, with its
                                        _config overridden) into DIR
@@ -28,6 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RULES = "deploy/prometheus/cmu-exporter.rules.yml"
 DASHBOARDS = "dashboards"
+# The manual page that shows each dashboard's panel table.
+MANUAL = "docs/alerts-and-dashboards.md"
 
 HEADER = """\
 # Prometheus rules for cmu-exporter: recording rules for ratios and the
@@ -132,7 +135,7 @@ def render(mixin, jpath=()):
 
 
 def panel_tables(dashboards):
-    """The README's "Dashboards" tables, one per dashboard: each panel and
+    """The manual's "Dashboards" tables (docs/alerts-and-dashboards.md), one per dashboard: each panel and
     the question it answers."""
     tables = []
     for name, d in dashboards.items():
@@ -162,11 +165,11 @@ def main():
             if not same:
                 stale.append(path)
         if os.path.abspath(args.out) == ROOT:
-            with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-                readme = f.read()
+            with open(os.path.join(ROOT, MANUAL), encoding="utf-8") as f:
+                manual = f.read()
             for table in panel_tables(dashboards):
-                if table not in readme:
-                    stale.append(f"README.md (the panel table of {table.splitlines()[0]})")
+                if table not in manual:
+                    stale.append(f"{MANUAL} (the panel table of {table.splitlines()[0]})")
         if stale:
             sys.exit(f"not what mixin/render.py writes (edit mixin/, then run `python3 mixin/render.py`): {', '.join(stale)}")
         return

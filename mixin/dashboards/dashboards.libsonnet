@@ -1,5 +1,5 @@
 // The four Grafana dashboards. Every panel says the question it answers
-// (its description); the README's "Dashboards" tables are these, printed by
+// (its description); the manual's "Dashboards" tables (docs/alerts-and-dashboards.md) are these, printed by
 // `python3 mixin/render.py`.
 local g = import '../lib/grafana.libsonnet';
 local promql = import '../lib/promql.libsonnet';

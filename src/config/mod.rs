@@ -348,7 +348,7 @@ impl Config {
     pub fn from_yaml_in(text: &str, origin: &str, env: &SecretsInEnv) -> Result<Self, ConfigError> {
         if text.trim().is_empty() {
             return Err(ConfigError::one(format!(
-                "{origin} is empty: it needs at least `reports:` with one report (see the README's configuration reference)"
+                "{origin} is empty: it needs at least `reports:` with one report (see docs/configuration.md)"
             )));
         }
         let raw: raw::RawConfig = serde_saphyr::from_str(text)

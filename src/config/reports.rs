@@ -103,7 +103,7 @@ pub(super) fn validate(
         (None, false) => None,
         (Some(name), false) => {
             problems.push(format!(
-                "{}: `{name}` names an account, but no `accounts:` are listed: remove the key, or list the accounts (README: Several accounts)",
+                "{}: `{name}` names an account, but no `accounts:` are listed: remove the key, or list the accounts (docs/configuration.md: Several accounts)",
                 key("account")
             ));
             None

@@ -212,7 +212,10 @@ mod tests {
         );
         assert_eq!(s.series, 3);
         assert_eq!(s.duplicates, 1);
-        assert_eq!(s.bucket_start.unwrap().to_string(), "2023-11-27T00:00:00Z");
+        assert_eq!(
+            s.bucket_start.unwrap().timestamp().to_string(),
+            "2023-11-27T00:00:00Z"
+        );
         assert_eq!(
             body(&s, "cmu_report_info"),
             "cmu_report_info{report=\"daily\",path=\"year/month/day/tenant\",granularity=\"day\"} 1\n"

@@ -34,7 +34,7 @@ pub struct MvpdReport {
     pub report: String,
     pub bucket: Option<crate::report::Bucket>,
     /// Start of that bucket.
-    pub bucket_start: Option<jiff::Timestamp>,
+    pub bucket_start: Option<jiff::Zoned>,
     pub mvpds: Vec<MvpdHealth>,
 }
 
@@ -97,7 +97,7 @@ impl ExportStore {
             .map(|(report, s)| MvpdReport {
                 report: report.clone(),
                 bucket: s.bucket,
-                bucket_start: s.bucket_start,
+                bucket_start: s.bucket_start.clone(),
                 mvpds: s.mvpds.clone(),
             })
             .collect()

@@ -431,11 +431,9 @@ fn help_text(api: ReportApi, metric: &str, level: Option<&str>) -> String {
     )
 }
 
-/// Start of `bucket` as a Unix timestamp, in the report's time zone.
-pub(super) fn bucket_start(spec: &SnapshotSpec, bucket: Option<Bucket>) -> Option<jiff::Timestamp> {
-    bucket
-        .and_then(|b| b.start.to_zoned(spec.time_zone.clone()).ok())
-        .map(|z| z.timestamp())
+/// Start of `bucket`, in the report's time zone.
+pub(super) fn bucket_start(spec: &SnapshotSpec, bucket: Option<Bucket>) -> Option<jiff::Zoned> {
+    bucket.and_then(|b| b.start.to_zoned(spec.time_zone.clone()).ok())
 }
 
 /// The info family's labels, and the families about the report:
@@ -480,7 +478,7 @@ fn about_the_report(
         ),
         Source::Info,
     )];
-    if let Some(start) = bucket_start(spec, bucket) {
+    if let Some(start) = bucket_start(spec, bucket).map(|z| z.timestamp()) {
         families.push(gauge(
             bucket_start_family(spec.api),
             "Start of the time bucket whose values the report's series show, as a Unix timestamp."

@@ -109,8 +109,8 @@ pub struct ReportSnapshot {
     pub series: usize,
     /// The bucket shown, if the report has time dimensions and any row qualified.
     pub bucket: Option<Bucket>,
-    /// Start of the shown bucket as a Unix timestamp.
-    pub bucket_start: Option<Timestamp>,
+    /// Start of the shown bucket, in the report's time zone.
+    pub bucket_start: Option<jiff::Zoned>,
     /// Rows in the document.
     pub rows: usize,
     /// Rows dropped because an identical label set was already kept.

@@ -81,22 +81,24 @@ fn percent(part: f64, whole: f64) -> String {
 /// Share of failed authorizations above which an MVPD is shown in red.
 const FAILING_AUTHZ: f64 = 0.10;
 
-/// Which bucket a view shows and how far it is: `10:31 (minute), complete`,
-/// or `10:32 (minute), filling: 12s of 1m` for a bucket still filling, whose
-/// counts are only that part of it (and near zero in its first seconds).
+/// Which bucket a view shows, in the report's time zone, and how far it
+/// is: `2026-12-07 10:31 PST (minute), complete`, or `2026-12-07 10:32 PST
+/// (minute), filling: 12s of 1m` for a bucket still filling, whose counts
+/// are only that part of it (and near zero in its first seconds).
 fn bucket_state(
     bucket: Option<crate::report::Bucket>,
-    start: Option<jiff::Timestamp>,
+    start: Option<&jiff::Zoned>,
     now: jiff::Timestamp,
 ) -> String {
     use crate::report::Granularity;
-    let (Some(bucket), Some(start)) = (bucket, start) else {
+    let (Some(bucket), Some(zoned)) = (bucket, start) else {
         return "–".into();
     };
-    let shown = bucket.start.strftime(match bucket.granularity {
-        Granularity::Minute | Granularity::Hour => "%H:%M",
-        _ => "%Y-%m-%d",
+    let shown = zoned.strftime(match bucket.granularity {
+        Granularity::Minute | Granularity::Hour => "%Y-%m-%d %H:%M %Z",
+        _ => "%Y-%m-%d %Z",
     });
+    let start = zoned.timestamp();
     let name = bucket.granularity.as_str();
     let length = match bucket.granularity {
         Granularity::Minute => 60,
@@ -130,7 +132,7 @@ fn mvpd_section(store: &ExportStore, now: jiff::Timestamp) -> String {
     ));
     for view in reports {
         let report = view.report.as_str();
-        let bucket = bucket_state(view.bucket, view.bucket_start, now);
+        let bucket = bucket_state(view.bucket, view.bucket_start.as_ref(), now);
         for m in view.mvpds {
             let failing =
                 m.authz_attempts > 0.0 && m.authz_failed / m.authz_attempts > FAILING_AUTHZ;
@@ -205,8 +207,8 @@ pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
     let mut page = String::with_capacity(8 * 1024);
     page.push_str(concat!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>cmu-exporter</title>",
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}",
-        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}",
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;max-width:100%}",
+        "td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top;overflow-wrap:break-word}",
         ".bad{color:#b00}.ok{color:#070}.charts{display:flex;flex-wrap:wrap;gap:1em}",
         "figure{margin:0}figcaption{font-size:.9em;margin-bottom:.3em}</style></head><body>",
         "<h1>cmu-exporter</h1><p>Prometheus exporter for Adobe Pass Concurrency Monitoring and Entitlement Service Monitoring reports. ",
@@ -256,7 +258,8 @@ pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
             page,
             "<tr><td>{}</td><td>/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape_html(&name),
-            escape_html(&s.path),
+            // A long path breaks at its slashes, so the table fits the screen.
+            escape_html(&s.path).replace('/', "/<wbr>"),
             humantime::format_duration(s.interval),
             when(s.last_attempt, now),
             when(s.last_success, now),
@@ -269,13 +272,14 @@ pub(super) async fn page(State(state): State<AppState>) -> Html<String> {
     }
     page.push_str("</table>");
     page.push_str(&push_section(&state.pusher, now));
-    // Marks how many charts the browser laid out, for people and for the
-    // headless-browser test alike.
+    // Marks how many charts the browser laid out and how wide the page
+    // came out, for people and for the headless-browser test alike.
     page.push_str(concat!(
         "<script>addEventListener('load',function(){var n=0;",
         "document.querySelectorAll('svg.chart').forEach(function(c){",
         "var b=c.getBBox();if(b.width>0&&b.height>0&&c.querySelector('rect.bar,circle'))n++;});",
-        "document.body.setAttribute('data-charts-drawn',String(n));});</script>",
+        "document.body.setAttribute('data-charts-drawn',String(n));",
+        "document.body.setAttribute('data-page-width',String(document.documentElement.scrollWidth));});</script>",
     ));
     page.push_str("</body></html>\n");
     Html(page)

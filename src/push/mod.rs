@@ -158,7 +158,10 @@ impl Pusher {
             up: true,
             ..RemoteStatus::default()
         }));
-        self.ctx.telemetry.push_configured(&config.name);
+        self.ctx.telemetry.push_configured(
+            &config.name,
+            store::RejectReason::ALL.map(store::RejectReason::as_str),
+        );
         let remote = remote::Remote {
             labels: config.labels(&self.ctx.instance),
             cursors: Cursors::open(&self.ctx.state_dir, &config.name),

@@ -70,6 +70,16 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// Every reason, for the self-metrics to start at zero.
+    pub const ALL: [Self; 6] = [
+        Self::OutOfBounds,
+        Self::OutOfOrder,
+        Self::Duplicate,
+        Self::Limits,
+        Self::TooLarge,
+        Self::Invalid,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OutOfBounds => "out_of_bounds",

@@ -106,16 +106,21 @@ impl PushMetrics {
 }
 
 impl Telemetry {
-    /// `remote` is configured: its series start at zero.
-    pub fn push_configured(&self, remote: &str) {
+    /// `remote` is configured: its series start at zero, a refusal for
+    /// each of `reasons` among them.
+    pub fn push_configured<'a>(&self, remote: &str, reasons: impl IntoIterator<Item = &'a str>) {
         self.touch();
         self.push.up.with_label_values(&[remote]).set(1);
         self.push.queue.with_label_values(&[remote]).set(0);
         for kind in ["transient", "refusing"] {
             self.push.failures.with_label_values(&[remote, kind]);
         }
+        for reason in reasons {
+            self.push.rejected.with_label_values(&[remote, reason]);
+        }
         self.push.samples.with_label_values(&[remote]);
         self.push.batches.with_label_values(&[remote]);
+        self.push.dropped.with_label_values(&[remote]);
     }
 
     /// `remote` left the configuration: its series go.
@@ -286,6 +291,8 @@ impl Telemetry {
     ) {
         self.touch();
         let seconds = |t: Timestamp| t.as_millisecond() as f64 / 1000.0;
+        // The report's count of buckets left out starts at zero with its cursor.
+        self.push.left_out.with_label_values(&[remote, report]);
         self.push
             .cursor
             .with_label_values(&[remote, report])

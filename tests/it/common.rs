@@ -655,7 +655,7 @@ pub fn add_remote_write(config: &Path, url: &str, lines: &str) {
 
 /// A Prometheus on `port` with its data in `dir`, taking remote writes
 /// (`--web.enable-remote-write-receiver`) as far back as 30 days
-/// (`out_of_order_time_window`), as the README tells a store to, and
+/// (`out_of_order_time_window`), as docs/push-and-history.md tells a store to, and
 /// keeping what it is given (`retention.time`).
 pub fn remote_write_store(dir: &Path, port: u16) -> Daemon {
     std::fs::write(

@@ -16,7 +16,7 @@ fn stored_client_id(dir: &std::path::Path) -> String {
 /// One simulated day with 2-hour tokens and hourly CMU and ESM reports, in ~40 s of
 /// real time. At 2160x the 60 s renewal margin is 28 ms of real time, so
 /// the suite leaves room for one late renewal on a loaded machine; the exact
-/// figure of the README comes from `cargo run --release --example simulated_day`
+/// figure of docs/performance.md comes from `cargo run --release --example simulated_day`
 /// (in `benches/run`).
 #[tokio::test]
 async fn simulated_day_costs_one_registration_and_the_minimum_of_tokens() {

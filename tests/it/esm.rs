@@ -398,18 +398,20 @@ async fn the_mvpd_table_says_whether_its_bucket_is_complete_or_still_filling() {
     let base = exporter.url();
     let page = wait_for("both reports on the landing page", WAIT, || async {
         let (_, page) = get_text(&format!("{base}/")).await;
-        (page.contains("<td>filling</td><td>10:") && page.contains("<td>done</td><td>10:"))
-            .then_some(page)
+        (page.contains("<td>filling</td><td>2026-11-22 10:")
+            && page.contains("<td>done</td><td>2026-11-22 10:"))
+        .then_some(page)
     })
     .await;
     exporter.stop().await;
-    // 18:30:30 UTC is 10:30:30 in Los Angeles.
+    // 18:30:30 UTC is 10:30:30 in Los Angeles: the page names the date and
+    // the zone (Pacific standard time in November).
     assert!(
-        page.contains("<td>filling</td><td>10:30 (minute), filling: 3"),
+        page.contains("<td>filling</td><td>2026-11-22 10:30 PST (minute), filling: 3"),
         "half a minute into its bucket: {page}"
     );
     assert!(
-        page.contains("<td>done</td><td>10:29 (minute), complete</td>"),
+        page.contains("<td>done</td><td>2026-11-22 10:29 PST (minute), complete</td>"),
         "{page}"
     );
 

@@ -13,6 +13,7 @@ mod cli;
 mod crash;
 mod credentials;
 mod deploy;
+mod docs;
 mod end_to_end;
 mod esm;
 #[cfg(feature = "testkit")]

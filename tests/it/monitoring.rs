@@ -51,7 +51,7 @@ fn rules_pass_promtool_check_and_their_unit_tests() {
 }
 
 /// The rules file and the dashboards are what the monitoring mixin renders
-/// (mixin/render.py `--check`, which also checks the README's panel
+/// (mixin/render.py `--check`, which also checks the manual's panel
 /// tables), and every alert has its runbook section.
 #[test]
 fn the_rules_and_dashboards_are_the_mixins_and_every_alert_has_a_runbook_section() {
@@ -141,7 +141,7 @@ fn the_mixin_refuses_a_misspelt_setting_and_a_number_for_a_duration_by_name() {
     }
 }
 
-/// Overriding the mixin's `_config` as the README shows (a jsonnet file that
+/// Overriding the mixin's `_config` as docs/alerts-and-dashboards.md shows (a jsonnet file that
 /// imports the mixin) narrows every query to the selector and changes the
 /// numbers, `for:` durations and links; what it renders passes promtool.
 #[test]
@@ -941,7 +941,7 @@ async fn prometheus_answers_every_panel_and_a_failure_spike_reaches_alertmanager
     );
     assert_eq!(outage[0]["labels"]["severity"], "critical");
     // Several ESM reports see the outage: one incident, one notification
-    // group (Alertmanager's group_by of the README), so one page.
+    // group (Alertmanager's group_by of the quick start), so one page.
     let groups: BTreeSet<String> = bodies
         .iter()
         .filter(|b| {
@@ -983,18 +983,40 @@ async fn the_landing_page_draws_the_concurrency_charts_in_a_real_browser() {
     let profile = dir.path().join("chromium");
     let dom = tokio::task::spawn_blocking({
         let (profile, url) = (profile.clone(), url.clone());
-        move || chromium(&profile, &["--dump-dom".into(), url])
+        move || {
+            chromium(
+                &profile,
+                &["--dump-dom".into(), "--window-size=1280,1000".into(), url],
+            )
+        }
     })
     .await
     .unwrap();
     let dom_text = String::from_utf8_lossy(&dom.stdout);
+    // The whole page fits a 1280-pixel screen: no sideways scrolling (the
+    // page marks how wide it came out).
+    let width: u32 = dom_text
+        .split("data-page-width=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "the page marks its width: {}",
+                dom_text.chars().take(2000).collect::<String>()
+            )
+        });
+    assert!(
+        width <= 1280,
+        "the landing page is {width} pixels wide on a 1280-pixel screen"
+    );
     assert!(
         dom_text.contains("data-charts-drawn=\"4\""),
         "the browser laid out 4 charts with their marks:\n{}\n{}",
         dom_text.chars().take(2000).collect::<String>(),
         String::from_utf8_lossy(&dom.stderr)
     );
-    // A screenshot, as in the README (CMU_SCREENSHOT=path keeps it).
+    // A screenshot, as in the manual (CMU_SCREENSHOT=path keeps it).
     let shot = std::env::var("CMU_SCREENSHOT")
         .map(PathBuf::from)
         .unwrap_or_else(|_| dir.path().join("landing.png"));
