@@ -14,7 +14,9 @@ import json, os, re, resource, socket, statistics, subprocess, sys, tempfile, ti
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMOKE = os.environ.get("BENCH_SMOKE") == "1"
-REL = os.path.join(ROOT, "target", "debug" if SMOKE else "release")
+# Cargo's target folder: ./target, or CARGO_TARGET_DIR as cargo reads it.
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+REL = os.path.join(TARGET, "debug" if SMOKE else "release")
 EXPORTER = os.path.join(REL, "cmu-exporter")
 FLOOR_PARSE = os.path.join(REL, "examples", "parse_floor")
 FLOOR_SERVER = os.path.join(REL, "examples", "static_server")

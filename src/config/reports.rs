@@ -283,10 +283,15 @@ pub(super) fn validate(
     }
     let path = path?;
     let interval = interval.unwrap_or_else(|| default_interval(api, &path));
-    // Long enough that the newest complete bucket of a healthy report (it
-    // ended up to a bucket and a computation ago) is never too old.
-    let max_age =
-        max_age.unwrap_or(interval * DEFAULT_MAX_AGE_INTERVALS + path.granularity().longest());
+    // Long enough that the newest complete bucket of a healthy report is
+    // never too old: it ended up to a bucket and one of Adobe's computations
+    // ago (the next bucket is complete only once Adobe computed past its
+    // end), and the polls that show it come up to an interval later.
+    let max_age = max_age.unwrap_or(
+        interval * DEFAULT_MAX_AGE_INTERVALS
+            + path.granularity().longest()
+            + default_interval(api, &path),
+    );
     Some(ReportConfig {
         name: name?,
         api,

@@ -30,8 +30,13 @@ fn good_config_gets_defaults_from_the_recompute_schedule() {
     assert_eq!(c.reports[2].interval, Duration::from_secs(1800));
     assert_eq!(c.reports[2].path.to_string(), "tenant/year/month/day");
     assert_eq!(c.reports[2].bucket, BucketChoice::Partial);
-    // Three intervals after an hour bucket.
-    assert_eq!(c.reports[0].max_age, Duration::from_secs(4 * 3600));
+    // An hour bucket, Adobe's hourly computation, three intervals.
+    assert_eq!(c.reports[0].max_age, Duration::from_secs(5 * 3600));
+    // A chosen interval of 30 min on a day: 25 h, Adobe's 3 h, 1 h 30 min.
+    assert_eq!(
+        c.reports[2].max_age,
+        Duration::from_secs(25 * 3600 + 3 * 3600 + 5400)
+    );
     assert_eq!(c.adobe.max_concurrent_requests, 2);
 }
 

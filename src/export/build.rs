@@ -213,7 +213,7 @@ mod tests {
         assert_eq!(s.series, 3);
         assert_eq!(s.duplicates, 1);
         assert_eq!(
-            s.bucket_start.unwrap().timestamp().to_string(),
+            s.bucket_start.as_ref().unwrap().timestamp().to_string(),
             "2023-11-27T00:00:00Z"
         );
         assert_eq!(

@@ -171,19 +171,23 @@ async fn esm_reports_ride_the_cmu_token_and_export_in_base_units_and_pacific_tim
 
 #[tokio::test]
 async fn an_mvpd_outage_raises_its_failure_ratio_and_latency_alone() {
-    let sim = simulator().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &sim,
+    // Half an hour into the hour, whatever the time of day: the bucket
+    // still filling holds enough authorizations for a ratio to mean something.
+    let clock = Clock::warped("2026-11-22T18:30:00Z".parse().unwrap(), 1.0);
+    let (sim, _dir, config) = simulator_and_config_with(
+        SimulatorConfig {
+            clock: clock.clone(),
+            ..SimulatorConfig::default()
+        },
         "  - name: esm_now
     api: esm
     path: media-company/year/month/day/hour/proxy/mvpd
     bucket: partial
     interval: 1s
 ",
-    );
-    let exporter = exporter(&config).await;
+    )
+    .await;
+    let exporter = exporter_with_clock(&config, clock).await;
     let base = exporter.url();
     let ratio = |samples: &[Sample], mvpd: &str, name: &str| {
         let of = |family: &str| -> f64 {

@@ -235,6 +235,10 @@ async fn run(cases: &[Case], start: &str, factor: f64, length: SignedDuration) {
             .map(|r| r.sim_time)
             .collect();
         let processing = Duration::from_secs_f64(0.25 * factor);
+        // A timer of a loaded test machine (other tests run beside this one)
+        // fires some real milliseconds late: 40 ms is 72 simulated seconds
+        // at 1800x. The clock rule this test guards against is an hour late.
+        let timer_slack = Duration::from_secs_f64(0.04 * factor);
         let (mut poll_lags, mut shown_lags) = (Vec::new(), Vec::new());
         for (bucket, first) in &shown.first_seen {
             let end = bucket.checked_add(span).unwrap();
@@ -268,10 +272,11 @@ async fn run(cases: &[Case], start: &str, factor: f64, length: SignedDuration) {
             "{context}: no bucket computed after learning"
         );
         assert!(
-            worst(&poll_lags) <= case.lag,
-            "{context}: a bucket was fetched {:?} after Adobe computed it (at most {:?})",
+            worst(&poll_lags) <= case.lag + timer_slack,
+            "{context}: a bucket was fetched {:?} after Adobe computed it (at most {:?} and {:?} of the test machine's timers)",
             worst(&poll_lags),
-            case.lag
+            case.lag,
+            timer_slack
         );
         assert!(
             worst(&shown_lags) <= case.lag + processing,

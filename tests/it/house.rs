@@ -235,3 +235,52 @@ fn no_tracked_file_names_a_path_outside_the_repository() {
         outside.join("\n")
     );
 }
+
+/// The tracked files of the work tree, copied into an empty folder (what a
+/// clone holds, nothing beside it), run the benchmark script on its smoke
+/// sizes: nothing it runs reaches outside the repository, and nothing it
+/// needs is left untracked. It uses the binaries `cargo test` built
+/// (`BENCH_PREBUILT`): that the crate builds from its tracked files alone is
+/// what scripts/check-image proves.
+#[test]
+fn the_benchmark_script_runs_in_a_clone_with_nothing_beside_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let listed = std::process::Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "git ls-files failed");
+    let empty = tempfile::tempdir().unwrap();
+    let clone = empty.path().join("cmu-exporter");
+    for name in listed.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(name).into_owned();
+        let from = root.join(&name);
+        if !from.is_file() {
+            continue; // deleted in the work tree, not yet in the index
+        }
+        let to = clone.join(&name);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&from, &to).unwrap();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let ran = std::process::Command::new(clone.join("benches/run"))
+        .arg("--smoke")
+        .current_dir(&clone)
+        .env("CARGO_TARGET_DIR", &target)
+        .env("BENCH_PREBUILT", "1")
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&ran.stdout),
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(
+        ran.status.success(),
+        "benches/run --smoke failed in a clone with nothing beside it:\n{said}"
+    );
+    assert!(said.contains("figure"), "it printed its table:\n{said}");
+}

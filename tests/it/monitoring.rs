@@ -761,7 +761,7 @@ async fn prometheus_answers_every_panel_and_a_failure_spike_reaches_alertmanager
         let expr = substitute(expr);
         let result = wait_for(
             &format!("{place}: {expr}"),
-            Duration::from_secs(20),
+            Duration::from_secs(45),
             || async { Some(query(&prometheus, &expr).await).filter(|r| !r.is_empty()) },
         )
         .await;

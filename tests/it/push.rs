@@ -315,7 +315,9 @@ async fn live_push_stores_every_complete_bucket_once_at_its_end() {
         cursors["hourly"],
     )
     .await;
-    assert!(hours.len() >= 3, "{hours:?}");
+    // The first push holds the newest hour Adobe had computed past; at least
+    // one more follows once it computes past the next hour's end.
+    assert!(hours.len() >= 2, "{hours:?}");
     assert_no_hole("hourly", &hours, 3600);
     // The store holds every sample the exporter counts as accepted, and no
     // more: none was pushed twice.
