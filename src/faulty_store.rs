@@ -2,9 +2,14 @@
 //! answers a real one gives only when it is in trouble: the push tests
 //! script its replies one by one, the chaos soak gives it random faults and
 //! outages. Each request takes the next scripted reply, else a random
-//! fault when chaos is on, else 503 while it is down, else is refused (400,
-//! as Prometheus words it) when it holds a poisoned series, else stored.
-//! What it stored can be read back decoded, series by series.
+//! fault when chaos is on, else 503 while it is down. Else its samples are
+//! judged as a TSDB judges them: a poisoned series is out of bounds; with
+//! `in_order`, a sample older than its series' newest is out of order and
+//! another value at the newest's time a duplicate (the same value is taken
+//! silently). What it refuses, it refuses in its [`Dialect`]: Prometheus
+//! refuses the whole request (400), Mimir stores the rest and answers 400,
+//! Thanos Receive stores the rest and answers 409. What it stored can be
+//! read back decoded, series by series.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -47,8 +52,35 @@ pub const STORE_FAULT_KINDS: [&str; 5] = [
     "store slow",
 ];
 
+/// How a store answers a request holding samples it refuses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// 400 for the whole request: nothing stored (Prometheus 2 and 3).
+    #[default]
+    Prometheus,
+    /// The rest stored, 400 naming the first refusal `err-mimir-...`
+    /// (Mimir, Cortex, Grafana Cloud).
+    Mimir,
+    /// The rest stored, 409 Conflict (Thanos Receive).
+    Thanos,
+}
+
+/// Every dialect, for the soak to alternate.
+pub const DIALECTS: [Dialect; 3] = [Dialect::Prometheus, Dialect::Mimir, Dialect::Thanos];
+
 #[derive(Default)]
 pub struct State {
+    /// How refusals are answered.
+    pub dialect: Dialect,
+    /// Samples older than their series' newest are refused (a store with
+    /// no out-of-order window).
+    pub in_order: bool,
+    /// Per series (its labels), the newest sample taken.
+    newest: BTreeMap<BTreeMap<String, String>, (i64, f64)>,
+    /// Samples refused, per reason (`out of bounds`, `out of order`, `duplicate`).
+    pub refused: BTreeMap<&'static str, usize>,
+    /// Requests taken in part (Mimir's 400, Thanos's 409).
+    pub taken_in_part: usize,
     pub script: VecDeque<Reply>,
     /// Series holding these bytes are refused.
     pub poison: Option<Vec<u8>>,
@@ -274,17 +306,78 @@ async fn write(state: Arc<Mutex<State>>, headers: HeaderMap, body: Bytes) -> Res
         return status(400, "not a snappy-compressed WriteRequest");
     };
     s.largest_request = s.largest_request.max(decoded.map_or(0, |d| d.len()));
-    if let Some(poison) = &s.poison
-        && series
-            .iter()
-            .any(|one| one.windows(poison.len()).any(|w| w == poison))
-    {
-        return status(400, "out of bounds");
-    }
+    // Each series judged: taken, or refused with a reason.
+    let mut refusals: Vec<&'static str> = Vec::new();
+    let mut taken = Vec::new();
+    let mut newest = s.newest.clone();
     for one in series {
+        let poisoned = s
+            .poison
+            .as_ref()
+            .is_some_and(|p| one.windows(p.len()).any(|w| w == p.as_slice()));
+        let refusal = if poisoned {
+            Some("out of bounds")
+        } else {
+            decode_series(&one).and_then(|decoded| {
+                let mut refusal = None;
+                for (at, value) in decoded.samples {
+                    let entry = newest.get(&decoded.labels).copied();
+                    match entry {
+                        Some((t, _)) if s.in_order && at < t => {
+                            refusal = Some("out of order sample")
+                        }
+                        Some((t, v)) if at == t && value.to_bits() != v.to_bits() => {
+                            refusal = Some("duplicate sample for timestamp")
+                        }
+                        Some((t, _)) if at <= t => {}
+                        _ => {
+                            newest.insert(decoded.labels.clone(), (at, value));
+                        }
+                    }
+                }
+                refusal
+            })
+        };
+        match refusal {
+            Some(reason) => refusals.push(reason),
+            None => taken.push(one),
+        }
+    }
+    let Some(&first) = refusals.first() else {
+        s.newest = newest;
+        for one in taken {
+            *s.stored.entry(one).or_default() += 1;
+        }
+        return StatusCode::NO_CONTENT.into_response();
+    };
+    for reason in &refusals {
+        *s.refused.entry(reason).or_default() += 1;
+    }
+    let (code, message) = match s.dialect {
+        // All or nothing: the samples taken are not kept.
+        Dialect::Prometheus => return status(400, first),
+        Dialect::Mimir => (
+            400,
+            format!(
+                "failed pushing to ingester: user=anonymous: {first} (err-mimir-sample-{})",
+                first.replace(' ', "-")
+            ),
+        ),
+        Dialect::Thanos => (
+            409,
+            format!(
+                "store locally for endpoint 127.0.0.1:10901: add {} series: {first}",
+                refusals.len()
+            ),
+        ),
+    };
+    s.taken_in_part += 1;
+    s.newest = newest;
+    for one in taken {
         *s.stored.entry(one).or_default() += 1;
     }
-    StatusCode::NO_CONTENT.into_response()
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+    (code, message).into_response()
 }
 
 /// Starts a store on an ephemeral port of 127.0.0.1.

@@ -420,7 +420,15 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
             approval_back_at = None;
         }
         if store_back_at.is_some_and(|at| clock.now() >= at) {
-            store.state.lock().unwrap_or_else(|e| e.into_inner()).down = false;
+            let mut state = store.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.down = false;
+            // It comes back speaking the next store's dialect: how it
+            // answers what it refuses (Prometheus, Mimir, Thanos Receive).
+            let next = faulty_store::DIALECTS
+                .iter()
+                .position(|d| *d == state.dialect)
+                .map_or(0, |i| (i + 1) % faulty_store::DIALECTS.len());
+            state.dialect = faulty_store::DIALECTS[next];
             store_back_at = None;
         }
         if Instant::now() >= chaos_end {

@@ -171,7 +171,7 @@ fn push_section(pusher: &crate::push::Pusher, now: Timestamp) -> String {
         return String::new();
     }
     let mut out = String::from(
-        "<h2>Push (remote write)</h2><table><tr><th>remote</th><th>url</th><th>state</th><th>samples accepted</th><th>refused for good</th><th>newest bucket held, per report</th></tr>",
+        "<h2>Push (remote write)</h2><table><tr><th>remote</th><th>url</th><th>state</th><th>samples accepted</th><th>refused for good</th><th>requests taken in part</th><th>newest bucket held, per report</th></tr>",
     );
     for (name, s) in remotes {
         let state = match (&s.last_error, s.up) {
@@ -189,11 +189,12 @@ fn push_section(pusher: &crate::push::Pusher, now: Timestamp) -> String {
             .collect();
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape_html(&name),
             escape_html(&s.url),
             s.samples,
             s.rejected,
+            s.taken_in_part,
             cursors.join("<br>")
         );
     }

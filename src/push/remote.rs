@@ -52,6 +52,8 @@ pub struct RemoteStatus {
     pub cursors: BTreeMap<String, Timestamp>,
     pub samples: u64,
     pub rejected: u64,
+    /// Requests the store took in part (409, Mimir's 400).
+    pub taken_in_part: u64,
 }
 
 pub(super) struct Remote {
@@ -158,11 +160,13 @@ impl Remote {
             }
         };
         let rejected: usize = delivery.rejected.iter().map(|(_, n, _)| n).sum();
+        let in_part: usize = delivery.taken_in_part.iter().map(|(_, n)| n).sum();
         self.note(|s| {
             s.up = true;
             s.last_error = None;
             s.samples += delivery.accepted as u64;
             s.rejected += rejected as u64;
+            s.taken_in_part += in_part as u64;
         });
         if let Some(end) = end {
             self.advance(report, end);

@@ -1,13 +1,21 @@
 //! One remote-write store: its client (TLS, credentials read from their
 //! files at each push, headers) and how a request is delivered whatever
-//! the store answers.
+//! the store answers (docs/push-and-history.md, "What each store answers").
 //!
 //! - 2xx: accepted.
 //! - 5xx, 429 and network errors: retried as they are, with the one retry
 //!   policy (`Retry-After` honoured), until accepted or the exporter stops.
-//! - 400 (and 422): a store may refuse a whole request for one bad sample
-//!   (Prometheus 2.42 does), so the request is split in halves until the
-//!   refused series are alone; only those are lost, counted by reason.
+//! - 409 (Thanos Receive): the store took the request but for samples it
+//!   holds already or will not take out of order, or too old. Taken in
+//!   part: counted by reason, never sent again, and the push moves on.
+//! - 400 from a store that keeps the good samples of a request (Mimir,
+//!   Cortex, Grafana Cloud, Amazon Managed Prometheus: their messages say
+//!   `err-mimir-...` or `user=...`): taken in part likewise. Sending halves
+//!   again would meet the samples it stored as out of order.
+//! - Any other 400 (and 422): a store that refuses a whole request for one
+//!   bad sample (Prometheus 2 and 3 do), so the request is split in halves
+//!   until the refused series are alone; only those are lost, counted by
+//!   reason.
 //! - 413: split likewise; a single series too large is rejected.
 //! - Any other 4xx (401, 403, 404...) refuses every push, whatever it
 //!   holds: nothing is lost, the request is held and tried again slowly
@@ -65,18 +73,21 @@ pub enum RejectReason {
     Limits,
     /// Larger than the store takes alone (413).
     TooLarge,
+    /// A conflict with what the store holds, no more said (a bare 409).
+    Conflict,
     /// Any other refusal.
     Invalid,
 }
 
 impl RejectReason {
     /// Every reason, for the self-metrics to start at zero.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::OutOfBounds,
         Self::OutOfOrder,
         Self::Duplicate,
         Self::Limits,
         Self::TooLarge,
+        Self::Conflict,
         Self::Invalid,
     ];
 
@@ -87,6 +98,7 @@ impl RejectReason {
             Self::Duplicate => "duplicate",
             Self::Limits => "limits",
             Self::TooLarge => "too_large",
+            Self::Conflict => "conflict",
             Self::Invalid => "invalid",
         }
     }
@@ -111,6 +123,15 @@ impl RejectReason {
         }
     }
 
+    /// A 409's reason: a refusal it does not name is a conflict.
+    fn or_conflict(self) -> Self {
+        if self == Self::Invalid {
+            Self::Conflict
+        } else {
+            self
+        }
+    }
+
     /// What to change so that such samples are taken.
     pub fn fix(self) -> &'static str {
         match self {
@@ -124,9 +145,20 @@ impl RejectReason {
                 "raise the store's per-tenant limits, or narrow the reports (filters, max_series)"
             }
             Self::TooLarge => "raise the store's request size limit",
+            Self::Conflict => {
+                "the store holds other samples at these times: another writer pushes these series (two replicas need the same external_labels), or the store has no out-of-order window for a gap fill"
+            }
             Self::Invalid => "see the store's message",
         }
     }
+}
+
+/// Whether a 400 comes from a store that stores the good samples of a
+/// request and refuses the bad ones (cortexproject/cortex #2662): Mimir
+/// names each refusal `err-mimir-...`, and both name the tenant
+/// (`user=...:`). Prometheus refuses the whole request and names no tenant.
+fn keeps_the_good_samples(message: &str) -> bool {
+    message.contains("err-mimir-") || message.contains("user=")
 }
 
 /// What became of a request.
@@ -136,6 +168,9 @@ pub struct Delivery {
     pub accepted: usize,
     /// Series refused alone, by reason, with the store's first message.
     pub rejected: Vec<(RejectReason, usize, String)>,
+    /// Requests the store took in part (409, or a 400 from a store that
+    /// keeps the good samples), by reason: it stored the rest.
+    pub taken_in_part: Vec<(RejectReason, usize)>,
     /// Requests sent, the splits and retries included.
     pub requests: usize,
 }
@@ -154,6 +189,11 @@ enum Answer {
     },
     /// Refused for what it holds: split it.
     Split {
+        reason: RejectReason,
+        message: String,
+    },
+    /// Stored but for some samples: never sent again.
+    TakenInPart {
         reason: RejectReason,
         message: String,
     },
@@ -366,6 +406,14 @@ impl Store {
                 retry_after,
                 why: said,
             },
+            409 => Answer::TakenInPart {
+                reason: RejectReason::of(&message).or_conflict(),
+                message: said,
+            },
+            400 if keeps_the_good_samples(&message) => Answer::TakenInPart {
+                reason: RejectReason::of(&message),
+                message: said,
+            },
             400 | 422 => Answer::Split {
                 reason: RejectReason::of(&message),
                 message: said,
@@ -438,6 +486,27 @@ impl Store {
                         }
                         break;
                     }
+                    Answer::TakenInPart { reason, message } => {
+                        delivery.accepted += part.series();
+                        telemetry.push_taken_in_part(
+                            &self.name,
+                            reason.as_str(),
+                            &message,
+                            reason.fix(),
+                        );
+                        match delivery
+                            .taken_in_part
+                            .iter_mut()
+                            .find(|(r, _)| *r == reason)
+                        {
+                            Some((_, n)) => *n += 1,
+                            None => delivery.taken_in_part.push((reason, 1)),
+                        }
+                        if transient + refusing > 0 {
+                            telemetry.push_recovered(&self.name, clock.now());
+                        }
+                        break;
+                    }
                     Answer::Transient { retry_after, why } => {
                         transient += 1;
                         trouble(&why);
@@ -485,5 +554,31 @@ mod tests {
         ] {
             assert_eq!(RejectReason::of(message), reason, "{message}");
         }
+    }
+
+    #[test]
+    fn a_store_that_keeps_the_good_samples_is_known_by_its_words() {
+        for (message, keeps) in [
+            (
+                "failed pushing to ingester: user=anonymous: the sample has been rejected because its timestamp is too old (err-mimir-sample-timestamp-too-old)",
+                true,
+            ),
+            (
+                "user=fake: sample timestamp out of order; last timestamp: 2, incoming timestamp: 1",
+                true,
+            ),
+            ("out of bounds", false),
+            ("out of order sample", false),
+        ] {
+            assert_eq!(keeps_the_good_samples(message), keeps, "{message}");
+        }
+        assert_eq!(
+            RejectReason::of("conflict").or_conflict(),
+            RejectReason::Conflict
+        );
+        assert_eq!(
+            RejectReason::of("add 2 samples: out of order sample").or_conflict(),
+            RejectReason::OutOfOrder
+        );
     }
 }

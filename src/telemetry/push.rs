@@ -19,6 +19,7 @@ pub(super) struct PushMetrics {
     batches: IntCounterVec,
     failures: IntCounterVec,
     rejected: IntCounterVec,
+    in_part: IntCounterVec,
     left_out: IntCounterVec,
     dropped: IntCounterVec,
     queue: IntGaugeVec,
@@ -70,6 +71,11 @@ impl PushMetrics {
                 "Samples the store refused alone, for good, by remote and reason (out_of_bounds, out_of_order, duplicate, limits, too_large, invalid): the log says the store's message and the fix.",
                 &["remote", "reason"],
             ),
+            in_part: counter(
+                "cmu_exporter_remote_write_requests_taken_in_part_total",
+                "Requests the store took in part, by remote and reason: it stored the rest and refused some samples (Thanos Receive's 409 for samples it holds already, out of order or too old; Mimir's and Cortex's 400, which keep the good samples). Not sent again; the log says the store's message once per reason.",
+                &["remote", "reason"],
+            ),
             left_out: counter(
                 "cmu_exporter_remote_write_buckets_left_out_total",
                 "Buckets older than max_gap left out of a gap fill, by remote and report: `cmu-exporter backfill --remote-write` fills them.",
@@ -117,6 +123,7 @@ impl Telemetry {
         }
         for reason in reasons {
             self.push.rejected.with_label_values(&[remote, reason]);
+            self.push.in_part.with_label_values(&[remote, reason]);
         }
         self.push.samples.with_label_values(&[remote]);
         self.push.batches.with_label_values(&[remote]);
@@ -132,6 +139,7 @@ impl Telemetry {
             &p.batches,
             &p.failures,
             &p.rejected,
+            &p.in_part,
             &p.left_out,
             &p.dropped,
         ] {
@@ -236,6 +244,40 @@ impl Telemetry {
                 reason,
                 store_said = message,
                 "the store refused samples for good (counted in cmu_exporter_remote_write_rejected_samples_total; this reason is logged once): {fix}"
+            );
+        }
+    }
+
+    /// A request the store took in part, for `reason`: counted, never sent
+    /// again, and the first of each reason per remote logged with the fix
+    /// (INFO for samples the store holds already, as after two replicas or
+    /// a gap fill; WARN for samples it may have lost).
+    pub fn push_taken_in_part(&self, remote: &str, reason: &str, message: &str, fix: &str) {
+        self.touch();
+        self.push.in_part.with_label_values(&[remote, reason]).inc();
+        let first = self
+            .push
+            .said
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((remote.to_owned(), format!("in part: {reason}")));
+        if !first {
+            return;
+        }
+        let held = matches!(reason, "duplicate" | "out_of_order" | "conflict");
+        if held {
+            tracing::info!(
+                remote,
+                reason,
+                store_said = message,
+                "the store took a request in part: it holds samples at these times already (another replica pushed them, or a gap fill re-sent them), or refuses them out of order; counted in cmu_exporter_remote_write_requests_taken_in_part_total, not sent again, this reason logged once; if no other writer pushes these series: {fix}"
+            );
+        } else {
+            tracing::warn!(
+                remote,
+                reason,
+                store_said = message,
+                "the store took a request in part and refused some samples for good (counted in cmu_exporter_remote_write_requests_taken_in_part_total; this reason is logged once): {fix}"
             );
         }
     }

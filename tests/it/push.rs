@@ -978,3 +978,92 @@ async fn a_first_push_of_a_daily_report_leaves_nothing_out_and_warns_of_nothing(
         .collect();
     assert!(!days.is_empty(), "the answer's complete days are pushed");
 }
+
+/// A store that takes a request in part (Mimir's 400 and Thanos Receive's
+/// 409 store the rest of it) is counted request by request and never holds
+/// the push: nothing is sent again, and the buckets after it arrive as
+/// before. One tenant's series are refused as too old all along.
+#[tokio::test]
+async fn a_request_taken_in_part_is_counted_and_never_holds_the_push() {
+    for dialect in [faulty::Dialect::Mimir, faulty::Dialect::Thanos] {
+        let store = faulty::start().await.unwrap();
+        {
+            let mut state = store.state.lock().unwrap();
+            state.dialect = dialect;
+            state.in_order = true;
+            state.poison = Some(b"ACME-Kids".to_vec());
+        }
+        let (clock, (sim, _dir, config)) = minute_world().await;
+        add_remote_write(
+            &config,
+            &store.url,
+            "name: store\nself_metrics_interval: 0s",
+        );
+        let exporter = exporter_with_clock(&config, clock.clone()).await;
+        let first = clock.now();
+        // Five minutes, each pushed in its own request after its poll.
+        let until = Timestamp::from_second(first.as_second() / 60 * 60 + 5 * 60).unwrap();
+        wait_for(
+            &format!("{dialect:?}: pushed to {until}"),
+            Duration::from_secs(90),
+            || async {
+                let statuses = exporter.pusher.statuses();
+                (statuses[0].1.cursors.get("minute").copied()? >= until).then_some(())
+            },
+        )
+        .await;
+        let (_, metrics) = get_text(&format!("{}/metrics", exporter.url())).await;
+        exporter.stop().await;
+        drop(sim);
+        let state = store.state.lock().unwrap();
+        let in_part = counter(
+            &metrics,
+            "cmu_exporter_remote_write_requests_taken_in_part_total",
+            ("reason", "out_of_bounds"),
+        );
+        assert!(
+            state.taken_in_part >= 5,
+            "{dialect:?}: {}",
+            state.taken_in_part
+        );
+        assert_eq!(
+            in_part, state.taken_in_part as f64,
+            "{dialect:?}: every request taken in part is counted, as the store answered it"
+        );
+        let rejected: f64 = parse_exposition(&metrics)
+            .iter()
+            .filter(|s| s.name == "cmu_exporter_remote_write_rejected_samples_total")
+            .map(|s| s.value)
+            .sum();
+        assert_eq!(
+            rejected, 0.0,
+            "{dialect:?}: nothing split and refused alone"
+        );
+        // Nothing was sent twice: halves sent again would have met the
+        // store's own samples as out of order.
+        assert!(
+            state.stored.values().all(|&n| n == 1),
+            "{dialect:?}: a series came twice"
+        );
+        assert!(
+            state.refused.keys().all(|r| *r == "out of bounds"),
+            "{dialect:?}: {:?}",
+            state.refused
+        );
+        // The good tenant's minutes, every one once, no hole.
+        let held = state.samples();
+        let mut minutes: Vec<i64> = held
+            .iter()
+            .filter(|(l, _)| l["__name__"] == "cmu_active_users" && l["tenant"] == "ACME")
+            .flat_map(|(_, samples)| samples.keys().map(|ms| ms / 1000))
+            .collect();
+        minutes.sort();
+        assert!(minutes.len() >= 5, "{dialect:?}: {minutes:?}");
+        assert_no_hole("minute", &minutes, 60);
+        assert!(
+            held.keys()
+                .all(|l| l.get("tenant").map(String::as_str) != Some("ACME-Kids")),
+            "{dialect:?}: the refused tenant is not stored"
+        );
+    }
+}
