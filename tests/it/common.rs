@@ -629,6 +629,22 @@ impl Drop for Daemon {
     }
 }
 
+impl Daemon {
+    /// Stops it as a service manager does: SIGTERM, then its exit awaited
+    /// (at most 30 s, then killed).
+    pub fn terminate(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        for _ in 0..300 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
 pub fn daemon(program: &str, args: &[String], log: &Path) -> Daemon {
     let log = std::fs::File::create(log).unwrap();
     Daemon(
@@ -674,6 +690,61 @@ pub fn remote_write_store(dir: &Path, port: u16) -> Daemon {
         ],
         &dir.join("prometheus.log"),
     )
+}
+
+/// A VictoriaMetrics (single node, Debian's `victoria-metrics`) on `port`
+/// with its data in `dir`: remote write at `/api/v1/write`, Prometheus's
+/// query API; keeping what it is given (`retentionPeriod`), showing the
+/// newest samples at once (`search.latencyOffset`, no cache), and keeping
+/// one of identical samples, as docs/push-and-history.md tells a store
+/// with two replicas to (`dedup.minScrapeInterval`).
+pub fn victoria_metrics_store(dir: &Path, port: u16) -> Daemon {
+    daemon(
+        "victoria-metrics",
+        &[
+            format!("-storageDataPath={}", dir.join("vm").display()),
+            format!("-httpListenAddr=127.0.0.1:{port}"),
+            "-retentionPeriod=100y".into(),
+            "-search.latencyOffset=0s".into(),
+            "-search.disableCache".into(),
+            "-dedup.minScrapeInterval=1ms".into(),
+        ],
+        &dir.join("victoria-metrics.log"),
+    )
+}
+
+/// A remote-write store the tests run for real.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Prometheus,
+    VictoriaMetrics,
+}
+
+impl StoreKind {
+    /// Starts it on `port`, its data in `dir` (kept across restarts).
+    pub fn start(self, dir: &Path, port: u16) -> Daemon {
+        match self {
+            Self::Prometheus => remote_write_store(dir, port),
+            Self::VictoriaMetrics => victoria_metrics_store(dir, port),
+        }
+    }
+
+    /// Waits until the store at `base` takes writes and answers queries.
+    pub async fn wait_ready(self, base: &str) {
+        let path = match self {
+            Self::Prometheus => "/-/ready",
+            Self::VictoriaMetrics => "/health",
+        };
+        wait_for(
+            &format!("{self:?} is ready"),
+            Duration::from_secs(60),
+            || async {
+                let r = http().get(format!("{base}{path}")).send().await.ok()?;
+                r.status().is_success().then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 /// The raw (Unix second, value) samples of one series of a range-vector result.
