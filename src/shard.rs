@@ -51,8 +51,13 @@ impl Shard {
     }
 
     /// The shard of a StatefulSet pod: the ordinal its host name ends with
-    /// (`cmu-exporter-2` is shard 2).
+    /// (`cmu-exporter-2` is shard 2). With one shard every pod polls every
+    /// report, whatever its ordinal: replicas that all push, the store
+    /// keeping one copy (docs/deployment.md, Two replicas).
     pub fn from_hostname(hostname: &str, total: u32) -> Result<Self, ShardError> {
+        if total == 1 {
+            return Ok(Self::ALL);
+        }
         let ordinal = hostname
             .rsplit_once('-')
             .and_then(|(_, n)| n.parse::<u32>().ok())
@@ -121,6 +126,9 @@ mod tests {
             Shard::from_hostname("laptop", 3),
             Err(ShardError::NoOrdinal(_))
         ));
+        // One shard: every replica polls everything.
+        assert_eq!(Shard::from_hostname("cmu-exporter-1", 1), Ok(Shard::ALL));
+        assert_eq!(Shard::from_hostname("laptop", 1), Ok(Shard::ALL));
         assert!(
             Shard::new(3, 2)
                 .unwrap_err()

@@ -526,3 +526,82 @@ fn the_helm_chart_and_the_kustomize_base_render_the_same_objects() {
         );
     }
 }
+
+/// The rendered configuration in a ConfigMap, as the exporter reads it.
+fn config_of(docs: &[String]) -> cmu_exporter::config::Config {
+    let map = docs
+        .iter()
+        .find(|d| kind(d) == "ConfigMap" && d.contains("config.yaml: |"))
+        .unwrap();
+    let config: String = map
+        .split_once("config.yaml: |\n")
+        .unwrap()
+        .1
+        .lines()
+        // The block ends where the ConfigMap's next key starts.
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    cmu_exporter::config::Config::from_yaml(&config, "the rendered config").unwrap()
+}
+
+/// Two replicas that both push (docs/deployment.md, Two replicas), as the
+/// chart and the kustomize overlay offer them: two pods, one instance label
+/// in every remote, no ServiceMonitor, a PodDisruptionBudget that keeps one
+/// pushing through a drain. The chart refuses what would double every
+/// series or poll shares twice.
+#[test]
+fn two_replicas_that_push_are_offered_by_the_chart_and_kustomize_and_misuse_is_refused() {
+    let charted = chart_objects(&[&format!("{CHART}/ci/push-replicas-values.yaml")]);
+    let kustomized = rendered("deploy/kubernetes-push-replicas");
+    validate_core(&kustomized);
+    for (what, docs) in [("chart", &charted), ("kustomize", &kustomized)] {
+        let set = docs.iter().find(|d| kind(d) == "StatefulSet").unwrap();
+        assert!(set.contains("replicas: 2\n"), "{what}: {set}");
+        assert!(
+            !docs.iter().any(|d| kind(d) == "ServiceMonitor"),
+            "{what}: no scrape of the replicas"
+        );
+        let budget = docs
+            .iter()
+            .find(|d| kind(d) == "PodDisruptionBudget")
+            .unwrap();
+        assert!(budget.contains("maxUnavailable: 1"), "{what}: {budget}");
+        let config = config_of(docs);
+        assert!(!config.remote_write.is_empty(), "{what}: it pushes");
+        for remote in &config.remote_write {
+            assert!(
+                remote.external_labels.iter().any(|(k, _)| k == "instance"),
+                "{what}: {} gives both replicas one instance label",
+                remote.name
+            );
+        }
+    }
+    // And refuses, naming the fix.
+    let dir = tempfile::tempdir().unwrap();
+    for (values, says) in [
+        (
+            "replicas: 2\nserviceMonitor: {enabled: false}\n",
+            "needs config.remote_write",
+        ),
+        (
+            "replicas: 2\nserviceMonitor: {enabled: false}\nconfig:\n  remote_write:\n    - url: http://vm:8428/api/v1/write\n",
+            "needs external_labels.instance",
+        ),
+        (
+            "replicas: 2\nconfig:\n  remote_write:\n    - url: http://vm:8428/api/v1/write\n      external_labels: {instance: x}\n",
+            "serviceMonitor.enabled: false",
+        ),
+        (
+            "replicas: 2\nshards: 2\nserviceMonitor: {enabled: false}\nconfig:\n  remote_write:\n    - url: http://vm:8428/api/v1/write\n      external_labels: {instance: x}\n",
+            "keep replicas: 1",
+        ),
+    ] {
+        let file = dir.path().join("values.yaml");
+        std::fs::write(&file, values).unwrap();
+        let refused = chart_rendered(&[file.to_str().unwrap()], false)
+            .expect_err(&format!("the chart refuses {values}"));
+        assert!(refused.contains(says), "{values}: {refused}");
+    }
+}

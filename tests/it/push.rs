@@ -203,6 +203,17 @@ async fn assert_complete(world: &World, report: &str, path: &str, up_to: Timesta
         &format!("cmu_active_users{{report=\"{report}\",job=\"cmu-exporter\"}}"),
     )
     .await;
+    assert_held_complete(world, held, report, path, up_to).await
+}
+
+/// [`assert_complete`] of the series `held` (as [`stored`] gives them).
+async fn assert_held_complete(
+    world: &World,
+    held: BTreeMap<String, Vec<(i64, f64)>>,
+    report: &str,
+    path: &str,
+    up_to: Timestamp,
+) -> Vec<i64> {
     assert!(!held.is_empty(), "{report}: nothing in the store");
     let mut got: BTreeMap<(String, i64), f64> = BTreeMap::new();
     let mut first = i64::MAX;
@@ -1135,4 +1146,158 @@ async fn a_request_taken_in_part_is_counted_and_never_holds_the_push() {
             "{dialect:?}: the refused tenant is not stored"
         );
     }
+}
+
+/// What the tests' own store holds of `report`'s active users, as
+/// [`stored`] gives a real store's.
+fn faulty_stored(store: &faulty::Store, report: &str) -> BTreeMap<String, Vec<(i64, f64)>> {
+    store
+        .state
+        .lock()
+        .unwrap()
+        .samples()
+        .into_iter()
+        .filter(|(labels, _)| {
+            labels["__name__"] == "cmu_active_users"
+                && labels.get("report").map(String::as_str) == Some(report)
+                && labels.get("job").map(String::as_str) == Some("cmu-exporter")
+        })
+        .map(|(labels, samples)| {
+            let name = labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let samples = samples.into_iter().map(|(ms, v)| (ms / 1000, v)).collect();
+            (name, samples)
+        })
+        .collect()
+}
+
+/// Where the two replicas push.
+enum ReplicaStore {
+    Real,
+    /// The tests' store answering as Thanos Receive (409), samples in order only.
+    Thanos(faulty::Store),
+}
+
+/// Two replicas push the same series with the same labels, no coordinator
+/// (docs/deployment.md, Two replicas): one is away for ten simulated
+/// minutes and fills its gap on its return, over buckets the other pushed;
+/// then the other stops for good. The store holds every bucket once with
+/// Adobe's value, and neither replica counts a sample lost.
+async fn two_replicas(kind: StoreKind, thanos: bool) {
+    let (world, _daemon) = world_in(kind, "    external_labels: {instance: replicas}\n").await;
+    let store = if thanos {
+        let store = faulty::start().await.unwrap();
+        {
+            let mut state = store.state.lock().unwrap();
+            state.dialect = faulty::Dialect::Thanos;
+            state.in_order = true;
+        }
+        let yaml = std::fs::read_to_string(&world.config)
+            .unwrap()
+            .replace(&format!("{}/api/v1/write", world.prometheus), &store.url);
+        std::fs::write(&world.config, yaml).unwrap();
+        ReplicaStore::Thanos(store)
+    } else {
+        ReplicaStore::Real
+    };
+    // The second replica: its own state (credentials, cursors), the same labels.
+    let second = world.dir.path().join("second.yaml");
+    std::fs::write(
+        &second,
+        std::fs::read_to_string(&world.config).unwrap().replace(
+            &format!("state_dir: {}\n", world.dir.path().join("state").display()),
+            &format!(
+                "state_dir: {}\n",
+                world.dir.path().join("state-second").display()
+            ),
+        ),
+    )
+    .unwrap();
+    let first = exporter_with_clock(&world.config, world.clock.clone()).await;
+    let other = exporter_with_clock(&second, world.clock.clone()).await;
+    world.minute_pushed(&first, 3).await;
+    world.minute_pushed(&other, 0).await;
+    // The second away for ten simulated minutes; back, it fills its gap.
+    let (away, _) = stop(other).await;
+    tokio::time::sleep(world.clock.real_duration(Duration::from_secs(600))).await;
+    let other = exporter_with_clock(&second, world.clock.clone()).await;
+    world.minute_pushed(&other, -1).await;
+    // The first stops for good; the second pushes on alone.
+    let (first_metrics, _) = stop(first).await;
+    tokio::time::sleep(world.clock.real_duration(Duration::from_secs(300))).await;
+    world.minute_pushed(&other, -1).await;
+    let (other_metrics, cursors) = stop(other).await;
+
+    let held = match &store {
+        ReplicaStore::Real => {
+            stored(
+                &world.prometheus,
+                "cmu_active_users{report=\"minute\",job=\"cmu-exporter\"}",
+            )
+            .await
+        }
+        ReplicaStore::Thanos(store) => faulty_stored(store, "minute"),
+    };
+    let minutes = assert_held_complete(
+        &world,
+        held,
+        "minute",
+        "tenant/year/month/day/hour/minute",
+        cursors["minute"],
+    )
+    .await;
+    assert_no_hole("minute", &minutes, 60);
+    assert!(minutes.len() >= 15, "{} minutes", minutes.len());
+    for (who, metrics) in [
+        ("the first", &first_metrics),
+        ("the second, before it was away", &away),
+        ("the second", &other_metrics),
+    ] {
+        for lost in [
+            "cmu_exporter_remote_write_rejected_samples_total",
+            "cmu_exporter_remote_write_buckets_left_out_total",
+        ] {
+            let n: f64 = parse_exposition(metrics)
+                .iter()
+                .filter(|s| s.name == lost)
+                .map(|s| s.value)
+                .sum();
+            assert_eq!(n, 0.0, "{kind:?}, thanos {thanos}: {who} counts {lost} {n}");
+        }
+    }
+    if let ReplicaStore::Thanos(store) = &store {
+        // The returning replica's gap fill met the other's buckets: 409s,
+        // taken in part, not sent again, and the push went on.
+        let in_part: f64 = parse_exposition(&other_metrics)
+            .iter()
+            .filter(|s| s.name == "cmu_exporter_remote_write_requests_taken_in_part_total")
+            .map(|s| s.value)
+            .sum();
+        let state = store.state.lock().unwrap();
+        assert!(state.taken_in_part > 0, "the store answered 409");
+        assert!(in_part > 0.0, "the returning replica counted its 409s");
+        assert!(
+            state.refused.keys().all(|r| *r == "out of order sample"),
+            "{:?}",
+            state.refused
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_replicas_into_prometheus_leave_every_bucket_once_and_nothing_lost() {
+    two_replicas(StoreKind::Prometheus, false).await;
+}
+
+#[tokio::test]
+async fn two_replicas_into_victoria_metrics_leave_every_bucket_once_and_nothing_lost() {
+    two_replicas(StoreKind::VictoriaMetrics, false).await;
+}
+
+#[tokio::test]
+async fn two_replicas_into_a_store_answering_as_thanos_leave_every_bucket_once() {
+    two_replicas(StoreKind::Prometheus, true).await;
 }

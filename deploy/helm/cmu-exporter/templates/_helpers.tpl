@@ -41,3 +41,27 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "cmu-exporter.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
+
+{{/* Replicas that all push: one shard, a remote_write, the same instance
+label in every remote's external_labels, and no scrape of the replicas
+(docs/deployment.md, Two replicas). */}}
+{{- define "cmu-exporter.replicas" -}}
+{{- $replicas := int .Values.replicas }}
+{{- if gt $replicas 1 }}
+{{- if gt (int .Values.shards) 1 }}
+{{- fail "replicas: replicas that all push poll every report; with shards > 1, keep replicas: 1" }}
+{{- end }}
+{{- if not .Values.config.remote_write }}
+{{- fail "replicas: more than one replica needs config.remote_write: scraped replicas would give every series twice (under two instance labels); scrape one replica, or push" }}
+{{- end }}
+{{- range .Values.config.remote_write }}
+{{- if not (and .external_labels .external_labels.instance) }}
+{{- fail (printf "replicas: remote_write %s needs external_labels.instance, the same for every replica (e.g. instance: cmu-exporter), so that the store gets one series from both" .url) }}
+{{- end }}
+{{- end }}
+{{- if .Values.serviceMonitor.enabled }}
+{{- fail "replicas: with more than one replica, set serviceMonitor.enabled: false: the push carries the self-metrics, and a scrape of both replicas gives every series twice" }}
+{{- end }}
+{{- end }}
+{{- $replicas }}
+{{- end }}
