@@ -25,7 +25,9 @@ use reqwest::Url;
 use secrecy::SecretString;
 
 use crate::report::{BucketChoice, Filter, PerApi, ReportApi, ReportPath};
-pub use remote_write::{DEFAULT_JOB, DEFAULT_MAX_GAP, RemoteAuth, RemoteTls, RemoteWriteConfig};
+pub use remote_write::{
+    DEFAULT_JOB, DEFAULT_MAX_GAP, RemoteAuth, RemoteTls, RemoteWriteConfig, SigV4Config,
+};
 
 /// Adobe's production DCR host.
 pub const DEFAULT_DCR_URL: &str = "https://api.auth.adobe.com";

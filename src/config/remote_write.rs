@@ -1,6 +1,6 @@
 //! The `remote_write:` section: the stores every complete bucket is pushed
 //! to. Its keys are Prometheus's own (`url`, `name`, `remote_timeout`,
-//! `headers`, `basic_auth`, `authorization`, `tls_config`), so a user pastes
+//! `headers`, `basic_auth`, `authorization`, `sigv4`, `tls_config`), so a user pastes
 //! what their Prometheus or agent already has; `external_labels`, `max_gap`
 //! and `self_metrics_interval` are ours. Secrets come from files only.
 
@@ -40,6 +40,7 @@ pub(super) struct RawRemoteWrite {
     headers: BTreeMap<String, String>,
     basic_auth: Option<RawBasicAuth>,
     authorization: Option<RawAuthorization>,
+    sigv4: Option<RawSigV4>,
     tls_config: Option<RawTls>,
     external_labels: Option<BTreeMap<String, String>>,
     max_gap: Option<String>,
@@ -63,6 +64,18 @@ struct RawAuthorization {
     credentials_file: Option<PathBuf>,
     /// Refused (secrets come from files), never printed.
     credentials: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSigV4 {
+    region: Option<String>,
+    access_key: Option<String>,
+    secret_key_file: Option<PathBuf>,
+    /// Refused (secrets come from files or the environment), never printed.
+    secret_key: Option<serde::de::IgnoredAny>,
+    profile: Option<String>,
+    role_arn: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +120,19 @@ pub enum RemoteAuth {
         kind: String,
         credentials_file: PathBuf,
     },
+    /// AWS Signature Version 4 (Amazon Managed Prometheus).
+    SigV4(SigV4Config),
+}
+
+/// Prometheus's `sigv4:` keys; the secret from `secret_key_file` or the
+/// environment, never the configuration (see `push::sigv4`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SigV4Config {
+    pub region: Option<String>,
+    pub access_key: Option<String>,
+    pub secret_key_file: Option<PathBuf>,
+    pub profile: Option<String>,
+    pub role_arn: Option<String>,
 }
 
 /// TLS towards the store.
@@ -145,6 +171,7 @@ impl RemoteWriteConfig {
             headers: BTreeMap::new(),
             basic_auth: None,
             authorization: None,
+            sigv4: None,
             tls_config: None,
             external_labels: None,
             max_gap: None,
@@ -188,6 +215,25 @@ impl RemoteWriteConfig {
             }) => detail.push(format!(
                 "{kind} credentials from file {}",
                 credentials_file.display()
+            )),
+            Some(RemoteAuth::SigV4(sigv4)) => detail.push(format!(
+                "signed with AWS SigV4{}, credentials from {}{}",
+                sigv4
+                    .region
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(" for {r}")),
+                match (&sigv4.access_key, &sigv4.secret_key_file, &sigv4.profile) {
+                    (Some(key), Some(file), _) =>
+                        format!("access key {key} and file {}", file.display()),
+                    (Some(key), None, _) => format!("access key {key} and AWS_SECRET_ACCESS_KEY"),
+                    (None, _, Some(profile)) => format!("profile {profile}"),
+                    (None, _, None) =>
+                        "the AWS chain (environment, shared files, web identity)".to_owned(),
+                },
+                sigv4
+                    .role_arn
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(", assuming {r}"))
             )),
             None => {}
         }
@@ -314,7 +360,43 @@ pub(super) fn validate(
                 headers.push((header, value));
             }
         }
+        let sigv4 = match raw.sigv4 {
+            None => None,
+            Some(raw_sigv4) if raw_sigv4.secret_key.is_some() => {
+                problems.push(format!(
+                    "{at}.sigv4.secret_key: a secret in the configuration: put it in a file readable by the exporter only and name it with `secret_key_file`, or set AWS_SECRET_ACCESS_KEY"
+                ));
+                None
+            }
+            Some(raw_sigv4)
+                if raw_sigv4.secret_key_file.is_some() && raw_sigv4.access_key.is_none() =>
+            {
+                problems.push(format!(
+                    "{at}.sigv4.secret_key_file: needs `access_key`, the key the secret belongs to"
+                ));
+                None
+            }
+            Some(raw_sigv4) if raw_sigv4.access_key.is_some() && raw_sigv4.profile.is_some() => {
+                problems.push(format!(
+                    "{at}.sigv4: both `access_key` and `profile`: keep one source of credentials"
+                ));
+                None
+            }
+            Some(raw_sigv4) => Some(SigV4Config {
+                region: raw_sigv4.region,
+                access_key: raw_sigv4.access_key,
+                secret_key_file: raw_sigv4.secret_key_file,
+                profile: raw_sigv4.profile,
+                role_arn: raw_sigv4.role_arn,
+            }),
+        };
+        if sigv4.is_some() && (raw.basic_auth.is_some() || raw.authorization.is_some()) {
+            problems.push(format!(
+                "{at}: `sigv4` with `basic_auth` or `authorization`: keep the one the store expects (Amazon Managed Prometheus: sigv4)"
+            ));
+        }
         let auth = match (raw.basic_auth, raw.authorization) {
+            _ if sigv4.is_some() => sigv4.map(RemoteAuth::SigV4),
             (Some(_), Some(_)) => {
                 problems.push(format!(
                     "{at}: both `basic_auth` and `authorization`: keep the one the store expects"

@@ -18,6 +18,7 @@
 
 mod cursor;
 mod remote;
+pub mod sigv4;
 mod store;
 
 use std::collections::{BTreeMap, HashSet};

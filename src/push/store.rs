@@ -211,6 +211,8 @@ pub struct Store {
     client: reqwest::Client,
     headers: HeaderMap,
     auth: Option<RemoteAuth>,
+    /// With `sigv4:`, what signs each request.
+    signer: Option<super::sigv4::Signer>,
 }
 
 /// The secret in `path` (trimmed), for `key`; the error names the file, never the value.
@@ -309,17 +311,25 @@ impl Store {
                 headers.insert(name, value);
             }
         }
+        let client = builder.build().map_err(|e| {
+            fail(format!(
+                "cannot build its client: {}",
+                crate::outgoing::error_text(&e)
+            ))
+        })?;
+        let signer = match &config.auth {
+            Some(RemoteAuth::SigV4(sigv4)) => {
+                Some(super::sigv4::Signer::new(sigv4, client.clone()).map_err(fail)?)
+            }
+            _ => None,
+        };
         let store = Self {
             name: name.clone(),
             url,
-            client: builder.build().map_err(|e| {
-                fail(format!(
-                    "cannot build its client: {}",
-                    crate::outgoing::error_text(&e)
-                ))
-            })?,
+            client,
             headers,
             auth: config.auth.clone(),
+            signer,
         };
         store.authorization()?;
         Ok(store)
@@ -329,7 +339,7 @@ impl Store {
     /// secret is used from the next push).
     fn authorization(&self) -> Result<Option<HeaderValue>, SetupError> {
         let value = match &self.auth {
-            None => return Ok(None),
+            None | Some(RemoteAuth::SigV4(_)) => return Ok(None),
             Some(RemoteAuth::Basic {
                 username,
                 password_file,
@@ -367,14 +377,27 @@ impl Store {
             Ok(a) => a,
             Err(e) => return Answer::Refusing { why: e.reason },
         };
+        let body = request.compressed();
         let mut send = self
             .client
             .post(self.url.clone())
-            .headers(self.headers.clone())
-            .body(request.compressed());
+            .headers(self.headers.clone());
         if let Some(value) = authorization {
             send = send.header(reqwest::header::AUTHORIZATION, value);
         }
+        if let Some(signer) = &self.signer {
+            match signer.sign(&self.url, &self.headers, &body).await {
+                Ok(signed) => {
+                    for (name, value) in signed {
+                        send = send.header(name, value);
+                    }
+                }
+                // No credentials now (STS unreachable, a file missing):
+                // nothing is lost, the push is held and asked again slowly.
+                Err(why) => return Answer::Refusing { why },
+            }
+        }
+        let send = send.body(body);
         let response = match send.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -424,7 +447,7 @@ impl Store {
             },
             401 | 403 => Answer::Refusing {
                 why: format!(
-                    "{said}: check this remote's basic_auth or authorization and their files"
+                    "{said}: check this remote's basic_auth, authorization or sigv4 and their files"
                 ),
             },
             404 | 405 => Answer::Refusing {

@@ -29,5 +29,6 @@ mod push;
 mod remote_write;
 mod reports;
 mod sharding;
+mod sigv4;
 mod simulator;
 mod web;
