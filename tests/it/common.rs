@@ -629,6 +629,8 @@ impl Drop for Daemon {
     }
 }
 
+// The push tests, which use these, are test machinery (`testkit`).
+#[cfg_attr(not(feature = "testkit"), allow(dead_code))]
 impl Daemon {
     /// Stops it as a service manager does: SIGTERM, then its exit awaited
     /// (at most 30 s, then killed).
@@ -698,6 +700,7 @@ pub fn remote_write_store(dir: &Path, port: u16) -> Daemon {
 /// newest samples at once (`search.latencyOffset`, no cache), and keeping
 /// one of identical samples, as docs/push-and-history.md tells a store
 /// with two replicas to (`dedup.minScrapeInterval`).
+#[cfg_attr(not(feature = "testkit"), allow(dead_code))]
 pub fn victoria_metrics_store(dir: &Path, port: u16) -> Daemon {
     daemon(
         "victoria-metrics",
@@ -714,12 +717,14 @@ pub fn victoria_metrics_store(dir: &Path, port: u16) -> Daemon {
 }
 
 /// A remote-write store the tests run for real.
+#[cfg_attr(not(feature = "testkit"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
     Prometheus,
     VictoriaMetrics,
 }
 
+#[cfg_attr(not(feature = "testkit"), allow(dead_code))]
 impl StoreKind {
     /// Starts it on `port`, its data in `dir` (kept across restarts).
     pub fn start(self, dir: &Path, port: u16) -> Daemon {
