@@ -337,8 +337,11 @@ pub async fn run(options: SoakOptions, logs: &LogCapture) -> anyhow::Result<Soak
     )
     .await?;
     crate::outgoing::install_crypto_provider();
+    // Long enough for a loaded test machine (the soak runs beside the
+    // integration tests): /metrics answering slowly is not a broken
+    // invariant, not answering is. Speed is the benchmarks' to prove.
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
         .build()?;
     // The checker's own client, on a statement of its own: revocations of
     // the exporter's credentials leave it alone.

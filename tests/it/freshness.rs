@@ -307,8 +307,10 @@ async fn run(cases: &[Case], start: &str, factor: f64, length: SignedDuration) {
             periods(case.learning),
             periods(end_of_run.duration_since(learnt_at))
         );
+        // One call a period and a tenth more, and two calls of slack: a
+        // loaded test machine's late timer can cost a recheck.
         assert!(
-            after <= 1.1 * periods(end_of_run.duration_since(learnt_at)) + 1.0,
+            after <= 1.1 * periods(end_of_run.duration_since(learnt_at)) + 2.0,
             "{context}: {after} calls after learning, over {} periods",
             periods(end_of_run.duration_since(learnt_at))
         );
