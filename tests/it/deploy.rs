@@ -400,20 +400,7 @@ fn the_helm_chart_lints_and_renders_valid_objects_for_its_defaults_and_each_ci_f
             assert!(ok, "{values:?}: the Operator's schemas:\n{report}");
         }
         // The configuration the chart writes is one the exporter accepts.
-        let map = docs
-            .iter()
-            .find(|d| kind(d) == "ConfigMap" && d.contains("config.yaml: |"))
-            .unwrap();
-        let config: String = map
-            .split_once("config.yaml: |\n")
-            .unwrap()
-            .1
-            .lines()
-            .map(|l| l.strip_prefix("    ").unwrap_or(l))
-            .collect::<Vec<_>>()
-            .join("\n");
-        cmu_exporter::config::Config::from_yaml(&config, "the chart's config")
-            .unwrap_or_else(|e| panic!("{values:?}: {e}"));
+        config_of(&docs);
     }
     // What the ci files set reaches the objects.
     let sharded = chart_objects(&[&format!("{CHART}/ci/sharded-values.yaml")]);

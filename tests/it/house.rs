@@ -186,18 +186,27 @@ fn only_the_api_profile_and_the_catalog_match_on_the_api() {
 /// counted from the root. A deliberately bad
 /// path in a test's input (a traversal the code must refuse) is marked
 /// `outside-ok` on its line.
-#[test]
-fn no_tracked_file_names_a_path_outside_the_repository() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+/// The files git tracks below `root`, by their paths from it.
+fn tracked_files(root: &Path) -> Vec<String> {
     let listed = std::process::Command::new("git")
         .args(["ls-files", "-z"])
         .current_dir(root)
         .output()
         .unwrap();
     assert!(listed.status.success(), "git ls-files failed");
+    listed
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect()
+}
+
+#[test]
+fn no_tracked_file_names_a_path_outside_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut outside = Vec::new();
-    for name in listed.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let name = String::from_utf8_lossy(name).into_owned();
+    for name in tracked_files(root) {
         let Ok(text) = std::fs::read_to_string(root.join(&name)) else {
             continue; // binary
         };
@@ -245,16 +254,9 @@ fn no_tracked_file_names_a_path_outside_the_repository() {
 #[test]
 fn the_benchmark_script_runs_in_a_clone_with_nothing_beside_it() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let listed = std::process::Command::new("git")
-        .args(["ls-files", "-z"])
-        .current_dir(root)
-        .output()
-        .unwrap();
-    assert!(listed.status.success(), "git ls-files failed");
     let empty = tempfile::tempdir().unwrap();
     let clone = empty.path().join("cmu-exporter");
-    for name in listed.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let name = String::from_utf8_lossy(name).into_owned();
+    for name in tracked_files(root) {
         let from = root.join(&name);
         if !from.is_file() {
             continue; // deleted in the work tree, not yet in the index
