@@ -550,6 +550,38 @@ stream_limits:
             missing.is_empty(),
             "families docs/metrics.md lists that were neither served nor pushed in 90 s: {missing:?}"
         );
+        // The quick start's count (step 3) counts the CMU and ESM series, the
+        // self-metrics left out: its command, run on this page.
+        let (_, page) = get_text(&format!("{}/metrics", exporter.base)).await;
+        let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+        let command = readme
+            .split('`')
+            .find(|c| c.starts_with("curl -s localhost:9063/metrics |") && c.contains("grep -vc"))
+            .expect("the quick start's step 3 counts series with curl and grep -vc");
+        let saved = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(saved.path(), &page).unwrap();
+        let command = command.replacen(
+            "curl -s localhost:9063/metrics",
+            &format!("cat {}", saved.path().display()),
+            1,
+        );
+        let counted = std::process::Command::new("bash")
+            .args(["-c", &command])
+            .output()
+            .unwrap();
+        let counted: usize = String::from_utf8_lossy(&counted.stdout)
+            .trim()
+            .parse()
+            .unwrap();
+        let series = parse_exposition(&page)
+            .iter()
+            .filter(|s| {
+                (s.name.starts_with("cmu_") || s.name.starts_with("esm_"))
+                    && !s.name.starts_with("cmu_exporter_")
+            })
+            .count();
+        assert!(series > 100, "{series}");
+        assert_eq!(counted, series, "the quick start's `{command}`");
         let undocumented: Vec<String> = families
             .iter()
             .filter(|(f, _)| !documented.contains(*f))
