@@ -343,41 +343,39 @@ async fn write(state: Arc<Mutex<State>>, headers: HeaderMap, body: Bytes) -> Res
             None => taken.push(one),
         }
     }
-    let Some(&first) = refusals.first() else {
-        s.newest = newest;
-        for one in taken {
-            *s.stored.entry(one).or_default() += 1;
-        }
-        return StatusCode::NO_CONTENT.into_response();
-    };
     for reason in &refusals {
         *s.refused.entry(reason).or_default() += 1;
     }
-    let (code, message) = match s.dialect {
+    let in_part = match (refusals.first(), s.dialect) {
+        (None, _) => None,
         // All or nothing: the samples taken are not kept.
-        Dialect::Prometheus => return status(400, first),
-        Dialect::Mimir => (
-            400,
+        (Some(&first), Dialect::Prometheus) => return status(400, first),
+        (Some(&first), Dialect::Mimir) => Some((
+            StatusCode::BAD_REQUEST,
             format!(
                 "failed pushing to ingester: user=anonymous: {first} (err-mimir-sample-{})",
                 first.replace(' ', "-")
             ),
-        ),
-        Dialect::Thanos => (
-            409,
+        )),
+        (Some(&first), Dialect::Thanos) => Some((
+            StatusCode::CONFLICT,
             format!(
                 "store locally for endpoint 127.0.0.1:10901: add {} series: {first}",
                 refusals.len()
             ),
-        ),
+        )),
     };
-    s.taken_in_part += 1;
     s.newest = newest;
     for one in taken {
         *s.stored.entry(one).or_default() += 1;
     }
-    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
-    (code, message).into_response()
+    match in_part {
+        None => StatusCode::NO_CONTENT.into_response(),
+        Some((code, message)) => {
+            s.taken_in_part += 1;
+            (code, message).into_response()
+        }
+    }
 }
 
 /// Starts a store on an ephemeral port of 127.0.0.1.

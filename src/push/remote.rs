@@ -160,7 +160,7 @@ impl Remote {
             }
         };
         let rejected: usize = delivery.rejected.iter().map(|(_, n, _)| n).sum();
-        let in_part: usize = delivery.taken_in_part.iter().map(|(_, n)| n).sum();
+        let in_part: usize = delivery.taken_in_part.values().sum();
         self.note(|s| {
             s.up = true;
             s.last_error = None;

@@ -121,7 +121,13 @@ impl Signer {
         body: &[u8],
     ) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
         let keys = self.keys().await?;
-        signed_headers(&keys, &self.region, SystemTime::now(), url, headers, body)
+        let scope = Scope {
+            method: "POST",
+            service: SERVICE,
+            region: &self.region,
+            at: SystemTime::now(),
+        };
+        signed_headers(&keys, &scope, url, headers, body)
     }
 
     async fn keys(&self) -> Result<Keys, String> {
@@ -239,15 +245,13 @@ impl Signer {
             reqwest::header::CONTENT_TYPE,
             HeaderValue::from_static("application/x-www-form-urlencoded"),
         );
-        let signed = signed_headers_for(
-            base,
-            &self.region,
-            "sts",
-            SystemTime::now(),
-            &url,
-            &headers,
-            body.as_bytes(),
-        )?;
+        let scope = Scope {
+            method: "POST",
+            service: "sts",
+            region: &self.region,
+            at: SystemTime::now(),
+        };
+        let signed = signed_headers(base, &scope, &url, &headers, body.as_bytes())?;
         let mut request = self.sts.post(url).headers(headers).body(body);
         for (name, value) in signed {
             request = request.header(name, value);
@@ -341,23 +345,19 @@ fn profile_keys(text: &str, profile: &str, file: &Path) -> Option<Keys> {
     })
 }
 
-/// The headers that sign a `POST` for service `aps`.
-fn signed_headers(
-    keys: &Keys,
-    region: &str,
+/// What a signature is for.
+struct Scope<'a> {
+    method: &'a str,
+    service: &'a str,
+    region: &'a str,
     at: SystemTime,
-    url: &reqwest::Url,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
-    signed_headers_for(keys, region, SERVICE, at, url, headers, body)
 }
 
-fn signed_headers_for(
+/// The headers that sign a request to `url` with `headers` (every one of
+/// them signed, `host` added) and `body`.
+fn signed_headers(
     keys: &Keys,
-    region: &str,
-    service: &str,
-    at: SystemTime,
+    scope: &Scope<'_>,
     url: &reqwest::Url,
     headers: &HeaderMap,
     body: &[u8],
@@ -372,9 +372,9 @@ fn signed_headers_for(
     .into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
-        .region(region)
-        .name(service)
-        .time(at)
+        .region(scope.region)
+        .name(scope.service)
+        .time(scope.at)
         .settings(SigningSettings::default())
         .build()
         .map_err(|e| format!("sigv4: {e}"))?
@@ -384,7 +384,7 @@ fn signed_headers_for(
         .filter_map(|(n, v)| Some((n.as_str(), v.to_str().ok()?)))
         .collect();
     let signable = SignableRequest::new(
-        "POST",
+        scope.method,
         url.as_str(),
         pairs.into_iter(),
         SignableBody::Bytes(body),
@@ -417,6 +417,18 @@ mod tests {
 
     /// AWS's published example of a signed request (the Signature Version 4
     /// documentation's IAM `ListUsers` example, the test suite's key).
+    /// The `Authorization` header among `signed`.
+    fn authorization(signed: &[(HeaderName, HeaderValue)]) -> String {
+        signed
+            .iter()
+            .find(|(n, _)| n == "authorization")
+            .unwrap()
+            .1
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
     #[test]
     fn the_published_example_signs_to_its_published_signature() {
         let keys = Keys {
@@ -426,42 +438,30 @@ mod tests {
             expires: None,
             source: "test".into(),
         };
-        let at: SystemTime = "2015-08-30T12:36:00Z"
-            .parse::<jiff::Timestamp>()
-            .unwrap()
-            .into();
-        let identity: Identity = Credentials::new(
-            keys.access_key.clone(),
-            keys.secret.expose_secret().to_owned(),
-            None,
-            None,
-            "test",
-        )
-        .into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region("us-east-1")
-            .name("iam")
-            .time(at)
-            .settings(SigningSettings::default())
-            .build()
-            .unwrap()
-            .into();
-        let signable = SignableRequest::new(
-            "GET",
-            "https://iam.amazonaws.com/?Action=ListUsers&Version=2010-05-08",
-            [(
-                "content-type",
-                "application/x-www-form-urlencoded; charset=utf-8",
-            )]
-            .into_iter(),
-            SignableBody::Bytes(b""),
-        )
-        .unwrap();
-        let (_, signature) = sign(signable, &params).unwrap().into_parts();
-        assert_eq!(
-            signature,
-            "5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+        let scope = Scope {
+            method: "GET",
+            service: "iam",
+            region: "us-east-1",
+            at: "2015-08-30T12:36:00Z"
+                .parse::<jiff::Timestamp>()
+                .unwrap()
+                .into(),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        let url =
+            reqwest::Url::parse("https://iam.amazonaws.com/?Action=ListUsers&Version=2010-05-08")
+                .unwrap();
+        let signed = signed_headers(&keys, &scope, &url, &headers, b"").unwrap();
+        assert!(
+            authorization(&signed).ends_with(
+                "Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7"
+            ),
+            "{}",
+            authorization(&signed)
         );
     }
 
@@ -480,23 +480,14 @@ mod tests {
             "https://aps-workspaces.eu-west-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write",
         )
         .unwrap();
-        let signed = signed_headers(
-            &keys,
-            "eu-west-1",
-            SystemTime::now(),
-            &url,
-            &headers,
-            b"body",
-        )
-        .unwrap();
-        let auth = signed
-            .iter()
-            .find(|(n, _)| n == "authorization")
-            .unwrap()
-            .1
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let scope = Scope {
+            method: "POST",
+            service: SERVICE,
+            region: "eu-west-1",
+            at: SystemTime::now(),
+        };
+        let signed = signed_headers(&keys, &scope, &url, &headers, b"body").unwrap();
+        let auth = authorization(&signed);
         assert!(
             auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"),
             "{auth}"

@@ -170,7 +170,7 @@ pub struct Delivery {
     pub rejected: Vec<(RejectReason, usize, String)>,
     /// Requests the store took in part (409, or a 400 from a store that
     /// keeps the good samples), by reason: it stored the rest.
-    pub taken_in_part: Vec<(RejectReason, usize)>,
+    pub taken_in_part: std::collections::BTreeMap<RejectReason, usize>,
     /// Requests sent, the splits and retries included.
     pub requests: usize,
 }
@@ -181,7 +181,12 @@ pub struct Stopped;
 
 /// A store's answer to one request.
 enum Answer {
-    Accepted,
+    /// Stored; `in_part`: but for some samples it refused for this reason
+    /// (a 409, or a 400 of a store that keeps the good samples), which are
+    /// never sent again.
+    Accepted {
+        in_part: Option<(RejectReason, String)>,
+    },
     /// Not taken now: try again as it is.
     Transient {
         retry_after: Option<Duration>,
@@ -192,15 +197,8 @@ enum Answer {
         reason: RejectReason,
         message: String,
     },
-    /// Stored but for some samples: never sent again.
-    TakenInPart {
-        reason: RejectReason,
-        message: String,
-    },
     /// Refused whatever it holds: hold it until a person acts.
-    Refusing {
-        why: String,
-    },
+    Refusing { why: String },
 }
 
 /// A store, as one remote of the configuration reaches it.
@@ -409,7 +407,7 @@ impl Store {
         };
         let status = response.status();
         if status.is_success() {
-            return Answer::Accepted;
+            return Answer::Accepted { in_part: None };
         }
         let retry_after = crate::outgoing::retry_after(response.headers());
         let body = match tokio::time::timeout(Duration::from_secs(10), response.bytes()).await {
@@ -429,13 +427,11 @@ impl Store {
                 retry_after,
                 why: said,
             },
-            409 => Answer::TakenInPart {
-                reason: RejectReason::of(&message).or_conflict(),
-                message: said,
+            409 => Answer::Accepted {
+                in_part: Some((RejectReason::of(&message).or_conflict(), said)),
             },
-            400 if keeps_the_good_samples(&message) => Answer::TakenInPart {
-                reason: RejectReason::of(&message),
-                message: said,
+            400 if keeps_the_good_samples(&message) => Answer::Accepted {
+                in_part: Some((RejectReason::of(&message), said)),
             },
             400 | 422 => Answer::Split {
                 reason: RejectReason::of(&message),
@@ -482,9 +478,20 @@ impl Store {
             loop {
                 delivery.requests += 1;
                 let pause = match self.send_once(&part).await {
-                    Answer::Accepted => {
+                    Answer::Accepted { in_part } => {
+                        // Taken in part, the store does not say how many it
+                        // refused: the request counts as sent whole.
                         delivery.accepted += part.series();
                         telemetry.push_sent(&self.name, part.series());
+                        if let Some((reason, message)) = in_part {
+                            telemetry.push_taken_in_part(
+                                &self.name,
+                                reason.as_str(),
+                                &message,
+                                reason.fix(),
+                            );
+                            *delivery.taken_in_part.entry(reason).or_default() += 1;
+                        }
                         if transient + refusing > 0 {
                             telemetry.push_recovered(&self.name, clock.now());
                         }
@@ -506,27 +513,6 @@ impl Store {
                                 Some((_, n, _)) => *n += 1,
                                 None => delivery.rejected.push((reason, 1, message)),
                             }
-                        }
-                        break;
-                    }
-                    Answer::TakenInPart { reason, message } => {
-                        delivery.accepted += part.series();
-                        telemetry.push_taken_in_part(
-                            &self.name,
-                            reason.as_str(),
-                            &message,
-                            reason.fix(),
-                        );
-                        match delivery
-                            .taken_in_part
-                            .iter_mut()
-                            .find(|(r, _)| *r == reason)
-                        {
-                            Some((_, n)) => *n += 1,
-                            None => delivery.taken_in_part.push((reason, 1)),
-                        }
-                        if transient + refusing > 0 {
-                            telemetry.push_recovered(&self.name, clock.now());
                         }
                         break;
                     }

@@ -31,6 +31,14 @@ pub(super) struct PushMetrics {
 }
 
 impl PushMetrics {
+    /// Whether `what` is said of `remote` for the first time (it is logged once).
+    fn first_said(&self, remote: &str, what: &str) -> bool {
+        self.said
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((remote.to_owned(), what.to_owned()))
+    }
+
     pub(super) fn new(r: &Registry) -> Self {
         let counter = |name: &str, help: &str, labels: &[&str]| {
             register(
@@ -232,13 +240,7 @@ impl Telemetry {
             .rejected
             .with_label_values(&[remote, reason])
             .inc();
-        let first = self
-            .push
-            .said
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((remote.to_owned(), reason.to_owned()));
-        if first {
+        if self.push.first_said(remote, reason) {
             tracing::warn!(
                 remote,
                 reason,
@@ -255,13 +257,7 @@ impl Telemetry {
     pub fn push_taken_in_part(&self, remote: &str, reason: &str, message: &str, fix: &str) {
         self.touch();
         self.push.in_part.with_label_values(&[remote, reason]).inc();
-        let first = self
-            .push
-            .said
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((remote.to_owned(), format!("in part: {reason}")));
-        if !first {
+        if !self.push.first_said(remote, &format!("in part: {reason}")) {
             return;
         }
         let held = matches!(reason, "duplicate" | "out_of_order" | "conflict");
